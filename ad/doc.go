@@ -1,0 +1,34 @@
+// Package ad is reverse-mode automatic differentiation over batched float64
+// matrices.
+//
+// Computation is define-by-run on an explicit [Tape]: every op appends a
+// node to the tape of its inputs, and [Tape.Backward] walks the nodes in
+// reverse. There is no global state, so two tapes may be used at the same
+// time from different goroutines. Dimension 0 of every [Tensor] is the
+// batch: a tensor is [B x D], a per-example quantity is [B x 1].
+//
+// Trainable values live outside any tape as [Var]s; [Tape.Var] binds a Var
+// to a tape for one run, and Backward accumulates the gradient into
+// [Var.Grad].
+//
+// Every tensor carries a [Provenance]: the set of stochastic-site ids its
+// value depends on. An op's output carries the union of its inputs'
+// provenance, [StopGradient] keeps it (data still flows), and
+// [Tape.WithProvenance] replaces it. The tracer uses this to rebuild the
+// stochastic computation graph from the data flow actually executed; this
+// package knows nothing of probability.
+//
+// Ops panic on programmer errors, as gonum's mat does: a shape mismatch
+// panics with a *[ShapeError] naming the op and both shapes, and mixing
+// tensors of two tapes panics. The modeling layer converts these panics
+// into errors that name the site.
+//
+// Matrix products go through gonum's blas64, so building with the tag
+// openblas routes every product (here and in gonum's mat) to OpenBLAS
+// through gonum.org/v1/netlib; the default build is pure Go.
+//
+// A tape reuses its buffers: [Tape.Reset] returns every node's memory to
+// the tape for the next run, after which tensors of the previous run must
+// not be used. A training loop that resets one tape per step allocates
+// almost nothing in steady state.
+package ad

@@ -1,0 +1,574 @@
+package ad
+
+import (
+	"fmt"
+	"math"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
+)
+
+type op uint8
+
+const (
+	opConst op = iota
+	opVar
+	opIdentity
+	opStopGradient
+	opMatMul
+	opAdd
+	opSub
+	opMul
+	opDiv
+	opNeg
+	opScale
+	opExp
+	opLog
+	opLog1p
+	opSqrt
+	opSquare
+	opAbs
+	opSigmoid
+	opLogSigmoid
+	opSoftplus
+	opTanh
+	opReLU
+	opLeakyReLU
+	opClamp
+	opSum
+	opRowSum
+	opColSum
+	opLogSumExp
+	opSoftmax
+	opLogSoftmax
+	opConcat
+	opSlice
+	opGather
+	opOneHot
+	opWhere
+	opReshape
+	opTranspose
+)
+
+var opNames = [...]string{
+	"Const", "Var", "WithProvenance", "StopGradient", "MatMul", "Add", "Sub", "Mul", "Div",
+	"Neg", "Scale", "Exp", "Log", "Log1p", "Sqrt", "Square", "Abs", "Sigmoid",
+	"LogSigmoid", "Softplus", "Tanh", "ReLU", "LeakyReLU", "Clamp", "Sum", "RowSum",
+	"ColSum", "LogSumExp", "Softmax", "LogSoftmax", "Concat", "Slice", "Gather",
+	"OneHot", "Where", "Reshape", "Transpose",
+}
+
+func (o op) String() string { return opNames[o] }
+
+func (o op) differentiable() bool {
+	return o != opConst && o != opStopGradient && o != opOneHot
+}
+
+// unaryNode appends the output node of an elementwise or shape-changing op
+// on a.
+func unaryNode(o op, a *Tensor, rows, cols int) *Tensor {
+	tp := tapeOf(a)
+	t := tp.node(o, rows, cols)
+	t.a = a
+	t.prov = a.prov
+	t.needsGrad = a.needsGrad && o.differentiable()
+	return t
+}
+
+// MatMul returns the matrix product a·b. It panics with a *[ShapeError] if
+// the columns of a differ from the rows of b.
+func MatMul(a, b *Tensor) *Tensor { return MatMulT(a, b, false, false) }
+
+// MatMulT returns op(a)·op(b), where op transposes its operand when the
+// corresponding flag is set. It panics with a *[ShapeError] if the inner
+// dimensions differ.
+func MatMulT(a, b *Tensor, transA, transB bool) *Tensor {
+	tp := tapeOf(a, b)
+	m, k := a.rows, a.cols
+	if transA {
+		m, k = k, m
+	}
+	kb, n := b.rows, b.cols
+	if transB {
+		kb, n = n, kb
+	}
+	if k != kb {
+		panic(shapeErr("MatMul", a, b))
+	}
+	t := tp.node(opMatMul, m, n)
+	t.a, t.b = a, b
+	t.i1 = flags(transA, transB)
+	t.prov = a.prov.Union(b.prov)
+	t.needsGrad = a.needsGrad || b.needsGrad
+	gemm(transA, transB, 1, a.rows, a.cols, a.data, b.rows, b.cols, b.data, 0, m, n, t.data)
+	return t
+}
+
+func flags(x, y bool) int {
+	f := 0
+	if x {
+		f |= 1
+	}
+	if y {
+		f |= 2
+	}
+	return f
+}
+
+// gemm computes c = alpha·op(a)·op(b) + beta·c on row-major dense buffers.
+func gemm(ta, tb bool, alpha float64, ar, ac int, a []float64, br, bc int, b []float64, beta float64, cr, cc int, c []float64) {
+	tA, tB := blas.NoTrans, blas.NoTrans
+	if ta {
+		tA = blas.Trans
+	}
+	if tb {
+		tB = blas.Trans
+	}
+	blas64.Gemm(tA, tB, alpha,
+		blas64.General{Rows: ar, Cols: ac, Stride: ac, Data: a},
+		blas64.General{Rows: br, Cols: bc, Stride: bc, Data: b},
+		beta,
+		blas64.General{Rows: cr, Cols: cc, Stride: cc, Data: c})
+}
+
+func (t *Tensor) backwardMatMul() {
+	a, b, g := t.a, t.b, t.grad
+	ta, tb := t.i1&1 != 0, t.i1&2 != 0
+	m, n := t.rows, t.cols
+	if a.needsGrad {
+		ga := a.gradBuf()
+		switch {
+		case !ta && !tb: // dA = G·Bᵀ
+			gemm(false, true, 1, m, n, g, b.rows, b.cols, b.data, 1, a.rows, a.cols, ga)
+		case !ta && tb: // dA = G·B
+			gemm(false, false, 1, m, n, g, b.rows, b.cols, b.data, 1, a.rows, a.cols, ga)
+		case ta && !tb: // dA = B·Gᵀ
+			gemm(false, true, 1, b.rows, b.cols, b.data, m, n, g, 1, a.rows, a.cols, ga)
+		default: // dA = Bᵀ·Gᵀ
+			gemm(true, true, 1, b.rows, b.cols, b.data, m, n, g, 1, a.rows, a.cols, ga)
+		}
+	}
+	if b.needsGrad {
+		gb := b.gradBuf()
+		switch {
+		case !ta && !tb: // dB = Aᵀ·G
+			gemm(true, false, 1, a.rows, a.cols, a.data, m, n, g, 1, b.rows, b.cols, gb)
+		case !ta && tb: // dB = Gᵀ·A
+			gemm(true, false, 1, m, n, g, a.rows, a.cols, a.data, 1, b.rows, b.cols, gb)
+		case ta && !tb: // dB = A·G
+			gemm(false, false, 1, a.rows, a.cols, a.data, m, n, g, 1, b.rows, b.cols, gb)
+		default: // dB = Gᵀ·Aᵀ
+			gemm(true, true, 1, m, n, g, a.rows, a.cols, a.data, 1, b.rows, b.cols, gb)
+		}
+	}
+}
+
+// broadcastDim returns the common size of two dimensions, each of which
+// must equal it or be 1.
+func broadcastDim(x, y int) (int, bool) {
+	switch {
+	case x == y:
+		return x, true
+	case x == 1:
+		return y, true
+	case y == 1:
+		return x, true
+	}
+	return 0, false
+}
+
+func binary(o op, a, b *Tensor) *Tensor {
+	tp := tapeOf(a, b)
+	r, okr := broadcastDim(a.rows, b.rows)
+	c, okc := broadcastDim(a.cols, b.cols)
+	if !okr || !okc {
+		panic(shapeErr(o.String(), a, b))
+	}
+	t := tp.node(o, r, c)
+	t.a, t.b = a, b
+	t.prov = a.prov.Union(b.prov)
+	t.needsGrad = a.needsGrad || b.needsGrad
+	out := t.data
+	if a.rows == r && a.cols == c && b.rows == r && b.cols == c {
+		ad, bd := a.data[:len(out)], b.data[:len(out)]
+		switch o {
+		case opAdd:
+			for i := range out {
+				out[i] = ad[i] + bd[i]
+			}
+		case opSub:
+			for i := range out {
+				out[i] = ad[i] - bd[i]
+			}
+		case opMul:
+			for i := range out {
+				out[i] = ad[i] * bd[i]
+			}
+		case opDiv:
+			for i := range out {
+				out[i] = ad[i] / bd[i]
+			}
+		}
+		return t
+	}
+	for i := 0; i < r; i++ {
+		ar, br := rowOf(a, i), rowOf(b, i)
+		row := out[i*c : (i+1)*c]
+		for j := range row {
+			x, y := ar[j%len(ar)], br[j%len(br)]
+			switch o {
+			case opAdd:
+				row[j] = x + y
+			case opSub:
+				row[j] = x - y
+			case opMul:
+				row[j] = x * y
+			case opDiv:
+				row[j] = x / y
+			}
+		}
+	}
+	return t
+}
+
+// rowOf returns row i of x, or its only row when x broadcasts along rows.
+func rowOf(x *Tensor, i int) []float64 {
+	if x.rows == 1 {
+		i = 0
+	}
+	return x.data[i*x.cols : (i+1)*x.cols]
+}
+
+func gradRowOf(x *Tensor, i int) []float64 {
+	if x.rows == 1 {
+		i = 0
+	}
+	return x.grad[i*x.cols : (i+1)*x.cols]
+}
+
+func (t *Tensor) backwardBinary() {
+	a, b, g := t.a, t.b, t.grad
+	same := a.rows == t.rows && a.cols == t.cols && b.rows == t.rows && b.cols == t.cols
+	if a.needsGrad {
+		a.gradBuf()
+	}
+	if b.needsGrad {
+		b.gradBuf()
+	}
+	if same {
+		ad, bd := a.data[:len(g)], b.data[:len(g)]
+		if a.needsGrad {
+			ga := a.grad[:len(g)]
+			switch t.op {
+			case opAdd, opSub:
+				for i, v := range g {
+					ga[i] += v
+				}
+			case opMul:
+				for i, v := range g {
+					ga[i] += v * bd[i]
+				}
+			case opDiv:
+				for i, v := range g {
+					ga[i] += v / bd[i]
+				}
+			}
+		}
+		if b.needsGrad {
+			gb := b.grad[:len(g)]
+			switch t.op {
+			case opAdd:
+				for i, v := range g {
+					gb[i] += v
+				}
+			case opSub:
+				for i, v := range g {
+					gb[i] -= v
+				}
+			case opMul:
+				for i, v := range g {
+					gb[i] += v * ad[i]
+				}
+			case opDiv:
+				for i, v := range g {
+					gb[i] -= v * t.data[i] / bd[i]
+				}
+			}
+		}
+		return
+	}
+	for i := 0; i < t.rows; i++ {
+		grow := g[i*t.cols : (i+1)*t.cols]
+		ar, br := rowOf(a, i), rowOf(b, i)
+		var ga, gb []float64
+		if a.needsGrad {
+			ga = gradRowOf(a, i)
+		}
+		if b.needsGrad {
+			gb = gradRowOf(b, i)
+		}
+		for j, v := range grow {
+			ja, jb := j%len(ar), j%len(br)
+			x, y := ar[ja], br[jb]
+			var da, db float64
+			switch t.op {
+			case opAdd:
+				da, db = v, v
+			case opSub:
+				da, db = v, -v
+			case opMul:
+				da, db = v*y, v*x
+			case opDiv:
+				da, db = v/y, -v*x/(y*y)
+			}
+			if ga != nil {
+				ga[ja] += da
+			}
+			if gb != nil {
+				gb[jb] += db
+			}
+		}
+	}
+}
+
+// Add returns a + b elementwise. Either operand may broadcast: a dimension
+// of size 1 stretches to the other operand's, so a scalar [1x1], a row
+// [1xD] or a column [Bx1] combines with a [BxD] tensor. Any other shape
+// mismatch panics with a *[ShapeError].
+func Add(a, b *Tensor) *Tensor { return binary(opAdd, a, b) }
+
+// Sub returns a - b elementwise, broadcasting as [Add] does.
+func Sub(a, b *Tensor) *Tensor { return binary(opSub, a, b) }
+
+// Mul returns a * b elementwise, broadcasting as [Add] does.
+func Mul(a, b *Tensor) *Tensor { return binary(opMul, a, b) }
+
+// Div returns a / b elementwise, broadcasting as [Add] does.
+func Div(a, b *Tensor) *Tensor { return binary(opDiv, a, b) }
+
+func unary(o op, a *Tensor, f1, f2 float64) *Tensor {
+	t := unaryNode(o, a, a.rows, a.cols)
+	t.f1, t.f2 = f1, f2
+	x, y := a.data, t.data[:len(a.data)]
+	switch o {
+	case opNeg:
+		for i, v := range x {
+			y[i] = -v
+		}
+	case opScale:
+		for i, v := range x {
+			y[i] = f1 * v
+		}
+	case opExp:
+		for i, v := range x {
+			y[i] = math.Exp(v)
+		}
+	case opLog:
+		for i, v := range x {
+			y[i] = math.Log(v)
+		}
+	case opLog1p:
+		for i, v := range x {
+			y[i] = math.Log1p(v)
+		}
+	case opSqrt:
+		for i, v := range x {
+			y[i] = math.Sqrt(v)
+		}
+	case opSquare:
+		for i, v := range x {
+			y[i] = v * v
+		}
+	case opAbs:
+		for i, v := range x {
+			y[i] = math.Abs(v)
+		}
+	case opSigmoid:
+		for i, v := range x {
+			y[i] = sigmoid(v)
+		}
+	case opLogSigmoid:
+		for i, v := range x {
+			y[i] = -softplus(-v)
+		}
+	case opSoftplus:
+		for i, v := range x {
+			y[i] = softplus(v)
+		}
+	case opTanh:
+		for i, v := range x {
+			y[i] = math.Tanh(v)
+		}
+	case opReLU:
+		for i, v := range x {
+			y[i] = max(v, 0)
+		}
+	case opLeakyReLU:
+		for i, v := range x {
+			if v < 0 {
+				v *= f1
+			}
+			y[i] = v
+		}
+	case opClamp:
+		for i, v := range x {
+			y[i] = min(max(v, f1), f2)
+		}
+	}
+	return t
+}
+
+func sigmoid(x float64) float64 {
+	if x >= 0 {
+		return 1 / (1 + math.Exp(-x))
+	}
+	e := math.Exp(x)
+	return e / (1 + e)
+}
+
+// softplus returns log(1+exp(x)) without overflow.
+func softplus(x float64) float64 {
+	return max(x, 0) + math.Log1p(math.Exp(-math.Abs(x)))
+}
+
+func (t *Tensor) backwardUnary() {
+	a := t.a
+	x, y, g, ga := a.data, t.data, t.grad, a.gradBuf()
+	switch t.op {
+	case opNeg:
+		for i, v := range g {
+			ga[i] -= v
+		}
+	case opScale:
+		for i, v := range g {
+			ga[i] += t.f1 * v
+		}
+	case opExp:
+		for i, v := range g {
+			ga[i] += v * y[i]
+		}
+	case opLog:
+		for i, v := range g {
+			ga[i] += v / x[i]
+		}
+	case opLog1p:
+		for i, v := range g {
+			ga[i] += v / (1 + x[i])
+		}
+	case opSqrt:
+		for i, v := range g {
+			ga[i] += v / (2 * y[i])
+		}
+	case opSquare:
+		for i, v := range g {
+			ga[i] += 2 * v * x[i]
+		}
+	case opAbs:
+		for i, v := range g {
+			switch {
+			case x[i] > 0:
+				ga[i] += v
+			case x[i] < 0:
+				ga[i] -= v
+			}
+		}
+	case opSigmoid:
+		for i, v := range g {
+			ga[i] += v * y[i] * (1 - y[i])
+		}
+	case opLogSigmoid:
+		for i, v := range g {
+			ga[i] += v * sigmoid(-x[i])
+		}
+	case opSoftplus:
+		for i, v := range g {
+			ga[i] += v * sigmoid(x[i])
+		}
+	case opTanh:
+		for i, v := range g {
+			ga[i] += v * (1 - y[i]*y[i])
+		}
+	case opReLU:
+		for i, v := range g {
+			if x[i] > 0 {
+				ga[i] += v
+			}
+		}
+	case opLeakyReLU:
+		for i, v := range g {
+			if x[i] > 0 {
+				ga[i] += v
+			} else {
+				ga[i] += t.f1 * v
+			}
+		}
+	case opClamp:
+		for i, v := range g {
+			if x[i] > t.f1 && x[i] < t.f2 {
+				ga[i] += v
+			}
+		}
+	}
+}
+
+// Neg returns -a.
+func Neg(a *Tensor) *Tensor { return unary(opNeg, a, 0, 0) }
+
+// Scale returns s·a.
+func Scale(a *Tensor, s float64) *Tensor { return unary(opScale, a, s, 0) }
+
+// Exp returns exp(a) elementwise.
+func Exp(a *Tensor) *Tensor { return unary(opExp, a, 0, 0) }
+
+// Log returns the natural logarithm of a elementwise.
+func Log(a *Tensor) *Tensor { return unary(opLog, a, 0, 0) }
+
+// Log1p returns log(1+a) elementwise, accurate for small a.
+func Log1p(a *Tensor) *Tensor { return unary(opLog1p, a, 0, 0) }
+
+// Sqrt returns the square root of a elementwise.
+func Sqrt(a *Tensor) *Tensor { return unary(opSqrt, a, 0, 0) }
+
+// Square returns a² elementwise.
+func Square(a *Tensor) *Tensor { return unary(opSquare, a, 0, 0) }
+
+// Abs returns |a| elementwise; its gradient at 0 is 0.
+func Abs(a *Tensor) *Tensor { return unary(opAbs, a, 0, 0) }
+
+// Sigmoid returns 1/(1+exp(-a)) elementwise.
+func Sigmoid(a *Tensor) *Tensor { return unary(opSigmoid, a, 0, 0) }
+
+// LogSigmoid returns log(sigmoid(a)) elementwise without overflow.
+func LogSigmoid(a *Tensor) *Tensor { return unary(opLogSigmoid, a, 0, 0) }
+
+// Softplus returns log(1+exp(a)) elementwise without overflow.
+func Softplus(a *Tensor) *Tensor { return unary(opSoftplus, a, 0, 0) }
+
+// Tanh returns tanh(a) elementwise.
+func Tanh(a *Tensor) *Tensor { return unary(opTanh, a, 0, 0) }
+
+// ReLU returns max(a, 0) elementwise; its gradient at 0 is 0.
+func ReLU(a *Tensor) *Tensor { return unary(opReLU, a, 0, 0) }
+
+// LeakyReLU returns a where a > 0 and slope·a elsewhere.
+func LeakyReLU(a *Tensor, slope float64) *Tensor { return unary(opLeakyReLU, a, slope, 0) }
+
+// Clamp returns a limited to [lo, hi] elementwise; the gradient passes only
+// strictly inside the interval. It panics if lo > hi.
+func Clamp(a *Tensor, lo, hi float64) *Tensor {
+	if lo > hi {
+		panic(fmt.Sprintf("ad: Clamp: lo %v > hi %v", lo, hi))
+	}
+	return unary(opClamp, a, lo, hi)
+}
+
+// StopGradient returns a with the same value and provenance (data still
+// flows) but no gradient path back to a.
+func StopGradient(a *Tensor) *Tensor {
+	tp := tapeOf(a)
+	t := tp.bare(opStopGradient, a.rows, a.cols)
+	t.data = a.data
+	t.a = a
+	t.prov = a.prov
+	return t
+}

@@ -1,0 +1,408 @@
+package ad
+
+import (
+	"fmt"
+	"math"
+)
+
+func reduce(o op, a *Tensor, rows, cols int, scale float64) *Tensor {
+	t := unaryNode(o, a, rows, cols)
+	t.f1 = scale
+	clear(t.data)
+	for i := 0; i < a.rows; i++ {
+		row := a.data[i*a.cols : (i+1)*a.cols]
+		switch o {
+		case opSum:
+			for _, v := range row {
+				t.data[0] += v
+			}
+		case opRowSum:
+			s := 0.0
+			for _, v := range row {
+				s += v
+			}
+			t.data[i] = s
+		case opColSum:
+			for j, v := range row {
+				t.data[j] += v
+			}
+		}
+	}
+	if scale != 1 {
+		for i := range t.data {
+			t.data[i] *= scale
+		}
+	}
+	return t
+}
+
+func (t *Tensor) backwardReduce() {
+	a, g, s := t.a, t.grad, t.f1
+	ga := a.gradBuf()
+	for i := 0; i < a.rows; i++ {
+		row := ga[i*a.cols : (i+1)*a.cols]
+		switch t.op {
+		case opSum:
+			for j := range row {
+				row[j] += s * g[0]
+			}
+		case opRowSum:
+			for j := range row {
+				row[j] += s * g[i]
+			}
+		case opColSum:
+			for j := range row {
+				row[j] += s * g[j]
+			}
+		}
+	}
+}
+
+// Sum returns the sum of every element of a, as [1x1].
+func Sum(a *Tensor) *Tensor { return reduce(opSum, a, 1, 1, 1) }
+
+// Mean returns the mean of every element of a, as [1x1].
+func Mean(a *Tensor) *Tensor { return reduce(opSum, a, 1, 1, 1/float64(a.rows*a.cols)) }
+
+// RowSum returns the sum of each row of a, as [Bx1].
+func RowSum(a *Tensor) *Tensor { return reduce(opRowSum, a, a.rows, 1, 1) }
+
+// RowMean returns the mean of each row of a, as [Bx1].
+func RowMean(a *Tensor) *Tensor { return reduce(opRowSum, a, a.rows, 1, 1/float64(a.cols)) }
+
+// ColSum returns the sum of each column of a, as [1xD].
+func ColSum(a *Tensor) *Tensor { return reduce(opColSum, a, 1, a.cols, 1) }
+
+// ColMean returns the mean of each column of a, as [1xD].
+func ColMean(a *Tensor) *Tensor { return reduce(opColSum, a, 1, a.cols, 1/float64(a.rows)) }
+
+// LogSumExp returns log Σ_j exp(a_ij) for each row i, as [Bx1], computed
+// without overflow.
+func LogSumExp(a *Tensor) *Tensor {
+	t := unaryNode(opLogSumExp, a, a.rows, 1)
+	for i := 0; i < a.rows; i++ {
+		t.data[i] = logSumExp(a.data[i*a.cols : (i+1)*a.cols])
+	}
+	return t
+}
+
+func logSumExp(row []float64) float64 {
+	m := math.Inf(-1)
+	for _, v := range row {
+		m = max(m, v)
+	}
+	if math.IsInf(m, 0) {
+		return m
+	}
+	s := 0.0
+	for _, v := range row {
+		s += math.Exp(v - m)
+	}
+	return m + math.Log(s)
+}
+
+// Softmax returns exp(a_ij) / Σ_k exp(a_ik) for each row i.
+func Softmax(a *Tensor) *Tensor {
+	t := unaryNode(opSoftmax, a, a.rows, a.cols)
+	for i := 0; i < a.rows; i++ {
+		row, out := a.data[i*a.cols:(i+1)*a.cols], t.data[i*a.cols:(i+1)*a.cols]
+		lse := logSumExp(row)
+		for j, v := range row {
+			out[j] = math.Exp(v - lse)
+		}
+	}
+	return t
+}
+
+// LogSoftmax returns a_ij - log Σ_k exp(a_ik) for each row i.
+func LogSoftmax(a *Tensor) *Tensor {
+	t := unaryNode(opLogSoftmax, a, a.rows, a.cols)
+	for i := 0; i < a.rows; i++ {
+		row, out := a.data[i*a.cols:(i+1)*a.cols], t.data[i*a.cols:(i+1)*a.cols]
+		lse := logSumExp(row)
+		for j, v := range row {
+			out[j] = v - lse
+		}
+	}
+	return t
+}
+
+func (t *Tensor) backwardSoftmax() {
+	a := t.a
+	ga := a.gradBuf()
+	for i := 0; i < a.rows; i++ {
+		switch t.op {
+		case opLogSumExp:
+			row, grow := a.data[i*a.cols:(i+1)*a.cols], ga[i*a.cols:(i+1)*a.cols]
+			for j, v := range row {
+				grow[j] += t.grad[i] * math.Exp(v-t.data[i])
+			}
+		case opSoftmax:
+			y, g, grow := t.data[i*a.cols:(i+1)*a.cols], t.grad[i*a.cols:(i+1)*a.cols], ga[i*a.cols:(i+1)*a.cols]
+			dot := 0.0
+			for j := range y {
+				dot += g[j] * y[j]
+			}
+			for j := range y {
+				grow[j] += y[j] * (g[j] - dot)
+			}
+		case opLogSoftmax:
+			y, g, grow := t.data[i*a.cols:(i+1)*a.cols], t.grad[i*a.cols:(i+1)*a.cols], ga[i*a.cols:(i+1)*a.cols]
+			sum := 0.0
+			for _, v := range g {
+				sum += v
+			}
+			for j := range y {
+				grow[j] += g[j] - math.Exp(y[j])*sum
+			}
+		}
+	}
+}
+
+// Concat joins tensors with the same number of rows along the columns. It
+// panics with a *[ShapeError] if the rows differ.
+func Concat(xs ...*Tensor) *Tensor {
+	if len(xs) == 0 {
+		panic("ad: Concat of no tensors")
+	}
+	tp := tapeOf(xs...)
+	cols := 0
+	for _, x := range xs {
+		if x.rows != xs[0].rows {
+			panic(shapeErr("Concat", xs[0], x))
+		}
+		cols += x.cols
+	}
+	t := tp.node(opConcat, xs[0].rows, cols)
+	t.args = append(t.args, xs...)
+	off := 0
+	for _, x := range xs {
+		t.prov = t.prov.Union(x.prov)
+		t.needsGrad = t.needsGrad || x.needsGrad
+		for i := 0; i < x.rows; i++ {
+			copy(t.data[i*cols+off:i*cols+off+x.cols], x.data[i*x.cols:(i+1)*x.cols])
+		}
+		off += x.cols
+	}
+	return t
+}
+
+func (t *Tensor) backwardConcat() {
+	off := 0
+	for _, x := range t.args {
+		if x.needsGrad {
+			gx := x.gradBuf()
+			for i := 0; i < x.rows; i++ {
+				src := t.grad[i*t.cols+off : i*t.cols+off+x.cols]
+				dst := gx[i*x.cols : (i+1)*x.cols]
+				for j, v := range src {
+					dst[j] += v
+				}
+			}
+		}
+		off += x.cols
+	}
+}
+
+// Slice returns columns [from, to) of a. It panics if the range is empty or
+// outside a.
+func Slice(a *Tensor, from, to int) *Tensor {
+	if from < 0 || to > a.cols || from >= to {
+		panic(fmt.Sprintf("ad: Slice: columns [%d, %d) of %s", from, to, a.shape()))
+	}
+	t := unaryNode(opSlice, a, a.rows, to-from)
+	t.i1 = from
+	for i := 0; i < a.rows; i++ {
+		copy(t.data[i*t.cols:(i+1)*t.cols], a.data[i*a.cols+from:i*a.cols+to])
+	}
+	return t
+}
+
+func (t *Tensor) backwardSlice() {
+	a := t.a
+	ga := a.gradBuf()
+	for i := 0; i < t.rows; i++ {
+		dst := ga[i*a.cols+t.i1 : i*a.cols+t.i1+t.cols]
+		for j, v := range t.grad[i*t.cols : (i+1)*t.cols] {
+			dst[j] += v
+		}
+	}
+}
+
+// index converts a value of an index tensor to an int in [0, n), panicking
+// with a message naming the op when it is not.
+func index(o op, v float64, n int) int {
+	k := int(v)
+	if float64(k) != v || k < 0 || k >= n {
+		panic(fmt.Sprintf("ad: %s: index %v is not an integer in [0, %d)", o, v, n))
+	}
+	return k
+}
+
+// Gather returns a[i, idx_i] for each row i, as [Bx1]. idx is a [Bx1]
+// tensor of integer-valued column indices; it carries no gradient but its
+// provenance joins the output's. Gather panics if idx is not [Bx1] or an
+// index is not an integer in [0, cols).
+func Gather(a, idx *Tensor) *Tensor {
+	tp := tapeOf(a, idx)
+	if idx.rows != a.rows || idx.cols != 1 {
+		panic(shapeErr("Gather", a, idx))
+	}
+	t := tp.node(opGather, a.rows, 1)
+	t.a, t.b = a, idx
+	t.prov = a.prov.Union(idx.prov)
+	t.needsGrad = a.needsGrad
+	for i := 0; i < a.rows; i++ {
+		t.data[i] = a.data[i*a.cols+index(opGather, idx.data[i], a.cols)]
+	}
+	return t
+}
+
+func (t *Tensor) backwardGather() {
+	a := t.a
+	ga := a.gradBuf()
+	for i, v := range t.grad {
+		ga[i*a.cols+int(t.b.data[i])] += v
+	}
+}
+
+// OneHot returns the [B x n] one-hot encoding of idx, a [Bx1] tensor of
+// integer-valued class indices. The result has idx's provenance and no
+// gradient. OneHot panics if idx is not a column or an index is not an
+// integer in [0, n).
+func OneHot(idx *Tensor, n int) *Tensor {
+	if idx.cols != 1 {
+		panic(&ShapeError{Op: "OneHot", A: [2]int{idx.rows, idx.cols}, B: [2]int{idx.rows, 1}})
+	}
+	t := unaryNode(opOneHot, idx, idx.rows, n)
+	clear(t.data)
+	for i, v := range idx.data {
+		t.data[i*n+index(opOneHot, v, n)] = 1
+	}
+	return t
+}
+
+// Where returns a where mask is non-zero and b elsewhere, elementwise. The
+// three operands broadcast as in [Add]; typically mask is a [Bx1] column
+// selecting whole rows. The mask carries no gradient but its provenance
+// joins the output's.
+func Where(mask, a, b *Tensor) *Tensor {
+	tp := tapeOf(mask, a, b)
+	r, ok1 := broadcastDim(a.rows, b.rows)
+	c, ok2 := broadcastDim(a.cols, b.cols)
+	if !ok1 || !ok2 {
+		panic(shapeErr("Where", a, b))
+	}
+	r2, ok3 := broadcastDim(r, mask.rows)
+	c2, ok4 := broadcastDim(c, mask.cols)
+	if !ok3 || !ok4 || r2 != r || c2 != c {
+		panic(&ShapeError{Op: "Where", A: [2]int{mask.rows, mask.cols}, B: [2]int{r, c}})
+	}
+	t := tp.node(opWhere, r, c)
+	t.a, t.b, t.c = a, b, mask
+	t.prov = mask.prov.Union(a.prov).Union(b.prov)
+	t.needsGrad = a.needsGrad || b.needsGrad
+	for i := 0; i < r; i++ {
+		mr, ar, br := rowOf(mask, i), rowOf(a, i), rowOf(b, i)
+		row := t.data[i*c : (i+1)*c]
+		for j := range row {
+			if mr[j%len(mr)] != 0 {
+				row[j] = ar[j%len(ar)]
+			} else {
+				row[j] = br[j%len(br)]
+			}
+		}
+	}
+	return t
+}
+
+func (t *Tensor) backwardWhere() {
+	a, b, mask := t.a, t.b, t.c
+	if a.needsGrad {
+		a.gradBuf()
+	}
+	if b.needsGrad {
+		b.gradBuf()
+	}
+	for i := 0; i < t.rows; i++ {
+		mr := rowOf(mask, i)
+		for j, v := range t.grad[i*t.cols : (i+1)*t.cols] {
+			x := a
+			if mr[j%len(mr)] == 0 {
+				x = b
+			}
+			if x.needsGrad {
+				gradRowOf(x, i)[j%x.cols] += v
+			}
+		}
+	}
+}
+
+// Reshape returns a with the same row-major data viewed as [rows x cols].
+// It panics if the number of elements differs.
+func Reshape(a *Tensor, rows, cols int) *Tensor {
+	if rows*cols != a.rows*a.cols {
+		panic(&ShapeError{Op: "Reshape", A: [2]int{a.rows, a.cols}, B: [2]int{rows, cols}})
+	}
+	t := unaryNode(opReshape, a, rows, cols)
+	copy(t.data, a.data)
+	return t
+}
+
+// Transpose returns aᵀ.
+func Transpose(a *Tensor) *Tensor {
+	t := unaryNode(opTranspose, a, a.cols, a.rows)
+	for i := 0; i < a.rows; i++ {
+		for j := 0; j < a.cols; j++ {
+			t.data[j*a.rows+i] = a.data[i*a.cols+j]
+		}
+	}
+	return t
+}
+
+func (t *Tensor) backwardShape() {
+	a := t.a
+	ga := a.gradBuf()
+	if t.op == opReshape {
+		for i, v := range t.grad {
+			ga[i] += v
+		}
+		return
+	}
+	for i := 0; i < a.rows; i++ {
+		for j := 0; j < a.cols; j++ {
+			ga[i*a.cols+j] += t.grad[j*a.rows+i]
+		}
+	}
+}
+
+func (t *Tensor) backward() {
+	switch t.op {
+	case opConst, opVar, opStopGradient, opOneHot:
+	case opIdentity:
+		ga := t.a.gradBuf()
+		for i, v := range t.grad {
+			ga[i] += v
+		}
+	case opMatMul:
+		t.backwardMatMul()
+	case opAdd, opSub, opMul, opDiv:
+		t.backwardBinary()
+	case opSum, opRowSum, opColSum:
+		t.backwardReduce()
+	case opLogSumExp, opSoftmax, opLogSoftmax:
+		t.backwardSoftmax()
+	case opConcat:
+		t.backwardConcat()
+	case opSlice:
+		t.backwardSlice()
+	case opGather:
+		t.backwardGather()
+	case opWhere:
+		t.backwardWhere()
+	case opReshape, opTranspose:
+		t.backwardShape()
+	default:
+		t.backwardUnary()
+	}
+}

@@ -1,0 +1,417 @@
+package ad
+
+import (
+	"fmt"
+
+	"gonum.org/v1/gonum/blas/blas64"
+	"gonum.org/v1/gonum/mat"
+)
+
+// Var is a trainable value that outlives any one tape: a parameter. Value
+// and Grad have the same shape. A Var is bound to a tape with [Tape.Var];
+// [Tape.Backward] adds into Grad, which the caller zeroes between steps
+// ([Var.ZeroGrad]). A Var is not safe for concurrent Backward calls; see
+// [Tape.ComputeGradients] for the parallel form.
+type Var struct {
+	Value *mat.Dense
+	Grad  *mat.Dense
+}
+
+// NewVar returns a Var holding value (not copied) and a zero gradient of the
+// same shape.
+func NewVar(value *mat.Dense) *Var {
+	r, c := value.Dims()
+	return &Var{Value: value, Grad: mat.NewDense(r, c, nil)}
+}
+
+// ZeroGrad sets every element of v.Grad to zero.
+func (v *Var) ZeroGrad() { v.Grad.Zero() }
+
+// Tensor is a node of a [Tape]: a [rows x cols] row-major value, its
+// gradient after a backward pass, and its provenance. Tensors are created
+// by a tape's constructors and by the ops of this package, and are valid
+// until the tape is reset.
+type Tensor struct {
+	tape       *Tape
+	index      int
+	rows, cols int
+	data       []float64
+	grad       []float64
+	owned      bool // data came from the tape's pool
+	prov       Provenance
+	needsGrad  bool
+	op         op
+	a, b, c    *Tensor
+	args       []*Tensor
+	f1, f2     float64
+	i1         int
+	v          *Var
+	dense      mat.Dense
+}
+
+// Dims returns the number of rows and columns of t.
+func (t *Tensor) Dims() (rows, cols int) { return t.rows, t.cols }
+
+// Rows returns the number of rows of t, the batch size.
+func (t *Tensor) Rows() int { return t.rows }
+
+// Cols returns the number of columns of t.
+func (t *Tensor) Cols() int { return t.cols }
+
+// Data returns t's values in row-major order. The slice aliases the tensor
+// and must not be modified.
+func (t *Tensor) Data() []float64 { return t.data }
+
+// At returns the element at row i, column j.
+func (t *Tensor) At(i, j int) float64 {
+	if i < 0 || i >= t.rows || j < 0 || j >= t.cols {
+		panic(fmt.Sprintf("ad: index (%d, %d) out of range for %s", i, j, t.shape()))
+	}
+	return t.data[i*t.cols+j]
+}
+
+// Item returns the single value of a [1 x 1] tensor; it panics for any
+// other shape.
+func (t *Tensor) Item() float64 {
+	if t.rows != 1 || t.cols != 1 {
+		panic(&ShapeError{Op: "Item", A: [2]int{t.rows, t.cols}, B: [2]int{1, 1}})
+	}
+	return t.data[0]
+}
+
+// Value returns t's value as a *mat.Dense that aliases the tensor's memory
+// and must not be modified.
+func (t *Tensor) Value() *mat.Dense {
+	t.dense.SetRawMatrix(blas64.General{Rows: t.rows, Cols: t.cols, Stride: t.cols, Data: t.data})
+	return &t.dense
+}
+
+// Provenance returns the set of stochastic-site ids t depends on.
+func (t *Tensor) Provenance() Provenance { return t.prov }
+
+// Tape returns the tape t belongs to.
+func (t *Tensor) Tape() *Tape { return t.tape }
+
+// RequiresGrad reports whether t depends on a [Var], so that a backward
+// pass through it can reach a parameter.
+func (t *Tensor) RequiresGrad() bool { return t.needsGrad }
+
+func (t *Tensor) shape() string { return fmt.Sprintf("[%dx%d]", t.rows, t.cols) }
+
+// ShapeError is the panic value of an op whose operands have incompatible
+// shapes.
+type ShapeError struct {
+	Op   string
+	A, B [2]int
+}
+
+func (e *ShapeError) Error() string {
+	return fmt.Sprintf("ad: %s: shape mismatch [%dx%d] and [%dx%d]", e.Op, e.A[0], e.A[1], e.B[0], e.B[1])
+}
+
+func shapeErr(op string, a, b *Tensor) *ShapeError {
+	return &ShapeError{Op: op, A: [2]int{a.rows, a.cols}, B: [2]int{b.rows, b.cols}}
+}
+
+// Tape records the ops of one run for reverse-mode differentiation. The
+// zero value is an empty tape ready to use. A tape is not safe for
+// concurrent use; use one tape per goroutine.
+type Tape struct {
+	nodes []*Tensor // nodes[:n] are live; the rest are kept for reuse
+	n     int
+	pool  map[int][][]float64
+}
+
+// NewTape returns an empty tape.
+func NewTape() *Tape { return &Tape{} }
+
+// Len returns the number of nodes recorded since the last reset.
+func (tp *Tape) Len() int { return tp.n }
+
+// Reset forgets every node and keeps their memory for the next run. Tensors
+// created before the reset must not be used after it.
+func (tp *Tape) Reset() {
+	for _, t := range tp.nodes[:tp.n] {
+		if t.owned {
+			tp.free(t.data)
+		}
+		if t.grad != nil {
+			tp.free(t.grad)
+		}
+		args := t.args[:0]
+		*t = Tensor{args: args}
+	}
+	tp.n = 0
+}
+
+func (tp *Tape) alloc(n int) []float64 {
+	if l := tp.pool[n]; len(l) > 0 {
+		buf := l[len(l)-1]
+		tp.pool[n] = l[:len(l)-1]
+		return buf
+	}
+	return make([]float64, n)
+}
+
+func (tp *Tape) allocZero(n int) []float64 {
+	buf := tp.alloc(n)
+	clear(buf)
+	return buf
+}
+
+func (tp *Tape) free(buf []float64) {
+	if tp.pool == nil {
+		tp.pool = make(map[int][][]float64)
+	}
+	tp.pool[len(buf)] = append(tp.pool[len(buf)], buf)
+}
+
+// node appends a fresh node with an owned, uninitialized value buffer.
+func (tp *Tape) node(o op, rows, cols int) *Tensor {
+	if rows <= 0 || cols <= 0 {
+		panic(fmt.Sprintf("ad: %s: invalid shape [%dx%d]", o, rows, cols))
+	}
+	t := tp.bare(o, rows, cols)
+	t.data = tp.alloc(rows * cols)
+	t.owned = true
+	return t
+}
+
+// bare appends a node without a value buffer.
+func (tp *Tape) bare(o op, rows, cols int) *Tensor {
+	var t *Tensor
+	if tp.n < len(tp.nodes) {
+		t = tp.nodes[tp.n]
+	} else {
+		t = new(Tensor)
+		tp.nodes = append(tp.nodes, t)
+	}
+	t.tape, t.index, t.op, t.rows, t.cols = tp, tp.n, o, rows, cols
+	tp.n++
+	return t
+}
+
+// Const returns a tensor holding a copy of m. It has no provenance and no
+// gradient.
+func (tp *Tape) Const(m mat.Matrix) *Tensor {
+	r, c := m.Dims()
+	t := tp.node(opConst, r, c)
+	if rm, ok := m.(mat.RawMatrixer); ok {
+		raw := rm.RawMatrix()
+		for i := 0; i < r; i++ {
+			copy(t.data[i*c:(i+1)*c], raw.Data[i*raw.Stride:i*raw.Stride+c])
+		}
+		return t
+	}
+	for i := 0; i < r; i++ {
+		for j := 0; j < c; j++ {
+			t.data[i*c+j] = m.At(i, j)
+		}
+	}
+	return t
+}
+
+// FromData returns a [rows x cols] tensor holding a copy of data, which is
+// in row-major order. It panics if len(data) != rows*cols.
+func (tp *Tape) FromData(rows, cols int, data []float64) *Tensor {
+	if len(data) != rows*cols {
+		panic(fmt.Sprintf("ad: FromData: %d values for shape [%dx%d]", len(data), rows, cols))
+	}
+	t := tp.node(opConst, rows, cols)
+	copy(t.data, data)
+	return t
+}
+
+// Full returns a [rows x cols] tensor with every element v.
+func (tp *Tape) Full(rows, cols int, v float64) *Tensor {
+	t := tp.node(opConst, rows, cols)
+	for i := range t.data {
+		t.data[i] = v
+	}
+	return t
+}
+
+// Zeros returns a [rows x cols] tensor of zeros.
+func (tp *Tape) Zeros(rows, cols int) *Tensor { return tp.Full(rows, cols, 0) }
+
+// Scalar returns a [1 x 1] tensor holding v; it broadcasts against any
+// shape in the elementwise ops.
+func (tp *Tape) Scalar(v float64) *Tensor { return tp.Full(1, 1, v) }
+
+// Var binds v to the tape: the returned leaf aliases v.Value, and a
+// backward pass adds its gradient into v.Grad. The value must not change
+// while the tape is in use.
+func (tp *Tape) Var(v *Var) *Tensor {
+	r, c := v.Value.Dims()
+	raw := v.Value.RawMatrix()
+	if raw.Stride != c {
+		panic("ad: Var: value must be a contiguous matrix")
+	}
+	t := tp.bare(opVar, r, c)
+	t.data = raw.Data[:r*c]
+	t.v = v
+	t.needsGrad = true
+	return t
+}
+
+// WithProvenance returns t with its provenance replaced by p. The value is
+// shared and the gradient passes through unchanged. The tracer uses it to
+// give a sampled value the provenance of its own site.
+func (tp *Tape) WithProvenance(t *Tensor, p Provenance) *Tensor {
+	tp.check(t)
+	out := tp.bare(opIdentity, t.rows, t.cols)
+	out.data = t.data
+	out.a = t
+	out.prov = p
+	out.needsGrad = t.needsGrad
+	return out
+}
+
+func (tp *Tape) check(ts ...*Tensor) {
+	for _, t := range ts {
+		if t == nil {
+			panic("ad: nil tensor")
+		}
+		if t.tape != tp {
+			panic("ad: tensors from different tapes")
+		}
+	}
+}
+
+func tapeOf(ts ...*Tensor) *Tape {
+	tp := ts[0].tape
+	tp.check(ts...)
+	return tp
+}
+
+// Backward computes the gradient of loss, a [1 x 1] tensor, with respect to
+// every node of the tape, and adds the gradients of the bound [Var]s into
+// their Grad. It panics if loss is not [1 x 1].
+func (tp *Tape) Backward(loss *Tensor) {
+	tp.ComputeGradients(loss)
+	tp.AccumulateGradients()
+}
+
+// ComputeGradients is the first half of [Tape.Backward]: it computes the
+// gradient of loss with respect to every node without touching any Var.
+// Tapes running in separate goroutines may call it concurrently and then
+// call [Tape.AccumulateGradients] one after another in a fixed order, which
+// makes the summed gradient independent of the number of goroutines.
+func (tp *Tape) ComputeGradients(loss *Tensor) {
+	tp.check(loss)
+	if loss.rows != 1 || loss.cols != 1 {
+		panic(&ShapeError{Op: "Backward", A: [2]int{loss.rows, loss.cols}, B: [2]int{1, 1}})
+	}
+	for _, t := range tp.nodes[:tp.n] {
+		if t.grad != nil {
+			tp.free(t.grad)
+			t.grad = nil
+		}
+	}
+	loss.grad = tp.alloc(1)
+	loss.grad[0] = 1
+	for i := loss.index; i >= 0; i-- {
+		t := tp.nodes[i]
+		if t.grad != nil && t.needsGrad {
+			t.backward()
+		}
+	}
+}
+
+// AccumulateGradients adds the gradients of the Var leaves computed by the
+// last [Tape.ComputeGradients] into their Var.Grad.
+func (tp *Tape) AccumulateGradients() {
+	for _, t := range tp.nodes[:tp.n] {
+		if t.op == opVar && t.grad != nil {
+			g := t.v.Grad.RawMatrix()
+			for i := 0; i < t.rows; i++ {
+				dst := g.Data[i*g.Stride : i*g.Stride+t.cols]
+				src := t.grad[i*t.cols : (i+1)*t.cols]
+				for j, v := range src {
+					dst[j] += v
+				}
+			}
+		}
+	}
+}
+
+// Grad returns the gradient of the last backward pass with respect to t, as
+// a new matrix; it is zero where t does not influence the loss.
+func (tp *Tape) Grad(t *Tensor) *mat.Dense {
+	tp.check(t)
+	g := mat.NewDense(t.rows, t.cols, nil)
+	if t.grad != nil {
+		copy(g.RawMatrix().Data, t.grad)
+	}
+	return g
+}
+
+// Gradients returns the gradients of loss with respect to each of wrt,
+// which may be intermediate tensors or leaves, as new matrices. It leaves
+// every [Var.Grad] unchanged. A tensor that does not influence loss
+// through differentiable ops gets a zero gradient.
+func (tp *Tape) Gradients(loss *Tensor, wrt ...*Tensor) []*mat.Dense {
+	tp.check(wrt...)
+	// Force the named tensors to receive gradients even when they do not
+	// depend on a Var (a sampled value, say).
+	marked := tp.markNeedsGrad(wrt)
+	tp.ComputeGradients(loss)
+	out := make([]*mat.Dense, len(wrt))
+	for i, t := range wrt {
+		out[i] = tp.Grad(t)
+	}
+	for _, t := range marked {
+		t.needsGrad = false
+	}
+	return out
+}
+
+// markNeedsGrad sets needsGrad on wrt and on every later node that depends
+// on one of them, returning the nodes it changed.
+func (tp *Tape) markNeedsGrad(wrt []*Tensor) []*Tensor {
+	var marked []*Tensor
+	first := tp.n
+	for _, t := range wrt {
+		if !t.needsGrad {
+			t.needsGrad = true
+			marked = append(marked, t)
+		}
+		first = min(first, t.index)
+	}
+	for _, t := range tp.nodes[first:tp.n] {
+		if t.needsGrad {
+			continue
+		}
+		for _, in := range t.inputs() {
+			if in.needsGrad {
+				t.needsGrad = t.op.differentiable()
+				break
+			}
+		}
+		if t.needsGrad {
+			marked = append(marked, t)
+		}
+	}
+	return marked
+}
+
+func (t *Tensor) inputs() []*Tensor {
+	if t.op == opConcat {
+		return t.args
+	}
+	var in []*Tensor
+	for _, x := range [...]*Tensor{t.a, t.b, t.c} {
+		if x != nil {
+			in = append(in, x)
+		}
+	}
+	return in
+}
+
+// gradBuf returns x's gradient buffer, allocating a zero one on first use.
+func (x *Tensor) gradBuf() []float64 {
+	if x.grad == nil {
+		x.grad = x.tape.allocZero(len(x.data))
+	}
+	return x.grad
+}
