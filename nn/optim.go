@@ -1,0 +1,329 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+
+	"gonum.org/v1/gonum/mat"
+)
+
+// Optimizer updates parameters from their gradients. Its state is kept per
+// parameter name and exposed for checkpoints. Optimizers are not safe for
+// concurrent use.
+type Optimizer interface {
+	// Step updates each parameter from its gradient. It returns an error,
+	// and changes nothing, if the optimizer's settings are invalid, two
+	// parameters share a name, a gradient's shape differs from its value's,
+	// a gradient is NaN or infinite, or the state kept for a name has
+	// another shape than the parameter.
+	Step(params []*Param) error
+	// Kind names the algorithm ("sgd", "adam"); a checkpoint's state is
+	// restored only into an optimizer of the same kind.
+	Kind() string
+	// State returns the state keyed by parameter name. The map and the
+	// matrices alias the optimizer's and must not be modified.
+	State() map[string]*ParamState
+	// SetState checks state and makes it the optimizer's (without copying
+	// it), replacing all previous state. If state is invalid, SetState
+	// returns an error and changes nothing.
+	SetState(state map[string]*ParamState) error
+}
+
+// ParamState is an optimizer's state for one parameter: the number of
+// updates applied to it and buffers of the parameter's shape ([SGD]: the
+// velocity; [Adam]: the first and second moment estimates).
+type ParamState struct {
+	Step    int64
+	Buffers []*mat.Dense
+}
+
+// checkParams validates params before any update.
+func checkParams(kind string, params []*Param, state map[string]*ParamState) error {
+	seen := make(map[string]bool, len(params))
+	for i, p := range params {
+		if p == nil || p.Var == nil || p.Value == nil || p.Grad == nil {
+			return fmt.Errorf("nn: %s: parameter %d is nil or has no value or gradient", kind, i)
+		}
+		if seen[p.Name] {
+			return fmt.Errorf("nn: %s: two parameters named %q (register layers in a Store to give them unique names)", kind, p.Name)
+		}
+		seen[p.Name] = true
+		r, c := p.Value.Dims()
+		if gr, gc := p.Grad.Dims(); gr != r || gc != c {
+			return fmt.Errorf("nn: %s: parameter %q: gradient shape [%dx%d] differs from value shape [%dx%d]", kind, p.Name, gr, gc, r, c)
+		}
+		g := p.Grad.RawMatrix()
+		for i := 0; i < r; i++ {
+			for j, v := range g.Data[i*g.Stride : i*g.Stride+c] {
+				if math.IsNaN(v) || math.IsInf(v, 0) {
+					return fmt.Errorf("nn: %s: parameter %q: gradient is %v at row %d, column %d", kind, p.Name, v, i, j)
+				}
+			}
+		}
+		if st := state[p.Name]; st != nil {
+			for _, b := range st.Buffers {
+				if br, bc := b.Dims(); br != r || bc != c {
+					return fmt.Errorf("nn: %s: parameter %q has shape [%dx%d] but its optimizer state has [%dx%d]", kind, p.Name, r, c, br, bc)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// checkState validates a state map of an optimizer whose entries each hold
+// nbuf buffers of one shape.
+func checkState(kind string, nbuf int, state map[string]*ParamState) error {
+	for name, st := range state {
+		if st == nil {
+			return fmt.Errorf("nn: %s: state of %q is nil", kind, name)
+		}
+		if st.Step < 0 {
+			return fmt.Errorf("nn: %s: state of %q: negative step count %d", kind, name, st.Step)
+		}
+		if len(st.Buffers) != nbuf {
+			return fmt.Errorf("nn: %s: state of %q has %d buffers, want %d", kind, name, len(st.Buffers), nbuf)
+		}
+		for i, b := range st.Buffers {
+			if b == nil {
+				return fmt.Errorf("nn: %s: state of %q: buffer %d is nil", kind, name, i)
+			}
+			r, c := b.Dims()
+			if r0, c0 := st.Buffers[0].Dims(); r != r0 || c != c0 {
+				return fmt.Errorf("nn: %s: state of %q: buffers of shapes [%dx%d] and [%dx%d]", kind, name, r0, c0, r, c)
+			}
+		}
+	}
+	return nil
+}
+
+// stateFor returns the state of p, creating it with nbuf zero buffers.
+func stateFor(state map[string]*ParamState, p *Param, nbuf int) *ParamState {
+	st := state[p.Name]
+	if st == nil {
+		r, c := p.Value.Dims()
+		st = &ParamState{Buffers: make([]*mat.Dense, nbuf)}
+		for i := range st.Buffers {
+			st.Buffers[i] = mat.NewDense(r, c, nil)
+		}
+		state[p.Name] = st
+	}
+	return st
+}
+
+// rows calls f with the row slices of p's value and gradient and of each
+// buffer, which have p's shape.
+func rows(p *Param, bufs []*mat.Dense, f func(value, grad []float64, bufs [][]float64)) {
+	r, c := p.Value.Dims()
+	v, g := p.Value.RawMatrix(), p.Grad.RawMatrix()
+	rowBufs := make([][]float64, len(bufs))
+	for i := 0; i < r; i++ {
+		for k, b := range bufs {
+			raw := b.RawMatrix()
+			rowBufs[k] = raw.Data[i*raw.Stride : i*raw.Stride+c]
+		}
+		f(v.Data[i*v.Stride:i*v.Stride+c], g.Data[i*g.Stride:i*g.Stride+c], rowBufs)
+	}
+}
+
+func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+
+// SGD is stochastic gradient descent with momentum: for each parameter,
+// velocity v ← Momentum·v + grad and value ← value - LR·v (the convention
+// of PyTorch; Momentum 0 is plain gradient descent). The zero value has LR
+// 0; set the fields before the first step.
+type SGD struct {
+	LR       float64
+	Momentum float64
+
+	state map[string]*ParamState
+}
+
+// Kind returns "sgd".
+func (o *SGD) Kind() string { return "sgd" }
+
+// State returns the velocities keyed by parameter name; see [Optimizer].
+func (o *SGD) State() map[string]*ParamState {
+	if o.state == nil {
+		o.state = make(map[string]*ParamState)
+	}
+	return o.state
+}
+
+// SetState replaces the state; each entry must hold one buffer, the
+// velocity.
+func (o *SGD) SetState(state map[string]*ParamState) error {
+	if err := checkState("SGD", 1, state); err != nil {
+		return err
+	}
+	o.state = state
+	return nil
+}
+
+// Step updates params; see [Optimizer]. LR and Momentum must be finite and
+// non-negative.
+func (o *SGD) Step(params []*Param) error {
+	if !finite(o.LR) || o.LR < 0 || !finite(o.Momentum) || o.Momentum < 0 {
+		return fmt.Errorf("nn: SGD: LR and Momentum must be finite and >= 0, got %v and %v", o.LR, o.Momentum)
+	}
+	state := o.State()
+	if err := checkParams("SGD", params, state); err != nil {
+		return err
+	}
+	for _, p := range params {
+		st := stateFor(state, p, 1)
+		st.Step++
+		rows(p, st.Buffers, func(value, grad []float64, bufs [][]float64) {
+			vel := bufs[0]
+			for j, g := range grad {
+				vel[j] = o.Momentum*vel[j] + g
+				value[j] -= o.LR * vel[j]
+			}
+		})
+	}
+	return nil
+}
+
+// Adam is the method of Kingma and Ba (2015) with bias correction. For
+// each parameter, at its t-th step,
+//
+//	m ← Beta1·m + (1-Beta1)·g,  v ← Beta2·v + (1-Beta2)·g²
+//	value ← value - LR · (m / (1-Beta1^t)) / (sqrt(v / (1-Beta2^t)) + Eps)
+//
+// The step count t is kept per parameter, so a parameter created later is
+// corrected from its own first step. [NewAdam] sets the usual defaults; a
+// struct literal must set every field.
+type Adam struct {
+	LR, Beta1, Beta2, Eps float64
+
+	state map[string]*ParamState
+}
+
+// NewAdam returns Adam with learning rate lr, Beta1 0.9, Beta2 0.999 and
+// Eps 1e-8.
+func NewAdam(lr float64) *Adam {
+	return &Adam{LR: lr, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
+}
+
+// Kind returns "adam".
+func (o *Adam) Kind() string { return "adam" }
+
+// State returns the moment estimates and step counts keyed by parameter
+// name; see [Optimizer].
+func (o *Adam) State() map[string]*ParamState {
+	if o.state == nil {
+		o.state = make(map[string]*ParamState)
+	}
+	return o.state
+}
+
+// SetState replaces the state; each entry must hold two buffers, the first
+// and second moments, and the second must be non-negative.
+func (o *Adam) SetState(state map[string]*ParamState) error {
+	if err := checkState("Adam", 2, state); err != nil {
+		return err
+	}
+	for name, st := range state {
+		if mat.Min(st.Buffers[1]) < 0 {
+			return fmt.Errorf("nn: Adam: state of %q: negative second moment", name)
+		}
+	}
+	o.state = state
+	return nil
+}
+
+// Step updates params; see [Optimizer]. LR must be finite and
+// non-negative, Beta1 and Beta2 in [0, 1), Eps finite and positive.
+func (o *Adam) Step(params []*Param) error {
+	switch {
+	case !finite(o.LR) || o.LR < 0:
+		return fmt.Errorf("nn: Adam: LR must be finite and >= 0, got %v", o.LR)
+	case !(o.Beta1 >= 0 && o.Beta1 < 1):
+		return fmt.Errorf("nn: Adam: Beta1 must be in [0, 1), got %v", o.Beta1)
+	case !(o.Beta2 >= 0 && o.Beta2 < 1):
+		return fmt.Errorf("nn: Adam: Beta2 must be in [0, 1), got %v", o.Beta2)
+	case !finite(o.Eps) || o.Eps <= 0:
+		return fmt.Errorf("nn: Adam: Eps must be finite and > 0, got %v", o.Eps)
+	}
+	state := o.State()
+	if err := checkParams("Adam", params, state); err != nil {
+		return err
+	}
+	b1, b2 := o.Beta1, o.Beta2
+	for _, p := range params {
+		st := stateFor(state, p, 2)
+		st.Step++
+		t := float64(st.Step)
+		bc1 := 1 - math.Pow(b1, t)
+		bc2 := 1 - math.Pow(b2, t)
+		rows(p, st.Buffers, func(value, grad []float64, bufs [][]float64) {
+			m, v := bufs[0], bufs[1]
+			for j, g := range grad {
+				m[j] = b1*m[j] + (1-b1)*g
+				v[j] = b2*v[j] + (1-b2)*g*g
+				value[j] -= o.LR * (m[j] / bc1) / (math.Sqrt(v[j]/bc2) + o.Eps)
+			}
+		})
+	}
+	return nil
+}
+
+// ClipGradNorm scales the gradients of params so that their joint L2 norm
+// (over all elements of all gradients) is at most maxNorm, and returns the
+// norm before clipping. If that norm is NaN or infinite the gradients are
+// left as they are (an optimizer's Step then reports them). ClipGradNorm
+// panics if maxNorm is not positive.
+func ClipGradNorm(params []*Param, maxNorm float64) float64 {
+	if !(maxNorm > 0) {
+		panic(fmt.Sprintf("nn: ClipGradNorm: maxNorm must be > 0, got %v", maxNorm))
+	}
+	// Scale by the largest magnitude so that the sum of squares neither
+	// overflows nor underflows.
+	var largest float64
+	for _, p := range params {
+		for _, g := range gradRows(p) {
+			for _, x := range g {
+				if math.IsNaN(x) {
+					return x
+				}
+				largest = max(largest, math.Abs(x))
+			}
+		}
+	}
+	if largest == 0 || math.IsInf(largest, 0) {
+		return largest
+	}
+	var sum float64
+	for _, p := range params {
+		for _, g := range gradRows(p) {
+			for _, x := range g {
+				sum += (x / largest) * (x / largest)
+			}
+		}
+	}
+	norm := largest * math.Sqrt(sum)
+	if norm > maxNorm && finite(norm) {
+		s := maxNorm / norm
+		for _, p := range params {
+			for _, g := range gradRows(p) {
+				for j := range g {
+					g[j] *= s
+				}
+			}
+		}
+	}
+	return norm
+}
+
+func gradRows(p *Param) [][]float64 {
+	r, c := p.Grad.Dims()
+	raw := p.Grad.RawMatrix()
+	if raw.Stride == c {
+		return [][]float64{raw.Data[:r*c]}
+	}
+	out := make([][]float64, r)
+	for i := range out {
+		out[i] = raw.Data[i*raw.Stride : i*raw.Stride+c]
+	}
+	return out
+}

@@ -1,0 +1,156 @@
+package nn
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+
+	"gonum.org/v1/gonum/mat"
+)
+
+// Store holds parameters keyed by name. The zero value is an empty store
+// ready to use. A Store is safe for concurrent use; the values and
+// gradients of its parameters are not protected by it.
+type Store struct {
+	mu     sync.Mutex
+	params map[string]*Param
+}
+
+// NewStore returns an empty store.
+func NewStore() *Store { return &Store{} }
+
+// Param returns the parameter called name, creating it with shape
+// [rows x cols] and values from init (drawing from rng) if the store has
+// none of that name. It returns an error if the store's parameter has
+// another shape, or if name is empty, the shape is not positive or init is
+// nil when the parameter must be created.
+func (s *Store) Param(name string, rows, cols int, init Initializer, rng *rand.Rand) (*Param, error) {
+	if name == "" {
+		return nil, errors.New("nn: Store.Param: empty parameter name")
+	}
+	if rows <= 0 || cols <= 0 {
+		return nil, fmt.Errorf("nn: parameter %q: invalid shape [%dx%d]", name, rows, cols)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.params[name]; p != nil {
+		if r, c := p.Value.Dims(); r != rows || c != cols {
+			return nil, fmt.Errorf("nn: parameter %q: requested shape [%dx%d] but the store holds [%dx%d]", name, rows, cols, r, c)
+		}
+		return p, nil
+	}
+	if init == nil {
+		return nil, fmt.Errorf("nn: parameter %q: nil initializer", name)
+	}
+	m := mat.NewDense(rows, cols, nil)
+	init.Init(m, rng)
+	p := NewParam(name, m)
+	s.put(p)
+	return p, nil
+}
+
+func (s *Store) put(p *Param) {
+	if s.params == nil {
+		s.params = make(map[string]*Param)
+	}
+	s.params[p.Name] = p
+}
+
+// Get returns the parameter called name, or nil.
+func (s *Store) Get(name string) *Param {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.params[name]
+}
+
+// Len returns the number of parameters.
+func (s *Store) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.params)
+}
+
+// Params returns the parameters sorted by name, in a new slice.
+func (s *Store) Params() []*Param {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sorted()
+}
+
+func (s *Store) sorted() []*Param {
+	out := make([]*Param, 0, len(s.params))
+	for _, p := range s.params {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b *Param) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// ZeroGrad sets the gradient of every parameter to zero.
+func (s *Store) ZeroGrad() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.params {
+		p.ZeroGrad()
+	}
+}
+
+// Register adds the parameters of l to the store under prefix + "/" +
+// their name, and renames each parameter to that full name, which keys it
+// in optimizers and checkpoints from then on.
+//
+// If the store already holds a parameter of a full name (created by
+// [Store.Param] or loaded from a checkpoint, say), Register checks that
+// the shapes agree, copies the store's value into the layer's parameter
+// and makes the layer's parameter the store's entry; whoever held the old
+// entry keeps a parameter the store no longer trains. A parameter the
+// store already holds (the same *Param, from an earlier Register of the
+// same or another layer) is left as it is, which is how weights are
+// shared. Register changes nothing if it returns an error: for an empty
+// prefix, a nil parameter, two parameters of one full name, or a shape
+// mismatch.
+func (s *Store) Register(prefix string, l Layer) error {
+	if prefix == "" {
+		return errors.New("nn: Store.Register: empty prefix")
+	}
+	type entry struct {
+		p, old *Param
+		full   string
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var plan []entry
+	seen := make(map[string]bool)
+	for _, p := range l.Params() {
+		if p == nil || p.Var == nil {
+			return fmt.Errorf("nn: Store.Register %q: nil parameter", prefix)
+		}
+		if s.params[p.Name] == p {
+			continue
+		}
+		full := prefix + "/" + p.Name
+		if seen[full] {
+			return fmt.Errorf("nn: Store.Register %q: two parameters named %q", prefix, full)
+		}
+		seen[full] = true
+		old := s.params[full]
+		if old != nil {
+			r, c := p.Value.Dims()
+			if or, oc := old.Value.Dims(); r != or || c != oc {
+				return fmt.Errorf("nn: parameter %q: the layer's shape is [%dx%d] but the store holds [%dx%d]", full, r, c, or, oc)
+			}
+		}
+		plan = append(plan, entry{p: p, old: old, full: full})
+	}
+	for _, e := range plan {
+		if e.old != nil {
+			e.p.Value.Copy(e.old.Value)
+		}
+		e.p.Name = e.full
+		s.put(e.p)
+	}
+	return nil
+}
