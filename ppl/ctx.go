@@ -1,0 +1,226 @@
+package ppl
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+
+	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/nn"
+)
+
+// Model is a probabilistic program: an ordinary Go function that draws
+// random variables and records costs through its [Ctx]. Data reaches a
+// model by closure.
+type Model func(ctx *Ctx)
+
+// Config is the environment of one run: the tape every tensor lives on,
+// the random source, the parameter store and the batch size. A Config is
+// also a [Handler] (the identity) and a [Configurer] that copies its
+// non-zero fields into the run's, so a training loop that owns a tape, a
+// store and a random source passes one Config to every run:
+//
+//	env := ppl.Config{Tape: tp, Rand: rng, Params: store}
+//	tr, err := trace.Run(model, env, trace.Replay(guideTrace))
+type Config struct {
+	// Tape receives every op of the run. Default: a new tape.
+	Tape *ad.Tape
+	// Rand is the only random source of the run. Default: none, and a
+	// sample site that must draw fails with a [SiteError].
+	Rand *rand.Rand
+	// Params holds the parameters of [Param] and [Module]. Default: a new
+	// empty store.
+	Params *nn.Store
+	// Batch is the number of rows B of every value, log-prob and cost.
+	// Zero means: taken from the first sample, observe or cost site.
+	Batch int
+	// FirstID is the id of the run's first sample site. Two runs on one
+	// tape whose values meet (a guide and a model) get disjoint ids when
+	// the second starts where the first ended.
+	FirstID int
+}
+
+// Handle passes s on unchanged.
+func (c Config) Handle(s *Site, next func(*Site)) { next(s) }
+
+// Configure copies the non-zero fields of c into dst.
+func (c Config) Configure(dst *Config) {
+	if c.Tape != nil {
+		dst.Tape = c.Tape
+	}
+	if c.Rand != nil {
+		dst.Rand = c.Rand
+	}
+	if c.Params != nil {
+		dst.Params = c.Params
+	}
+	if c.Batch != 0 {
+		dst.Batch = c.Batch
+	}
+	if c.FirstID != 0 {
+		dst.FirstID = c.FirstID
+	}
+}
+
+// Ctx is a model's handle on its run: it carries the tape, the handler
+// chain, the random source, the parameter store, the batch size and an
+// address prefix. [Ctx.Scope] returns a view with a longer prefix that
+// shares everything else.
+//
+// A Ctx is valid only while the run that created it is in progress; a
+// primitive called with a finished or nil Ctx panics with a message that
+// says so. A Ctx is not safe for concurrent use: a model runs on one
+// goroutine.
+type Ctx struct {
+	run    *run
+	prefix string
+}
+
+// run is the state that every scope of one run shares.
+type run struct {
+	cfg      Config
+	chain    func(*Site)
+	nextID   int
+	addrs    map[string]struct{}
+	params   map[string]*ad.Tensor
+	current  string // address of the last site started
+	inSite   bool   // a site is being processed
+	finished bool
+}
+
+// Scope returns a view of c whose addresses are prefixed by name and a
+// slash: ctx.Scope("decoder").Scope("fc") names its sites "decoder/fc/...".
+// It panics with a [SiteError] if name is empty.
+func (c *Ctx) Scope(name string) *Ctx {
+	c.check("Scope")
+	if name == "" {
+		panic(&SiteError{Addr: c.prefix, Err: errors.New("ppl: Scope: empty scope name")})
+	}
+	return &Ctx{run: c.run, prefix: c.prefix + name + "/"}
+}
+
+// Addr returns the full address of the site name in c's scope.
+func (c *Ctx) Addr(name string) string { return c.prefix + name }
+
+// Tape returns the run's tape; a model creates its data tensors on it.
+func (c *Ctx) Tape() *ad.Tape { c.check("Tape"); return c.run.cfg.Tape }
+
+// Rand returns the run's random source, nil if the run has none.
+func (c *Ctx) Rand() *rand.Rand { c.check("Rand"); return c.run.cfg.Rand }
+
+// Params returns the run's parameter store.
+func (c *Ctx) Params() *nn.Store { c.check("Params"); return c.run.cfg.Params }
+
+// Batch returns the run's batch size, or 0 while it is not yet known (no
+// [Config].Batch and no sample, observe or cost site so far).
+func (c *Ctx) Batch() int { c.check("Batch"); return c.run.cfg.Batch }
+
+// check panics with a clear message when c cannot be used by a primitive.
+func (c *Ctx) check(fn string) {
+	if c == nil || c.run == nil {
+		panic("ppl: " + fn + " called with a nil *ppl.Ctx; a model receives its Ctx from ppl.Run or trace.Run")
+	}
+	if c.run.finished {
+		panic("ppl: " + fn + " called with a finished Ctx; the run that created it has returned, and a model must not keep its Ctx")
+	}
+}
+
+// At returns the address of element i of the indexed family name:
+// At("y", 3) is "y[3]".
+func At(name string, i int) string { return name + "[" + strconv.Itoa(i) + "]" }
+
+// SiteError is a failure at a site: invalid distribution parameters, a
+// value outside the support, a duplicate address, a bad shape. Primitives
+// panic with a *SiteError, and [Run] returns it as an error.
+type SiteError struct {
+	// Addr is the full address of the site; empty when the failure came
+	// before any site.
+	Addr string
+	// After reports that the failure was in model code run after the site
+	// at Addr finished, not in the site itself (an ad shape panic between
+	// sites).
+	After bool
+	// Err is what went wrong.
+	Err error
+}
+
+// Error returns `ppl: site "addr": ...`, or `ppl: after site "addr": ...`.
+func (e *SiteError) Error() string {
+	switch {
+	case e.After && e.Addr == "":
+		return "ppl: before the first site: " + e.Err.Error()
+	case e.After:
+		return fmt.Sprintf("ppl: after site %q: %v", e.Addr, e.Err)
+	}
+	return fmt.Sprintf("ppl: site %q: %v", e.Addr, e.Err)
+}
+
+// Unwrap returns e.Err.
+func (e *SiteError) Unwrap() error { return e.Err }
+
+// Run runs model once with handlers, and returns the first [SiteError] as
+// an error. A shape panic of the ad package (*ad.ShapeError) is returned
+// as a SiteError naming the site being processed, or, when it came from
+// model code between sites, the last site started (with After set). Any
+// other panic propagates unchanged.
+//
+// Handlers see each site in the order given, then the default behaviour
+// runs; see [Handler]. Handlers that implement [Configurer] set up the run
+// first; see [Config] for the defaults. Run allocates the run's state, so
+// the [Ctx] the model receives is finished when Run returns.
+func Run(model Model, handlers ...Handler) (err error) {
+	var cfg Config
+	for _, h := range handlers {
+		if c, ok := h.(Configurer); ok {
+			c.Configure(&cfg)
+		}
+	}
+	if cfg.Tape == nil {
+		cfg.Tape = ad.NewTape()
+	}
+	if cfg.Params == nil {
+		cfg.Params = nn.NewStore()
+	}
+	if cfg.Batch < 0 {
+		return fmt.Errorf("ppl: Run: batch size must be >= 0, got %d", cfg.Batch)
+	}
+	if cfg.FirstID < 0 {
+		return fmt.Errorf("ppl: Run: first site id must be >= 0, got %d", cfg.FirstID)
+	}
+	r := &run{
+		cfg:    cfg,
+		nextID: cfg.FirstID,
+		addrs:  make(map[string]struct{}),
+		params: make(map[string]*ad.Tensor),
+	}
+	r.chain = r.handle
+	for i := len(handlers) - 1; i >= 0; i-- {
+		h, next := handlers[i], r.chain
+		if _, ok := h.(Config); ok {
+			continue // the identity on sites
+		}
+		r.chain = func(s *Site) {
+			if s.Blocked {
+				next(s)
+				return
+			}
+			h.Handle(s, next)
+		}
+	}
+	defer func() {
+		r.finished = true
+		if p := recover(); p != nil {
+			switch e := p.(type) {
+			case *SiteError:
+				err = e
+			case *ad.ShapeError:
+				err = &SiteError{Addr: r.current, After: !r.inSite, Err: e}
+			default:
+				panic(p)
+			}
+		}
+	}()
+	model(&Ctx{run: r})
+	return nil
+}

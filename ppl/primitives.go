@@ -1,0 +1,229 @@
+package ppl
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/ppl/dist"
+)
+
+// Sample draws the random variable addr from d and returns its [B x D]
+// value, whose provenance is the site's own id: every tensor computed from
+// it depends on this site. The distribution's parameters must be tensors
+// of the run's tape. The handlers may replace the value (replay,
+// condition, substitution); see [Site].
+//
+// Sample panics with a [SiteError] when addr is empty or already used in
+// this run, when d's parameters are invalid, when a supplied value is
+// outside d's support or of the wrong shape, when d's batch differs from
+// the run's, and when the run has no random source but must draw.
+func Sample(ctx *Ctx, addr string, d dist.Distribution) *ad.Tensor {
+	ctx.check("Sample")
+	s := &Site{Addr: ctx.Addr(addr), Kind: KindSample, Dist: d, Scale: 1}
+	ctx.run.start(s, addr)
+	s.ID = ctx.run.nextID
+	ctx.run.nextID++
+	ctx.run.send(s)
+	return s.Value
+}
+
+// Observe scores the observed value under d: it records a cost site whose
+// cost is -log p(value), [B x 1], and whose parents are the sample sites
+// that cost depends on. value must be on the run's tape.
+//
+// Observe panics with a [SiteError] when addr is empty or already used,
+// when d's parameters are invalid, and when value is outside d's support,
+// of the wrong shape, or on another tape.
+func Observe(ctx *Ctx, addr string, d dist.Distribution, value *ad.Tensor) {
+	ctx.check("Observe")
+	s := &Site{Addr: ctx.Addr(addr), Kind: KindObserve, ID: -1, Dist: d, Value: value, Scale: 1}
+	ctx.run.start(s, addr)
+	ctx.run.send(s)
+}
+
+// Cost records value, a [B x 1] tensor, as a cost to minimize. Its parents
+// are the sample sites in value's provenance.
+//
+// Cost panics with a [SiteError] when addr is empty or already used, and
+// when value is not [B x 1] or not on the run's tape.
+func Cost(ctx *Ctx, addr string, value *ad.Tensor) {
+	ctx.check("Cost")
+	s := &Site{Addr: ctx.Addr(addr), Kind: KindCost, ID: -1, Value: value, Scale: 1}
+	ctx.run.start(s, addr)
+	ctx.run.send(s)
+}
+
+// Deterministic records value under addr as a named intermediate, for
+// inspection in a trace, and returns value unchanged.
+//
+// Deterministic panics with a [SiteError] when addr is empty or already
+// used, and when value is nil or on another tape.
+func Deterministic(ctx *Ctx, addr string, value *ad.Tensor) *ad.Tensor {
+	ctx.check("Deterministic")
+	s := &Site{Addr: ctx.Addr(addr), Kind: KindDeterministic, ID: -1, Value: value, Scale: 1}
+	ctx.run.start(s, addr)
+	ctx.run.send(s)
+	return s.Value
+}
+
+// start checks the address of a new site and makes it the current one.
+func (r *run) start(s *Site, rel string) {
+	r.current = s.Addr
+	if rel == "" {
+		panic(&SiteError{Addr: s.Addr, Err: errors.New("empty address")})
+	}
+	if _, dup := r.addrs[s.Addr]; dup {
+		panic(&SiteError{Addr: s.Addr, Err: errors.New("duplicate address: a site of this run already has it")})
+	}
+	r.addrs[s.Addr] = struct{}{}
+}
+
+// send passes s through the handler chain.
+func (r *run) send(s *Site) {
+	r.current = s.Addr
+	r.inSite = true
+	r.chain(s)
+	r.inSite = false
+}
+
+// fail panics with a SiteError for s.
+func fail(s *Site, format string, args ...any) {
+	panic(&SiteError{Addr: s.Addr, Err: fmt.Errorf(format, args...)})
+}
+
+// handle is the default behaviour, run after the last handler.
+func (r *run) handle(s *Site) {
+	switch s.Kind {
+	case KindSample:
+		r.sample(s)
+	case KindObserve:
+		r.observe(s)
+	case KindCost:
+		r.cost(s)
+	case KindParam:
+		r.param(s)
+	case KindDeterministic:
+		r.deterministic(s)
+	default:
+		fail(s, "invalid site kind %d", s.Kind)
+	}
+}
+
+// checkDist validates s.Dist and the agreement of its batch with the run's.
+func (r *run) checkDist(s *Site) {
+	if s.Dist == nil {
+		fail(s, "nil distribution")
+	}
+	if err := s.Dist.Validate(); err != nil {
+		panic(&SiteError{Addr: s.Addr, Err: err})
+	}
+	batch, _ := s.Dist.Shape()
+	r.checkBatch(s, batch, "distribution")
+}
+
+// checkBatch checks rows against the run's batch size, fixing the batch
+// size on the first use.
+func (r *run) checkBatch(s *Site, rows int, what string) {
+	if r.cfg.Batch == 0 {
+		r.cfg.Batch = rows
+		return
+	}
+	if rows != r.cfg.Batch {
+		fail(s, "%s has batch %d, the run has batch %d", what, rows, r.cfg.Batch)
+	}
+}
+
+// checkTape fails unless t is a tensor of the run's tape.
+func (r *run) checkTape(s *Site, t *ad.Tensor, what string) {
+	if t == nil {
+		fail(s, "nil %s", what)
+	}
+	if t.Tape() != r.cfg.Tape {
+		fail(s, "%s is a tensor of another tape than the run's", what)
+	}
+}
+
+// checkValue validates a value that did not come from s.Dist itself.
+func checkValue(s *Site) {
+	if err := s.Dist.ValidateValue(s.Value); err != nil {
+		panic(&SiteError{Addr: s.Addr, Err: err})
+	}
+}
+
+func (r *run) sample(s *Site) {
+	r.checkDist(s)
+	tp := r.cfg.Tape
+	var own ad.Provenance
+	if s.ID >= 0 {
+		own = ad.ProvenanceOf(s.ID)
+	}
+	switch {
+	case s.Value == nil:
+		if r.cfg.Rand == nil {
+			fail(s, "no random source: pass one with trace.Seed or ppl.Config")
+		}
+		if rd, ok := s.Dist.(dist.Reparameterized); ok && !s.NoRSample {
+			s.Value = rd.RSample(r.cfg.Rand)
+			s.Reparameterized = true
+		} else {
+			s.Value = s.Dist.Sample(r.cfg.Rand)
+		}
+		r.checkTape(s, s.Value, "the distribution's parameters")
+	case s.Substituted:
+		r.checkTape(s, s.Value, "substituted value")
+		b, e := s.Dist.Shape()
+		if rows, cols := s.Value.Dims(); rows != b || cols != e {
+			fail(s, "substituted value is [%dx%d], the distribution's values are [%dx%d]", rows, cols, b, e)
+		}
+		// The parents are the provenance of the parameters; score a copy
+		// of the value without provenance to read it, and keep no score.
+		probe := tp.WithProvenance(ad.StopGradient(s.Value), ad.Provenance{})
+		s.Parents = s.Dist.LogProb(probe).Provenance()
+		s.Value = tp.WithProvenance(s.Value, own)
+		return
+	default:
+		if s.Value.Tape() != tp {
+			// A value replayed from a run on another tape: copy it as a
+			// constant, without gradient.
+			s.Value = tp.Const(s.Value.Value())
+		}
+		checkValue(s)
+	}
+	s.Value = tp.WithProvenance(s.Value, own)
+	s.LogProb = s.Dist.LogProb(s.Value)
+	// The distribution interface does not expose its parameters; the
+	// provenance of log p(value) is that of the parameters plus the
+	// site's own id, which the parameters cannot hold because it is new.
+	s.Parents = s.LogProb.Provenance().Minus(own)
+}
+
+func (r *run) observe(s *Site) {
+	r.checkDist(s)
+	r.checkTape(s, s.Value, "observed value")
+	checkValue(s)
+	s.LogProb = s.Dist.LogProb(s.Value)
+	s.Cost = ad.Neg(s.LogProb)
+	s.Parents = s.LogProb.Provenance()
+}
+
+func (r *run) cost(s *Site) {
+	r.checkTape(s, s.Value, "cost")
+	if rows, cols := s.Value.Dims(); cols != 1 {
+		fail(s, "cost must be [Bx1], got [%dx%d]", rows, cols)
+	}
+	r.checkBatch(s, s.Value.Rows(), "cost")
+	s.Cost = s.Value
+	s.Parents = s.Value.Provenance()
+}
+
+func (r *run) deterministic(s *Site) {
+	r.checkTape(s, s.Value, "value")
+	if s.Intervened && s.Dist != nil {
+		b, e := s.Dist.Shape()
+		if rows, cols := s.Value.Dims(); rows != b || cols != e {
+			fail(s, "fixed value is [%dx%d], the distribution's values are [%dx%d]", rows, cols, b, e)
+		}
+	}
+	s.Parents = s.Value.Provenance()
+}

@@ -1,0 +1,118 @@
+package trace
+
+import (
+	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/ppl"
+)
+
+// Trace is the record of one model run: its sites in execution order, with
+// lookup by address and by sample-site id. The sites are the finished
+// [ppl.Site] messages, so they carry the values, log-probs, costs, scales,
+// masks and parents that the run computed; their tensors are valid until
+// the run's tape is reset. A Trace must not be modified once recorded and
+// is safe for concurrent reads.
+type Trace struct {
+	sites  []*ppl.Site
+	byAddr map[string]*ppl.Site
+	byID   map[int]*ppl.Site
+	graph  *Graph
+}
+
+// Run runs model once under handlers and returns its trace, or the first
+// [ppl.SiteError] (also for shape panics of the ad package); any other
+// panic propagates unchanged. See [ppl.Run] for the order in which
+// handlers see sites and for the run's defaults. The trace records every
+// site that no handler blocked, after all handlers have seen it.
+//
+// Handlers that configure the run rather than its sites are [Seed] and
+// [ppl.Config] (tape, random source, parameter store, batch size).
+func Run(model ppl.Model, handlers ...ppl.Handler) (*Trace, error) {
+	t := new(Trace)
+	hs := make([]ppl.Handler, 0, len(handlers)+1)
+	hs = append(hs, handlers...)
+	hs = append(hs, Record(t))
+	if err := ppl.Run(model, hs...); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// Record returns a handler that appends every site it passes to t once
+// the site is finished. [Run] records the outermost view itself; Record
+// placed earlier in the chain records an inner view, for instance the
+// sites a later [Block] hides. A Trace should receive the sites of one
+// run only.
+func Record(t *Trace) ppl.Handler {
+	return ppl.HandlerFunc(func(s *ppl.Site, next func(*ppl.Site)) {
+		next(s)
+		t.add(s)
+	})
+}
+
+func (t *Trace) add(s *ppl.Site) {
+	if t.byAddr == nil {
+		t.byAddr = make(map[string]*ppl.Site)
+		t.byID = make(map[int]*ppl.Site)
+	}
+	t.sites = append(t.sites, s)
+	t.byAddr[s.Addr] = s
+	if s.Kind == ppl.KindSample && s.ID >= 0 {
+		t.byID[s.ID] = s
+	}
+	t.graph = nil
+}
+
+// Sites returns the sites in execution order. The slice aliases the trace
+// and must not be modified.
+func (t *Trace) Sites() []*ppl.Site { return t.sites }
+
+// Len returns the number of sites.
+func (t *Trace) Len() int { return len(t.sites) }
+
+// Site returns the site at addr, or nil.
+func (t *Trace) Site(addr string) *ppl.Site { return t.byAddr[addr] }
+
+// ByID returns the sample site with the given id, or nil.
+func (t *Trace) ByID(id int) *ppl.Site { return t.byID[id] }
+
+// NextID returns one more than the largest sample-site id of t (0 for a
+// trace without sample sites): the [ppl.Config].FirstID that gives a
+// second run on the same tape ids disjoint from t's.
+func (t *Trace) NextID() int {
+	next := 0
+	for id := range t.byID {
+		next = max(next, id+1)
+	}
+	return next
+}
+
+// Batch returns the number of rows of the trace's values, 0 for a trace
+// without sample, observe or cost sites.
+func (t *Trace) Batch() int {
+	for _, s := range t.sites {
+		switch s.Kind {
+		case ppl.KindSample, ppl.KindObserve, ppl.KindCost:
+			return s.Value.Rows()
+		}
+	}
+	return 0
+}
+
+// LogProbSum returns the sum over sample and observe sites of their
+// scaled and masked log-probabilities ([ppl.Site.ScaledLogProb]), a
+// [B x 1] tensor: log p of the trace's values for each row. Sites without
+// a log-prob (substituted or intervened values) are left out. It returns
+// nil when no site has a log-prob.
+func (t *Trace) LogProbSum() *ad.Tensor {
+	var sum *ad.Tensor
+	for _, s := range t.sites {
+		if lp := s.ScaledLogProb(); lp != nil {
+			if sum == nil {
+				sum = lp
+			} else {
+				sum = ad.Add(sum, lp)
+			}
+		}
+	}
+	return sum
+}
