@@ -2,6 +2,9 @@
 
 package ad
 
+// #cgo LDFLAGS: -lopenblas
+import "C"
+
 import (
 	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/netlib/blas/netlib"
