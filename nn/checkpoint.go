@@ -277,7 +277,7 @@ func decodeOptimizer(sections map[string][]byte, kind string, shapeOf func(strin
 		return nil, fmt.Errorf("%s: the state is of a %q optimizer, not %q", optimizerSection, k, kind)
 	}
 	state := make(map[string]*ParamState)
-	for i, n := 0, d.Count(4 + 8 + 4); i < n && d.Err() == nil; i++ {
+	for i, n := 0, d.Count(4+8+4); i < n && d.Err() == nil; i++ {
 		name := d.String()
 		st := &ParamState{Step: d.Int64()}
 		nbuf := d.Count(8 + 8)
