@@ -20,7 +20,7 @@ func randDense(rng *rand.Rand, r, c int) *mat.Dense {
 }
 
 // fdStep and fdTol set the finite-difference check. The central difference
-// with step h has truncation error h²/6·|f”'| ≈ 2e-11 and rounding error
+// with step h has truncation error h²/6·|f⁽³⁾| ≈ 2e-11 and rounding error
 // about ε·|f|/h ≈ 2e-11·|f| for the O(1)-O(10) losses below, so a
 // tolerance of 1e-6·max(1, |g|) leaves a margin of four orders of
 // magnitude while still catching any wrong term of a gradient.
