@@ -110,16 +110,14 @@ func (r *run) handle(s *Site) {
 	}
 }
 
-// checkDist validates s.Dist and the agreement of its batch with the run's.
-func (r *run) checkDist(s *Site) {
+// checkDist validates the parameters of s.Dist.
+func checkDist(s *Site) {
 	if s.Dist == nil {
 		fail(s, "nil distribution")
 	}
 	if err := s.Dist.Validate(); err != nil {
 		panic(&SiteError{Addr: s.Addr, Err: err})
 	}
-	batch, _ := s.Dist.Shape()
-	r.checkBatch(s, batch, "distribution")
 }
 
 // checkBatch checks rows against the run's batch size, fixing the batch
@@ -130,6 +128,9 @@ func (r *run) checkBatch(s *Site, rows int, what string) {
 		return
 	}
 	if rows != r.cfg.Batch {
+		if rows == 1 {
+			fail(s, "%s has batch 1, the run has batch %d (ppl.Expand broadcasts a [1xD] parameter to the batch)", what, r.cfg.Batch)
+		}
 		fail(s, "%s has batch %d, the run has batch %d", what, rows, r.cfg.Batch)
 	}
 }
@@ -152,7 +153,7 @@ func checkValue(s *Site) {
 }
 
 func (r *run) sample(s *Site) {
-	r.checkDist(s)
+	checkDist(s)
 	tp := r.cfg.Tape
 	var own ad.Provenance
 	if s.ID >= 0 {
@@ -170,12 +171,14 @@ func (r *run) sample(s *Site) {
 			s.Value = s.Dist.Sample(r.cfg.Rand)
 		}
 		r.checkTape(s, s.Value, "the distribution's parameters")
+		r.checkBatch(s, s.Value.Rows(), "value")
 	case s.Substituted:
 		r.checkTape(s, s.Value, "substituted value")
 		b, e := s.Dist.Shape()
-		if rows, cols := s.Value.Dims(); rows != b || cols != e {
+		if rows, cols := s.Value.Dims(); (rows != b && b != 1) || cols != e {
 			fail(s, "substituted value is [%dx%d], the distribution's values are [%dx%d]", rows, cols, b, e)
 		}
+		r.checkBatch(s, s.Value.Rows(), "value")
 		// The parents are the provenance of the parameters; score a copy
 		// of the value without provenance to read it, and keep no score.
 		probe := tp.WithProvenance(ad.StopGradient(s.Value), ad.Provenance{})
@@ -189,6 +192,7 @@ func (r *run) sample(s *Site) {
 			s.Value = tp.Const(s.Value.Value())
 		}
 		checkValue(s)
+		r.checkBatch(s, s.Value.Rows(), "value")
 	}
 	s.Value = tp.WithProvenance(s.Value, own)
 	s.LogProb = s.Dist.LogProb(s.Value)
@@ -199,9 +203,10 @@ func (r *run) sample(s *Site) {
 }
 
 func (r *run) observe(s *Site) {
-	r.checkDist(s)
+	checkDist(s)
 	r.checkTape(s, s.Value, "observed value")
 	checkValue(s)
+	r.checkBatch(s, s.Value.Rows(), "observed value")
 	s.LogProb = s.Dist.LogProb(s.Value)
 	s.Cost = ad.Neg(s.LogProb)
 	s.Parents = s.LogProb.Provenance()
@@ -221,9 +226,33 @@ func (r *run) deterministic(s *Site) {
 	r.checkTape(s, s.Value, "value")
 	if s.Intervened && s.Dist != nil {
 		b, e := s.Dist.Shape()
-		if rows, cols := s.Value.Dims(); rows != b || cols != e {
+		if rows, cols := s.Value.Dims(); (rows != b && b != 1) || cols != e {
 			fail(s, "fixed value is [%dx%d], the distribution's values are [%dx%d]", rows, cols, b, e)
 		}
 	}
 	s.Parents = s.Value.Provenance()
+}
+
+// Expand returns t broadcast to the run's batch: t itself when it already
+// has the batch's rows, else a new [B x D] tensor whose rows are all t's
+// single row, with t's gradient path and provenance. Distributions draw
+// one value per row of their parameters, so a prior with [1 x D]
+// parameters is expanded before a sample site in a batched model:
+//
+//	h := ppl.Sample(ctx, "h", dist.BernoulliLogits(ppl.Expand(ctx, prior)))
+//
+// Expand panics with a [SiteError] when the batch size is not yet known
+// (set [Config].Batch) or t has neither 1 row nor the batch's rows.
+func Expand(ctx *Ctx, t *ad.Tensor) *ad.Tensor {
+	ctx.check("Expand")
+	b := ctx.run.cfg.Batch
+	switch {
+	case b == 0:
+		panic(&SiteError{Addr: ctx.run.current, After: true, Err: errors.New("Expand: the batch size is not known yet; set ppl.Config.Batch")})
+	case t.Rows() == b:
+		return t
+	case t.Rows() != 1:
+		panic(&SiteError{Addr: ctx.run.current, After: true, Err: fmt.Errorf("Expand: tensor has %d rows, want 1 or the batch %d", t.Rows(), b)})
+	}
+	return ad.Add(t, t.Tape().Zeros(b, t.Cols()))
 }
