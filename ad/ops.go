@@ -188,47 +188,70 @@ func binary(o op, a, b *Tensor) *Tensor {
 	t.a, t.b = a, b
 	t.prov = a.prov.Union(b.prov)
 	t.needsGrad = a.needsGrad || b.needsGrad
-	out := t.data
 	if a.rows == r && a.cols == c && b.rows == r && b.cols == c {
-		ad, bd := a.data[:len(out)], b.data[:len(out)]
-		switch o {
-		case opAdd:
-			for i := range out {
-				out[i] = ad[i] + bd[i]
-			}
-		case opSub:
-			for i := range out {
-				out[i] = ad[i] - bd[i]
-			}
-		case opMul:
-			for i := range out {
-				out[i] = ad[i] * bd[i]
-			}
-		case opDiv:
-			for i := range out {
-				out[i] = ad[i] / bd[i]
-			}
-		}
+		binaryRow(o, t.data, a.data, b.data)
 		return t
 	}
 	for i := 0; i < r; i++ {
-		ar, br := rowOf(a, i), rowOf(b, i)
-		row := out[i*c : (i+1)*c]
-		for j := range row {
-			x, y := ar[j%len(ar)], br[j%len(br)]
-			switch o {
-			case opAdd:
-				row[j] = x + y
-			case opSub:
-				row[j] = x - y
-			case opMul:
-				row[j] = x * y
-			case opDiv:
-				row[j] = x / y
-			}
-		}
+		binaryRow(o, t.data[i*c:(i+1)*c], rowOf(a, i), rowOf(b, i))
 	}
 	return t
+}
+
+// stride returns the step through an operand row x that broadcasts
+// against an output row of length n: 1 when x has n elements, 0 when it
+// has one.
+func stride(x []float64, n int) int {
+	if len(x) == n {
+		return 1
+	}
+	return 0
+}
+
+// binaryRow sets out to x op y elementwise; each of x and y holds either
+// len(out) elements or a single one that broadcasts.
+func binaryRow(o op, out, x, y []float64) {
+	sx, sy := stride(x, len(out)), stride(y, len(out))
+	if sx == 1 && sy == 1 {
+		x, y = x[:len(out)], y[:len(out)]
+		switch o {
+		case opAdd:
+			for i := range out {
+				out[i] = x[i] + y[i]
+			}
+		case opSub:
+			for i := range out {
+				out[i] = x[i] - y[i]
+			}
+		case opMul:
+			for i := range out {
+				out[i] = x[i] * y[i]
+			}
+		case opDiv:
+			for i := range out {
+				out[i] = x[i] / y[i]
+			}
+		}
+		return
+	}
+	switch o {
+	case opAdd:
+		for i := range out {
+			out[i] = x[i*sx] + y[i*sy]
+		}
+	case opSub:
+		for i := range out {
+			out[i] = x[i*sx] - y[i*sy]
+		}
+	case opMul:
+		for i := range out {
+			out[i] = x[i*sx] * y[i*sy]
+		}
+	case opDiv:
+		for i := range out {
+			out[i] = x[i*sx] / y[i*sy]
+		}
+	}
 }
 
 // rowOf returns row i of x, or its only row when x broadcasts along rows.
@@ -239,7 +262,11 @@ func rowOf(x *Tensor, i int) []float64 {
 	return x.data[i*x.cols : (i+1)*x.cols]
 }
 
+// gradRowOf is [rowOf] for the gradient, or nil when x needs none.
 func gradRowOf(x *Tensor, i int) []float64 {
+	if !x.needsGrad {
+		return nil
+	}
 	if x.rows == 1 {
 		i = 0
 	}
@@ -247,85 +274,70 @@ func gradRowOf(x *Tensor, i int) []float64 {
 }
 
 func (t *Tensor) backwardBinary() {
-	a, b, g := t.a, t.b, t.grad
-	same := a.rows == t.rows && a.cols == t.cols && b.rows == t.rows && b.cols == t.cols
+	a, b := t.a, t.b
 	if a.needsGrad {
 		a.gradBuf()
 	}
 	if b.needsGrad {
 		b.gradBuf()
 	}
-	if same {
-		ad, bd := a.data[:len(g)], b.data[:len(g)]
-		if a.needsGrad {
-			ga := a.grad[:len(g)]
-			switch t.op {
-			case opAdd, opSub:
-				for i, v := range g {
-					ga[i] += v
-				}
-			case opMul:
-				for i, v := range g {
-					ga[i] += v * bd[i]
-				}
-			case opDiv:
-				for i, v := range g {
-					ga[i] += v / bd[i]
-				}
-			}
-		}
-		if b.needsGrad {
-			gb := b.grad[:len(g)]
-			switch t.op {
-			case opAdd:
-				for i, v := range g {
-					gb[i] += v
-				}
-			case opSub:
-				for i, v := range g {
-					gb[i] -= v
-				}
-			case opMul:
-				for i, v := range g {
-					gb[i] += v * ad[i]
-				}
-			case opDiv:
-				for i, v := range g {
-					gb[i] -= v * t.data[i] / bd[i]
-				}
-			}
-		}
-		return
-	}
-	for i := 0; i < t.rows; i++ {
-		grow := g[i*t.cols : (i+1)*t.cols]
-		ar, br := rowOf(a, i), rowOf(b, i)
+	if a.rows == t.rows && a.cols == t.cols && b.rows == t.rows && b.cols == t.cols {
 		var ga, gb []float64
 		if a.needsGrad {
-			ga = gradRowOf(a, i)
+			ga = a.grad
 		}
 		if b.needsGrad {
-			gb = gradRowOf(b, i)
+			gb = b.grad
 		}
-		for j, v := range grow {
-			ja, jb := j%len(ar), j%len(br)
-			x, y := ar[ja], br[jb]
-			var da, db float64
-			switch t.op {
-			case opAdd:
-				da, db = v, v
-			case opSub:
-				da, db = v, -v
-			case opMul:
-				da, db = v*y, v*x
-			case opDiv:
-				da, db = v/y, -v*x/(y*y)
+		backwardBinaryRow(t.op, t.grad, t.data, a.data, b.data, ga, gb)
+		return
+	}
+	c := t.cols
+	for i := 0; i < t.rows; i++ {
+		backwardBinaryRow(t.op, t.grad[i*c:(i+1)*c], t.data[i*c:(i+1)*c],
+			rowOf(a, i), rowOf(b, i), gradRowOf(a, i), gradRowOf(b, i))
+	}
+}
+
+// backwardBinaryRow adds the gradients of out = x op y, given g = dL/dout,
+// into gx and gy (either may be nil), each of which broadcasts like its
+// operand.
+func backwardBinaryRow(o op, g, out, x, y, gx, gy []float64) {
+	n := len(g)
+	sx, sy := stride(x, n), stride(y, n)
+	if gx != nil {
+		switch o {
+		case opAdd, opSub:
+			for i, v := range g {
+				gx[i*sx] += v
 			}
-			if ga != nil {
-				ga[ja] += da
+		case opMul:
+			for i, v := range g {
+				gx[i*sx] += v * y[i*sy]
 			}
-			if gb != nil {
-				gb[jb] += db
+		case opDiv:
+			for i, v := range g {
+				gx[i*sx] += v / y[i*sy]
+			}
+		}
+	}
+	if gy != nil {
+		switch o {
+		case opAdd:
+			for i, v := range g {
+				gy[i*sy] += v
+			}
+		case opSub:
+			for i, v := range g {
+				gy[i*sy] -= v
+			}
+		case opMul:
+			for i, v := range g {
+				gy[i*sy] += v * x[i*sx]
+			}
+		case opDiv:
+			for i, v := range g {
+				gy[i*sy] -= v * out[i] / y[i*sy]
 			}
 		}
 	}
@@ -387,14 +399,15 @@ func unary(o op, a *Tensor, f1, f2 float64) *Tensor {
 		for i, v := range x {
 			y[i] = sigmoid(v)
 		}
-	case opLogSigmoid:
-		for i, v := range x {
-			y[i] = -softplus(-v)
+	case opSoftplus, opLogSigmoid:
+		// Both derivatives are a sigmoid sharing exp(-|x|) with the value;
+		// keep them for the backward pass when one will run.
+		var d []float64
+		if t.needsGrad {
+			t.aux = a.tape.alloc(len(x))
+			d = t.aux[:len(x)]
 		}
-	case opSoftplus:
-		for i, v := range x {
-			y[i] = softplus(v)
-		}
+		softplusInto(y, d, x, o == opLogSigmoid)
 	case opTanh:
 		for i, v := range x {
 			y[i] = math.Tanh(v)
@@ -429,6 +442,30 @@ func sigmoid(x float64) float64 {
 // softplus returns log(1+exp(x)) without overflow.
 func softplus(x float64) float64 {
 	return max(x, 0) + math.Log1p(math.Exp(-math.Abs(x)))
+}
+
+// softplusInto sets y to softplus(x), or to logsigmoid(x) = -softplus(-x)
+// when neg is set, and, unless d is nil, d to the derivative of y.
+func softplusInto(y, d, x []float64, neg bool) {
+	y = y[:len(x)]
+	for i, v := range x {
+		if neg {
+			v = -v
+		}
+		e := math.Exp(-math.Abs(v))
+		sp := max(v, 0) + math.Log1p(e)
+		if neg {
+			sp = -sp
+		}
+		y[i] = sp
+		if d != nil {
+			sig := 1 / (1 + e) // sigmoid(v) for v >= 0
+			if v < 0 {
+				sig *= e
+			}
+			d[i] = sig
+		}
+	}
 }
 
 func (t *Tensor) backwardUnary() {
@@ -476,13 +513,22 @@ func (t *Tensor) backwardUnary() {
 		for i, v := range g {
 			ga[i] += v * y[i] * (1 - y[i])
 		}
-	case opLogSigmoid:
-		for i, v := range g {
-			ga[i] += v * sigmoid(-x[i])
+	case opSoftplus, opLogSigmoid:
+		if d := t.aux; d != nil {
+			d = d[:len(g)]
+			for i, v := range g {
+				ga[i] += v * d[i]
+			}
+			break
 		}
-	case opSoftplus:
+		// The forward pass did not expect a gradient (Gradients with
+		// respect to a tensor without a Var).
+		s := 1.0
+		if t.op == opLogSigmoid {
+			s = -1
+		}
 		for i, v := range g {
-			ga[i] += v * sigmoid(x[i])
+			ga[i] += v * sigmoid(s*x[i])
 		}
 	case opTanh:
 		for i, v := range g {

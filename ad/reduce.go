@@ -3,34 +3,27 @@ package ad
 import (
 	"fmt"
 	"math"
+
+	"gonum.org/v1/gonum/floats"
 )
 
 func reduce(o op, a *Tensor, rows, cols int, scale float64) *Tensor {
 	t := unaryNode(o, a, rows, cols)
 	t.f1 = scale
-	clear(t.data)
-	for i := 0; i < a.rows; i++ {
-		row := a.data[i*a.cols : (i+1)*a.cols]
-		switch o {
-		case opSum:
-			for _, v := range row {
-				t.data[0] += v
-			}
-		case opRowSum:
-			s := 0.0
-			for _, v := range row {
-				s += v
-			}
-			t.data[i] = s
-		case opColSum:
-			for j, v := range row {
-				t.data[j] += v
-			}
-		}
-	}
-	if scale != 1 {
+	switch o {
+	case opSum:
+		t.data[0] = scale * floats.Sum(a.data)
+	case opRowSum:
 		for i := range t.data {
-			t.data[i] *= scale
+			t.data[i] = scale * floats.Sum(a.data[i*a.cols:(i+1)*a.cols])
+		}
+	case opColSum:
+		copy(t.data, a.data[:a.cols])
+		for i := 1; i < a.rows; i++ {
+			floats.Add(t.data, a.data[i*a.cols:(i+1)*a.cols])
+		}
+		if scale != 1 {
+			floats.Scale(scale, t.data)
 		}
 	}
 	return t
@@ -43,17 +36,11 @@ func (t *Tensor) backwardReduce() {
 		row := ga[i*a.cols : (i+1)*a.cols]
 		switch t.op {
 		case opSum:
-			for j := range row {
-				row[j] += s * g[0]
-			}
+			floats.AddConst(s*g[0], row)
 		case opRowSum:
-			for j := range row {
-				row[j] += s * g[i]
-			}
+			floats.AddConst(s*g[i], row)
 		case opColSum:
-			for j := range row {
-				row[j] += s * g[j]
-			}
+			floats.AddScaled(row, s, g)
 		}
 	}
 }
@@ -285,18 +272,20 @@ func OneHot(idx *Tensor, n int) *Tensor {
 // Where returns a where mask is non-zero and b elsewhere, elementwise. The
 // three operands broadcast as in [Add]; typically mask is a [Bx1] column
 // selecting whole rows. The mask carries no gradient but its provenance
-// joins the output's.
+// joins the output's. Where panics with a *[ShapeError] if the shapes do
+// not broadcast.
 func Where(mask, a, b *Tensor) *Tensor {
 	tp := tapeOf(mask, a, b)
-	r, ok1 := broadcastDim(a.rows, b.rows)
-	c, ok2 := broadcastDim(a.cols, b.cols)
-	if !ok1 || !ok2 {
+	r, okr := broadcastDim(a.rows, b.rows)
+	c, okc := broadcastDim(a.cols, b.cols)
+	if !okr || !okc {
 		panic(shapeErr("Where", a, b))
 	}
-	r2, ok3 := broadcastDim(r, mask.rows)
-	c2, ok4 := broadcastDim(c, mask.cols)
-	if !ok3 || !ok4 || r2 != r || c2 != c {
-		panic(&ShapeError{Op: "Where", A: [2]int{mask.rows, mask.cols}, B: [2]int{r, c}})
+	r, okr = broadcastDim(r, mask.rows)
+	c, okc = broadcastDim(c, mask.cols)
+	if !okr || !okc {
+		ra, ca := max(a.rows, b.rows), max(a.cols, b.cols)
+		panic(&ShapeError{Op: "Where", A: [2]int{mask.rows, mask.cols}, B: [2]int{ra, ca}})
 	}
 	t := tp.node(opWhere, r, c)
 	t.a, t.b, t.c = a, b, mask
@@ -304,12 +293,13 @@ func Where(mask, a, b *Tensor) *Tensor {
 	t.needsGrad = a.needsGrad || b.needsGrad
 	for i := 0; i < r; i++ {
 		mr, ar, br := rowOf(mask, i), rowOf(a, i), rowOf(b, i)
+		sm, sa, sb := stride(mr, c), stride(ar, c), stride(br, c)
 		row := t.data[i*c : (i+1)*c]
 		for j := range row {
-			if mr[j%len(mr)] != 0 {
-				row[j] = ar[j%len(ar)]
+			if mr[j*sm] != 0 {
+				row[j] = ar[j*sa]
 			} else {
-				row[j] = br[j%len(br)]
+				row[j] = br[j*sb]
 			}
 		}
 	}
@@ -324,15 +314,18 @@ func (t *Tensor) backwardWhere() {
 	if b.needsGrad {
 		b.gradBuf()
 	}
+	c := t.cols
 	for i := 0; i < t.rows; i++ {
-		mr := rowOf(mask, i)
-		for j, v := range t.grad[i*t.cols : (i+1)*t.cols] {
-			x := a
-			if mr[j%len(mr)] == 0 {
-				x = b
-			}
-			if x.needsGrad {
-				gradRowOf(x, i)[j%x.cols] += v
+		mr, ga, gb := rowOf(mask, i), gradRowOf(a, i), gradRowOf(b, i)
+		sm, sa, sb := stride(mr, c), stride(ga, c), stride(gb, c)
+		for j, v := range t.grad[i*c : (i+1)*c] {
+			switch {
+			case mr[j*sm] == 0:
+				if gb != nil {
+					gb[j*sb] += v
+				}
+			case ga != nil:
+				ga[j*sa] += v
 			}
 		}
 	}

@@ -24,8 +24,16 @@ func NewVar(value *mat.Dense) *Var {
 	return &Var{Value: value, Grad: mat.NewDense(r, c, nil)}
 }
 
-// ZeroGrad sets every element of v.Grad to zero.
-func (v *Var) ZeroGrad() { v.Grad.Zero() }
+// ZeroGrad sets every element of v.Grad to zero, allocating Grad if it is
+// nil.
+func (v *Var) ZeroGrad() {
+	if v.Grad == nil {
+		r, c := v.Value.Dims()
+		v.Grad = mat.NewDense(r, c, nil)
+		return
+	}
+	v.Grad.Zero()
+}
 
 // Tensor is a node of a [Tape]: a [rows x cols] row-major value, its
 // gradient after a backward pass, and its provenance. Tensors are created
@@ -37,7 +45,8 @@ type Tensor struct {
 	rows, cols int
 	data       []float64
 	grad       []float64
-	owned      bool // data came from the tape's pool
+	aux        []float64 // op-specific values saved for the backward pass
+	owned      bool      // data came from the tape's pool
 	prov       Provenance
 	needsGrad  bool
 	op         op
@@ -137,6 +146,9 @@ func (tp *Tape) Reset() {
 		}
 		if t.grad != nil {
 			tp.free(t.grad)
+		}
+		if t.aux != nil {
+			tp.free(t.aux)
 		}
 		args := t.args[:0]
 		*t = Tensor{args: args}
@@ -239,13 +251,21 @@ func (tp *Tape) Zeros(rows, cols int) *Tensor { return tp.Full(rows, cols, 0) }
 func (tp *Tape) Scalar(v float64) *Tensor { return tp.Full(1, 1, v) }
 
 // Var binds v to the tape: the returned leaf aliases v.Value, and a
-// backward pass adds its gradient into v.Grad. The value must not change
-// while the tape is in use.
+// backward pass adds its gradient into v.Grad, allocating Grad if it is
+// nil. The value must not change while the tape is in use. Var panics if
+// v.Value is not contiguous (a view whose stride exceeds its columns) and
+// with a *[ShapeError] if v.Grad's shape differs from v.Value's.
 func (tp *Tape) Var(v *Var) *Tensor {
 	r, c := v.Value.Dims()
 	raw := v.Value.RawMatrix()
 	if raw.Stride != c {
 		panic("ad: Var: value must be a contiguous matrix")
+	}
+	if v.Grad == nil {
+		v.Grad = mat.NewDense(r, c, nil)
+	}
+	if gr, gc := v.Grad.Dims(); gr != r || gc != c {
+		panic(&ShapeError{Op: "Var", A: [2]int{r, c}, B: [2]int{gr, gc}})
 	}
 	t := tp.bare(opVar, r, c)
 	t.data = raw.Data[:r*c]
