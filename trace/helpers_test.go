@@ -65,3 +65,5 @@ func cost(ctx *ppl.Ctx, addr string, args ...*ad.Tensor) {
 }
 
 func seeded() *rand.Rand { return rand.New(rand.NewPCG(1, 2)) }
+
+func rand2() *rand.Rand { return rand.New(rand.NewPCG(3, 4)) }
