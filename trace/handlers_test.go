@@ -50,7 +50,7 @@ func TestReplay(t *testing.T) {
 	model := func(ctx *ppl.Ctx) {
 		tp := ctx.Tape()
 		z := ppl.Sample(ctx, "z", normal(tp.Zeros(3, 1)))
-		ppl.Sample(ctx, "obs", normal(tp.Zeros(3, 1))) // an observe site in the guide
+		ppl.Sample(ctx, "obs", normal(tp.Zeros(3, 1)))    // an observe site in the guide
 		w := ppl.Sample(ctx, "w", normal(tp.Zeros(3, 1))) // absent from the guide
 		ppl.Observe(ctx, "x", normal(ad.Add(z, ad.Scale(w, 0))), col(tp, x...))
 	}
