@@ -2,6 +2,7 @@ package ad
 
 import (
 	"math/bits"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -73,7 +74,8 @@ func (p Provenance) SubsetOf(q Provenance) bool {
 
 // Equal reports whether p and q hold the same ids.
 func (p Provenance) Equal(q Provenance) bool {
-	return len(p.words) == len(q.words) && p.SubsetOf(q)
+	// Sets are kept trimmed, so equal sets have equal words.
+	return slices.Equal(p.words, q.words)
 }
 
 // Union returns p ∪ q. When one set contains the other, the larger is
