@@ -193,12 +193,6 @@ func requireLoadFails(t *testing.T, path, reason string, opt func() Optimizer) {
 	require.Equal(t, params, paramsAfter)
 }
 
-func writeFile(t *testing.T, dir, name string, data []byte) string {
-	path := filepath.Join(dir, name)
-	require.NoError(t, os.WriteFile(path, data, 0o600))
-	return path
-}
-
 // sealed wraps sections in a valid container.
 func sealed(t *testing.T, sections map[string][]byte) []byte {
 	var buf bytes.Buffer

@@ -173,11 +173,13 @@ func (o *SGD) Step(params []*Param) error {
 	for _, p := range params {
 		st := stateFor(state, p, 1)
 		st.Step++
+		mu, lr := o.Momentum, o.LR
 		rows(p, st.Buffers, func(value, grad []float64, bufs [][]float64) {
-			vel := bufs[0]
+			vel := bufs[0][:len(grad)]
+			value = value[:len(grad)]
 			for j, g := range grad {
-				vel[j] = o.Momentum*vel[j] + g
-				value[j] -= o.LR * vel[j]
+				vel[j] = mu*vel[j] + g
+				value[j] -= lr * vel[j]
 			}
 		})
 	}
@@ -249,19 +251,23 @@ func (o *Adam) Step(params []*Param) error {
 	if err := checkParams("Adam", params, state); err != nil {
 		return err
 	}
-	b1, b2 := o.Beta1, o.Beta2
+	b1, b2, eps := o.Beta1, o.Beta2, o.Eps
 	for _, p := range params {
 		st := stateFor(state, p, 2)
 		st.Step++
 		t := float64(st.Step)
-		bc1 := 1 - math.Pow(b1, t)
-		bc2 := 1 - math.Pow(b2, t)
+		// value -= LR·(m/bc1)/(sqrt(v/bc2)+Eps), with one division and one
+		// square root per element.
+		lr := o.LR / (1 - math.Pow(b1, t))
+		scale := 1 / math.Sqrt(1-math.Pow(b2, t))
 		rows(p, st.Buffers, func(value, grad []float64, bufs [][]float64) {
-			m, v := bufs[0], bufs[1]
+			m, v := bufs[0][:len(grad)], bufs[1][:len(grad)]
+			value = value[:len(grad)]
 			for j, g := range grad {
-				m[j] = b1*m[j] + (1-b1)*g
-				v[j] = b2*v[j] + (1-b2)*g*g
-				value[j] -= o.LR * (m[j] / bc1) / (math.Sqrt(v[j]/bc2) + o.Eps)
+				mj := b1*m[j] + (1-b1)*g
+				vj := b2*v[j] + (1-b2)*g*g
+				m[j], v[j] = mj, vj
+				value[j] -= lr * mj / (math.Sqrt(vj)*scale + eps)
 			}
 		})
 	}
