@@ -101,7 +101,7 @@ func (c *Ctx) Scope(name string) *Ctx {
 }
 
 // Addr returns the full address of the site name in c's scope.
-func (c *Ctx) Addr(name string) string { return c.prefix + name }
+func (c *Ctx) Addr(name string) string { c.check("Addr"); return c.prefix + name }
 
 // Tape returns the run's tape; a model creates its data tensors on it.
 func (c *Ctx) Tape() *ad.Tape { c.check("Tape"); return c.run.cfg.Tape }

@@ -30,7 +30,8 @@
 // does to a site's value, log-prob and provenance:
 //
 //   - [Record] records the sites it sees into a [Trace] (an inner view).
-//   - [Replay] reuses the sample values of a recorded trace by address.
+//   - [Replay] reuses the sample values of a recorded trace by address;
+//     [ReplayValues] takes them from a map.
 //   - [Condition] observes given values: sample sites become observations.
 //   - [Do] fixes a sample site's value without scoring it (an
 //     intervention); the site leaves the graph.

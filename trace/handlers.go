@@ -34,6 +34,22 @@ func Replay(t *Trace) ppl.Handler {
 	})
 }
 
+// ReplayValues returns a handler that gives each sample site whose address
+// is in values that value, as [Replay] does for a recorded trace: the
+// value is checked and scored under the site's distribution, gets
+// provenance {the site's id}, and the site stays a random variable with
+// Replayed set. Stored values (an experience-replay buffer, say) are
+// copied onto the run's tape when they live on another.
+func ReplayValues(values map[string]*ad.Tensor) ppl.Handler {
+	return ppl.HandlerFunc(func(s *ppl.Site, next func(*ppl.Site)) {
+		if v, ok := values[s.Addr]; ok && s.Kind == ppl.KindSample {
+			s.Value = v
+			s.Replayed = true
+		}
+		next(s)
+	})
+}
+
 // Condition returns a handler that observes the given values: a sample
 // site whose address is in values becomes an observe site (kind
 // [ppl.KindObserve], ID -1) with that value, which is checked against the

@@ -486,3 +486,25 @@ func TestTraceAccessors(t *testing.T) {
 	assert.Nil(t, empty.LogProbSum())
 	assert.Equal(t, "digraph scg {\n}\n", empty.Graph().DOT())
 }
+
+func TestReplayValues(t *testing.T) {
+	tp := ad.NewTape()
+	stored := ad.NewTape().FromData(3, 1, []float64{0.5, 1, -2}) // another tape
+	tr, err := trace.Run(chainModel, ppl.Config{Tape: tp, Rand: seeded()},
+		trace.ReplayValues(map[string]*ad.Tensor{"z": stored}))
+	require.NoError(t, err)
+	z := tr.Site("z")
+	assert.True(t, z.Replayed)
+	assert.Equal(t, ppl.KindSample, z.Kind)
+	assert.Equal(t, stored.Data(), z.Value.Data())
+	assert.Same(t, tp, z.Value.Tape(), "copied onto the run's tape")
+	for i := 0; i < 3; i++ {
+		assert.InDelta(t, stdLogProb(stored.At(i, 0), 0), z.LogProb.At(i, 0), 1e-12)
+		// y is drawn given the replayed z.
+		assert.InDelta(t, stdLogProb(tr.Site("y").Value.At(i, 0), stored.At(i, 0)), tr.Site("y").LogProb.At(i, 0), 1e-12)
+	}
+	assert.Equal(t, []string{"z"}, tr.Graph().Parents("y"), "the site stays a random variable")
+	_, err = trace.Run(chainModel, ppl.Config{Tape: tp, Rand: seeded()},
+		trace.ReplayValues(map[string]*ad.Tensor{"y": tp.Zeros(2, 1)}))
+	require.ErrorContains(t, err, `ppl: site "y": dist: Normal: value must be [3x1]`)
+}
