@@ -59,6 +59,7 @@ func dotQuote(s string) string {
 // (sample and observe sites) or cost (cost sites), unscaled. Substituted
 // sample sites have no log-prob and show "-".
 func (t *Trace) WriteSummary(w io.Writer) error {
+	_, byID := t.index()
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ADDRESS\tKIND\tSHAPE\tPARENTS\tMEAN LOG-PROB / COST")
 	for _, s := range t.sites {
@@ -69,7 +70,7 @@ func (t *Trace) WriteSummary(w io.Writer) error {
 		}
 		var parents []string
 		for _, id := range s.Parents.IDs() {
-			if p := t.byID[id]; p != nil {
+			if p := byID[id]; p != nil {
 				parents = append(parents, p.Addr)
 			}
 		}

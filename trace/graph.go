@@ -19,6 +19,7 @@ import (
 // of the graph yields nil. A Graph is immutable and safe for concurrent
 // use.
 type Graph struct {
+	sites    int // the number of trace sites it was built from
 	nodes    []*ppl.Site
 	index    map[string]int
 	parents  [][]int
@@ -28,16 +29,18 @@ type Graph struct {
 // Graph returns the stochastic computation graph of t, built on first use
 // and cached.
 func (t *Trace) Graph() *Graph {
-	if t.graph == nil {
-		t.graph = newGraph(t)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.graph == nil || t.graph.sites != len(t.sites) {
+		t.graph = newGraph(t.sites)
 	}
 	return t.graph
 }
 
-func newGraph(t *Trace) *Graph {
-	g := &Graph{index: make(map[string]int)}
+func newGraph(sites []*ppl.Site) *Graph {
+	g := &Graph{sites: len(sites), index: make(map[string]int)}
 	byID := make(map[int]int)
-	for _, s := range t.sites {
+	for _, s := range sites {
 		if !s.Stochastic() && !s.IsCost() {
 			continue
 		}

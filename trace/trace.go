@@ -1,6 +1,8 @@
 package trace
 
 import (
+	"sync"
+
 	"github.com/backpropq/backpropq/ad"
 	"github.com/backpropq/backpropq/ppl"
 )
@@ -12,10 +14,15 @@ import (
 // the run's tape is reset. A Trace must not be modified once recorded and
 // is safe for concurrent reads.
 type Trace struct {
-	sites  []*ppl.Site
-	byAddr map[string]*ppl.Site
-	byID   map[int]*ppl.Site
-	graph  *Graph
+	sites []*ppl.Site
+
+	// The index and the graph are built on first use, for as many sites
+	// as were recorded then.
+	mu      sync.Mutex
+	indexed int
+	byAddr  map[string]*ppl.Site
+	byID    map[int]*ppl.Site
+	graph   *Graph
 }
 
 // Run runs model once under handlers and returns its trace, or the first
@@ -49,17 +56,24 @@ func Record(t *Trace) ppl.Handler {
 	})
 }
 
-func (t *Trace) add(s *ppl.Site) {
+func (t *Trace) add(s *ppl.Site) { t.sites = append(t.sites, s) }
+
+// index returns the lookup maps, brought up to date with the sites.
+func (t *Trace) index() (byAddr map[string]*ppl.Site, byID map[int]*ppl.Site) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if t.byAddr == nil {
-		t.byAddr = make(map[string]*ppl.Site)
-		t.byID = make(map[int]*ppl.Site)
+		t.byAddr = make(map[string]*ppl.Site, len(t.sites))
+		t.byID = make(map[int]*ppl.Site, len(t.sites))
 	}
-	t.sites = append(t.sites, s)
-	t.byAddr[s.Addr] = s
-	if s.Kind == ppl.KindSample && s.ID >= 0 {
-		t.byID[s.ID] = s
+	for _, s := range t.sites[t.indexed:] {
+		t.byAddr[s.Addr] = s
+		if s.Kind == ppl.KindSample && s.ID >= 0 {
+			t.byID[s.ID] = s
+		}
 	}
-	t.graph = nil
+	t.indexed = len(t.sites)
+	return t.byAddr, t.byID
 }
 
 // Sites returns the sites in execution order. The slice aliases the trace
@@ -70,18 +84,26 @@ func (t *Trace) Sites() []*ppl.Site { return t.sites }
 func (t *Trace) Len() int { return len(t.sites) }
 
 // Site returns the site at addr, or nil.
-func (t *Trace) Site(addr string) *ppl.Site { return t.byAddr[addr] }
+func (t *Trace) Site(addr string) *ppl.Site {
+	byAddr, _ := t.index()
+	return byAddr[addr]
+}
 
 // ByID returns the sample site with the given id, or nil.
-func (t *Trace) ByID(id int) *ppl.Site { return t.byID[id] }
+func (t *Trace) ByID(id int) *ppl.Site {
+	_, byID := t.index()
+	return byID[id]
+}
 
 // NextID returns one more than the largest sample-site id of t (0 for a
 // trace without sample sites): the [ppl.Config].FirstID that gives a
 // second run on the same tape ids disjoint from t's.
 func (t *Trace) NextID() int {
 	next := 0
-	for id := range t.byID {
-		next = max(next, id+1)
+	for _, s := range t.sites {
+		if s.Kind == ppl.KindSample {
+			next = max(next, s.ID+1)
+		}
 	}
 	return next
 }
