@@ -11,6 +11,7 @@ import (
 
 	"github.com/backpropq/backpropq/ad"
 	"github.com/backpropq/backpropq/ppl"
+	"github.com/backpropq/backpropq/ppl/dist"
 	"github.com/backpropq/backpropq/trace"
 )
 
@@ -433,4 +434,46 @@ func TestDOT(t *testing.T) {
 		assert.Contains(t, dot, want)
 	}
 	assert.Equal(t, 5, strings.Count(dot, "->"), "edges")
+}
+
+// TestMultivariateCostVirtualNode checks section 3.1's reading of a cost
+// on several variables: a virtual node Z = (X1, X2, X3), drawn from a
+// point mass, placed before the cost leaves every scope unchanged.
+func TestMultivariateCostVirtualNode(t *testing.T) {
+	direct := scgCases()[6]
+	require.Equal(t, "multivariate cost", direct.name)
+	virtual := func(ctx *ppl.Ctx) {
+		x1 := rv(ctx, "X1")
+		x2 := rv(ctx, "X2", x1)
+		x3 := rv(ctx, "X3", x2)
+		z := ppl.Sample(ctx, "Z", dist.Delta{Value: ad.Concat(x1, x2, x3)})
+		ppl.Cost(ctx, "f", ad.RowSum(ad.Square(z)))
+	}
+	dt, err := trace.Run(direct.model, trace.Seed(seeded()))
+	require.NoError(t, err)
+	vt, err := trace.Run(virtual, trace.Seed(seeded()))
+	require.NoError(t, err)
+	dg, vg := dt.Graph(), vt.Graph()
+	assert.Equal(t, []string{"X1", "X2", "X3"}, vg.Parents("Z"))
+	assert.Equal(t, []string{"Z"}, vg.Parents("f"))
+	assert.Equal(t, []string{"Z"}, vg.Scope("Z", "f"))
+	for _, x := range []string{"X1", "X2", "X3"} {
+		assert.Equal(t, dg.Scope(x, "f"), vg.Scope(x, "f"), "Scope(%s, f)", x)
+	}
+}
+
+func TestTraceConcurrentReads(t *testing.T) {
+	tr, err := trace.Run(scgCases()[5].model, trace.Seed(seeded()))
+	require.NoError(t, err)
+	done := make(chan []string)
+	for range 4 {
+		go func() {
+			g := tr.Graph()
+			_ = tr.Site("X")
+			done <- g.Scope("X", "f2")
+		}()
+	}
+	for range 4 {
+		assert.Equal(t, []string{"A", "X"}, <-done)
+	}
 }
