@@ -1,0 +1,88 @@
+package infer
+
+import (
+	"math/rand/v2"
+
+	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/nn"
+	"github.com/backpropq/backpropq/ppl"
+	"github.com/backpropq/backpropq/trace"
+)
+
+// Estimator estimates the gradient of the expected downstream cost with
+// respect to the parameters of one stochastic site's distribution (and,
+// through them, everything upstream). It does so by returning a surrogate
+// term whose gradient is the estimate; the surrogate loss of a step is the
+// sum of every site's term plus the costs themselves, so one backward pass
+// gives every gradient (paper Algorithm 1, lines 14-20).
+type Estimator interface {
+	// Unbiased reports whether the estimate's expectation is the exact
+	// gradient.
+	Unbiased() bool
+	// Surrogate returns the site's term. It must not change any state of
+	// the estimator: state changes go in Term.Commit, which the training
+	// step calls only when the whole step succeeds.
+	Surrogate(sc *SiteContext) (Term, error)
+}
+
+// Term is an estimator's contribution to the surrogate loss.
+type Term struct {
+	// Loss is [B x 1] or [1 x 1]; its sum joins the surrogate loss. Its
+	// value is not meaningful, only its gradient. Nil adds nothing (a
+	// pathwise site, whose gradient flows through the costs).
+	Loss *ad.Tensor
+	// Commit applies the estimator's state update (running baselines, say)
+	// after the step succeeded; nil for none.
+	Commit func()
+	// Signal is the learning signal the term used ([B x 1], after any
+	// baseline or control variate), for per-site diagnostics; may be nil.
+	Signal *ad.Tensor
+}
+
+// Drawer is an [Estimator] that changes how its site's value is drawn in
+// the training run (relaxed, straight-through or enumerated values). Draw is
+// called for the site before it is sampled; a nil result leaves the draw to
+// the distribution.
+type Drawer interface {
+	Estimator
+	Draw(s *ppl.Site, rng *rand.Rand) *ad.Tensor
+}
+
+// Stateful is an [Estimator] with trainable parameters or running state
+// that the training loop optimizes and checkpoints.
+type Stateful interface {
+	Estimator
+	// Params returns the estimator's trainable parameters (a baseline
+	// network, a control variate, a learned temperature); they are
+	// stepped by the training loop's optimizer with the model's.
+	Params() []*nn.Param
+	// MarshalState and UnmarshalState save and restore everything else
+	// (running means, counters). UnmarshalState must check its input and
+	// change nothing on error.
+	MarshalState() ([]byte, error)
+	UnmarshalState(data []byte) error
+}
+
+// SiteContext is what an estimator sees of one stochastic site in one
+// training step.
+type SiteContext struct {
+	// Site is the sample site; its Dist's parameters are tensors with
+	// gradient paths to the parameters being trained.
+	Site *ppl.Site
+	// Trace is the objective's trace of this step and Graph its SCG.
+	Trace *trace.Trace
+	Graph *trace.Graph
+	// Signal is the sum of the costs reachable from the site in Graph,
+	// [B x 1], with no gradient path: the Rao-Blackwellized
+	// score-function learning signal.
+	Signal *ad.Tensor
+	// Rerun runs the objective again on the step's tape with the given
+	// handlers added, replaying every site that is not a descendant of
+	// this one, and returns the sum of the costs reachable from this site
+	// in the new run, [B x 1], with gradient paths. Estimators use it to
+	// evaluate the downstream cost at substituted values (MuProp, REBAR,
+	// RELAX, ARM, Enumerate).
+	Rerun func(handlers ...ppl.Handler) (*ad.Tensor, error)
+	// Rand is the step's random source.
+	Rand *rand.Rand
+}
