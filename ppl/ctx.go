@@ -163,15 +163,22 @@ func (e *SiteError) Unwrap() error { return e.Err }
 // an error. A shape panic of the ad package (*ad.ShapeError) is returned
 // as a SiteError naming the site being processed, or, when it came from
 // model code between sites, the last site started (with After set). Any
-// other panic propagates unchanged.
+// other panic propagates unchanged. A nil model or handler, a negative
+// batch size or first id is an error before the model runs.
 //
 // Handlers see each site in the order given, then the default behaviour
 // runs; see [Handler]. Handlers that implement [Configurer] set up the run
 // first; see [Config] for the defaults. Run allocates the run's state, so
 // the [Ctx] the model receives is finished when Run returns.
 func Run(model Model, handlers ...Handler) (err error) {
+	if model == nil {
+		return errors.New("ppl: Run: nil model")
+	}
 	var cfg Config
-	for _, h := range handlers {
+	for i, h := range handlers {
+		if h == nil {
+			return fmt.Errorf("ppl: Run: handler %d is nil", i)
+		}
 		if c, ok := h.(Configurer); ok {
 			c.Configure(&cfg)
 		}

@@ -360,6 +360,22 @@ func (d badLogProb) LogProb(v *ad.Tensor) *ad.Tensor {
 	return ad.MatMul(v, v)
 }
 
+func TestRunArguments(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		model    ppl.Model
+		handlers []ppl.Handler
+		msg      string
+	}{
+		{"nil model", nil, nil, "ppl: Run: nil model"},
+		{"nil handler", func(*ppl.Ctx) {}, []ppl.Handler{ppl.Config{}, nil}, "ppl: Run: handler 1 is nil"},
+		{"negative batch", func(*ppl.Ctx) {}, []ppl.Handler{ppl.Config{Batch: -1}}, "ppl: Run: batch size must be >= 0, got -1"},
+		{"negative first id", func(*ppl.Ctx) {}, []ppl.Handler{ppl.Config{FirstID: -2}}, "ppl: Run: first site id must be >= 0, got -2"},
+	} {
+		assert.EqualError(t, ppl.Run(tc.model, tc.handlers...), tc.msg, tc.name)
+	}
+}
+
 func mathNaN() float64 { z := 0.0; return z / z }
 
 type customErr struct{ s string }

@@ -141,13 +141,14 @@ func (s *Site) Stochastic() bool { return s.Kind == KindSample }
 func (s *Site) IsCost() bool { return s.Kind == KindCost || s.Kind == KindObserve }
 
 // ScaledLogProb returns LogProb multiplied by Scale, with the rows that
-// Mask leaves out set to zero, as a new tensor on the run's tape; nil when
-// the site has no log-prob.
+// Mask leaves out set to zero: a new tensor on the run's tape, or LogProb
+// itself when Scale is 1 and Mask is nil; nil when the site has no
+// log-prob.
 func (s *Site) ScaledLogProb() *ad.Tensor { return s.weigh(s.LogProb) }
 
 // ScaledCost returns Cost multiplied by Scale, with the rows that Mask
-// leaves out set to zero, as a new tensor on the run's tape; nil when the
-// site has no cost.
+// leaves out set to zero: a new tensor on the run's tape, or Cost itself
+// when Scale is 1 and Mask is nil; nil when the site has no cost.
 func (s *Site) ScaledCost() *ad.Tensor { return s.weigh(s.Cost) }
 
 func (s *Site) weigh(t *ad.Tensor) *ad.Tensor {

@@ -24,8 +24,8 @@
 //
 // # Handlers
 //
-// Handlers are [ppl.Handler]s, listed in the order in which they see each
-// site: the first is the closest to the model, and [Run]'s own recording
+// Handlers (see [ppl.Handler]) are listed in the order in which they see
+// each site: the first is the closest to the model, and [Run]'s own recording
 // comes after the last. Each handler's documentation says exactly what it
 // does to a site's value, log-prob and provenance:
 //
