@@ -172,3 +172,36 @@ func ExampleDeterministic() {
 	fmt.Println(s.Kind, s.Parents)
 	// Output: deterministic {0}
 }
+
+// A training loop owns one tape, one parameter store and one random
+// source, and passes them to every run as a Config; resetting the tape
+// between steps recycles its memory.
+func ExampleConfig() {
+	env := ppl.Config{Tape: ad.NewTape(), Params: nn.NewStore(), Rand: rand.New(rand.NewPCG(1, 2)), Batch: 2}
+	model := func(ctx *ppl.Ctx) {
+		loc := ppl.Param(ctx, "loc", 1, 1, nn.Constant(1))
+		z := ppl.Sample(ctx, "z", dist.Normal{Loc: ppl.Expand(ctx, loc), Scale: ctx.Tape().Full(2, 1, 1)})
+		ppl.Cost(ctx, "f", ad.Square(z))
+	}
+	for step := 0; step < 3; step++ {
+		var cost *ad.Tensor
+		err := ppl.Run(model, env, ppl.HandlerFunc(func(s *ppl.Site, next func(*ppl.Site)) {
+			next(s)
+			if s.Kind == ppl.KindCost {
+				cost = s.Cost
+			}
+		}))
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		env.Params.ZeroGrad()
+		env.Tape.Backward(ad.Mean(cost))
+		fmt.Printf("step %d: d loss / d loc = %.3f\n", step, env.Params.Get("loc").Grad.At(0, 0))
+		env.Tape.Reset()
+	}
+	// Output:
+	// step 0: d loss / d loc = 2.454
+	// step 1: d loss / d loc = 1.075
+	// step 2: d loss / d loc = -1.486
+}

@@ -227,3 +227,44 @@ func ExampleSeed() {
 	fmt.Println(draw() == draw())
 	// Output: true
 }
+
+// The two-cost graph of the paper's Figure 2(a): the costs each random
+// variable reaches, and the scope of Y for each of them.
+func ExampleGraph_CostsFrom() {
+	model := func(ctx *ppl.Ctx) {
+		x := ppl.Sample(ctx, "X", gaussian(ctx.Tape().Zeros(1, 1)))
+		y := ppl.Sample(ctx, "Y", gaussian(x))
+		z := ppl.Sample(ctx, "Z", gaussian(x))
+		ppl.Cost(ctx, "f1", ad.Square(y))
+		ppl.Cost(ctx, "f2", ad.Mul(y, z))
+	}
+	tr, _ := trace.Run(model, trace.Seed(rand.New(rand.NewPCG(1, 2))))
+	g := tr.Graph()
+	for _, x := range g.Stochastic() {
+		fmt.Println(x, "reaches", g.CostsFrom(x))
+	}
+	fmt.Println("Sc(Y, f1) =", g.Scope("Y", "f1"), " Sc(Y, f2) =", g.Scope("Y", "f2"))
+	// Output:
+	// X reaches [f1 f2]
+	// Y reaches [f1 f2]
+	// Z reaches [f2]
+	// Sc(Y, f1) = [Y]  Sc(Y, f2) = [X Y]
+}
+
+// ReplayValues fixes sample values from a map (an experience-replay
+// buffer, say) while the sites stay random variables, so the sites
+// downstream are drawn given them.
+func ExampleReplayValues() {
+	tp := ad.NewTape()
+	tr, _ := trace.Run(bypass, ppl.Config{Tape: tp, Rand: rand.New(rand.NewPCG(1, 2))},
+		trace.ReplayValues(map[string]*ad.Tensor{"x1": tp.Full(1, 1, 2), "x2": tp.Full(1, 1, -1)}))
+	for _, a := range []string{"x1", "x2"} {
+		s := tr.Site(a)
+		fmt.Printf("%s = %v, replayed %v, log p = %.4f\n", a, s.Value.Item(), s.Replayed, s.LogProb.Item())
+	}
+	fmt.Println(tr.Graph().Parents("x3"))
+	// Output:
+	// x1 = 2, replayed true, log p = -2.9189
+	// x2 = -1, replayed true, log p = -5.4189
+	// [x1 x2]
+}
