@@ -133,14 +133,17 @@ func (s *seqSource) Uint64() uint64 {
 func TestConditionalGumbelBreaksRoundingTies(t *testing.T) {
 	const tinyU = 1        // Float64() = 2^-53
 	const topU = 1<<53 - 1 // Float64() = 1 - 2^-53
-	tp := ad.NewTape()
-	d := Categorical{Logits: row(tp, 0, 0)}
-	rng := rand.New(&seqSource{words: []uint64{tinyU, topU}})
-	zt := d.ConditionalRelaxedSample(col(tp, 0), rng)
-	top := zt.At(0, 0)
-	require.InDelta(t, -math.Log(-math.Log(0x1p-53)), top, 1e-12)
-	require.Equal(t, math.Nextafter(top, math.Inf(-1)), zt.At(0, 1), "the tie is broken by one ulp")
-	require.Equal(t, 0.0, d.Hard(zt).Item())
+	for _, b := range []int{0, 1} {
+		tp := ad.NewTape()
+		d := Categorical{Logits: row(tp, 0, 0)}
+		words := []uint64{topU, topU}
+		words[b] = tinyU
+		zt := d.ConditionalRelaxedSample(col(tp, float64(b)), rand.New(&seqSource{words: words}))
+		top := zt.At(0, b)
+		require.InDelta(t, -math.Log(-math.Log(0x1p-53)), top, 1e-12)
+		require.Equal(t, math.Nextafter(top, math.Inf(-1)), zt.At(0, 1-b), "b %d: the tie is broken by one ulp", b)
+		require.Equal(t, float64(b), d.Hard(zt).Item())
+	}
 }
 
 // The conditional sample is distributed as p(z | b): drawing b from the
