@@ -84,6 +84,7 @@ func (r *run) send(s *Site) {
 	r.current = s.Addr
 	r.inSite = true
 	r.chain(s)
+	// Not deferred: a panic leaves inSite set for Run to read.
 	r.inSite = false
 }
 
