@@ -25,7 +25,9 @@ func TestGradientsByFiniteDifferences(t *testing.T) {
 		loss lossFunc
 	}{
 		{"Normal.LogProb", []*ad.Var{newVar(1, 3, 0.3, -1, 2), newVar(4, 3, 1, 2, 0.5, 1, 1, 1, 0.7, 3, 2, 1, 0.4, 1), newVar(4, 3, normalX...)},
-			func(_ *ad.Tape, p []*ad.Tensor) *ad.Tensor { return weighted(Normal{Loc: p[0], Scale: p[1]}.LogProb(p[2])) }},
+			func(_ *ad.Tape, p []*ad.Tensor) *ad.Tensor {
+				return weighted(Normal{Loc: p[0], Scale: p[1]}.LogProb(p[2]))
+			}},
 		{"Normal.Entropy+Mean", []*ad.Var{newVar(4, 1, 1, 2, 3, 4), newVar(1, 2, 0.5, 2)},
 			func(_ *ad.Tape, p []*ad.Tensor) *ad.Tensor {
 				d := Normal{Loc: p[0], Scale: p[1]}
