@@ -136,10 +136,6 @@ func sigmoid(x float64) float64 {
 	return e / (1 + e)
 }
 
-func softplus(x float64) float64 {
-	return max(x, 0) + math.Log1p(math.Exp(-math.Abs(x)))
-}
-
 // argmaxRow returns the index of the first largest element of row.
 func argmaxRow(row []float64) int {
 	best := 0
