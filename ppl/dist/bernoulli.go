@@ -65,7 +65,7 @@ func (d Bernoulli) LogProb(value *ad.Tensor) *ad.Tensor {
 	return ad.RowSum(ad.Log(ad.Where(value, p, q)))
 }
 
-// Mean returns the probabilities of a 1: Probs, or sigmoid(Logits).
+// Mean returns the probabilities of a 1: Probs itself, or sigmoid(Logits).
 func (d Bernoulli) Mean() *ad.Tensor {
 	if d.Logits != nil {
 		return ad.Sigmoid(d.Logits)
