@@ -136,29 +136,29 @@ func (t *Tensor) backwardMatMul() {
 	ta, tb := t.i1&1 != 0, t.i1&2 != 0
 	m, n := t.rows, t.cols
 	if a.needsGrad {
-		ga := a.gradBuf()
+		ga, beta := a.gemmDst()
 		switch {
 		case !ta && !tb: // dA = G·Bᵀ
-			gemm(false, true, 1, m, n, g, b.rows, b.cols, b.data, 1, a.rows, a.cols, ga)
+			gemm(false, true, 1, m, n, g, b.rows, b.cols, b.data, beta, a.rows, a.cols, ga)
 		case !ta && tb: // dA = G·B
-			gemm(false, false, 1, m, n, g, b.rows, b.cols, b.data, 1, a.rows, a.cols, ga)
+			gemm(false, false, 1, m, n, g, b.rows, b.cols, b.data, beta, a.rows, a.cols, ga)
 		case ta && !tb: // dA = B·Gᵀ
-			gemm(false, true, 1, b.rows, b.cols, b.data, m, n, g, 1, a.rows, a.cols, ga)
+			gemm(false, true, 1, b.rows, b.cols, b.data, m, n, g, beta, a.rows, a.cols, ga)
 		default: // dA = Bᵀ·Gᵀ
-			gemm(true, true, 1, b.rows, b.cols, b.data, m, n, g, 1, a.rows, a.cols, ga)
+			gemm(true, true, 1, b.rows, b.cols, b.data, m, n, g, beta, a.rows, a.cols, ga)
 		}
 	}
 	if b.needsGrad {
-		gb := b.gradBuf()
+		gb, beta := b.gemmDst()
 		switch {
 		case !ta && !tb: // dB = Aᵀ·G
-			gemm(true, false, 1, a.rows, a.cols, a.data, m, n, g, 1, b.rows, b.cols, gb)
+			gemm(true, false, 1, a.rows, a.cols, a.data, m, n, g, beta, b.rows, b.cols, gb)
 		case !ta && tb: // dB = Gᵀ·A
-			gemm(true, false, 1, m, n, g, a.rows, a.cols, a.data, 1, b.rows, b.cols, gb)
+			gemm(true, false, 1, m, n, g, a.rows, a.cols, a.data, beta, b.rows, b.cols, gb)
 		case ta && !tb: // dB = A·G
-			gemm(false, false, 1, a.rows, a.cols, a.data, m, n, g, 1, b.rows, b.cols, gb)
+			gemm(false, false, 1, a.rows, a.cols, a.data, m, n, g, beta, b.rows, b.cols, gb)
 		default: // dB = Gᵀ·Aᵀ
-			gemm(true, true, 1, m, n, g, a.rows, a.cols, a.data, 1, b.rows, b.cols, gb)
+			gemm(true, true, 1, m, n, g, a.rows, a.cols, a.data, beta, b.rows, b.cols, gb)
 		}
 	}
 }
@@ -275,27 +275,62 @@ func gradRowOf(x *Tensor, i int) []float64 {
 
 func (t *Tensor) backwardBinary() {
 	a, b := t.a, t.b
+	if a.rows == t.rows && a.cols == t.cols && b.rows == t.rows && b.cols == t.cols {
+		t.backwardBinarySame()
+		return
+	}
 	if a.needsGrad {
 		a.gradBuf()
 	}
 	if b.needsGrad {
 		b.gradBuf()
 	}
-	if a.rows == t.rows && a.cols == t.cols && b.rows == t.rows && b.cols == t.cols {
-		var ga, gb []float64
-		if a.needsGrad {
-			ga = a.grad
-		}
-		if b.needsGrad {
-			gb = b.grad
-		}
-		backwardBinaryRow(t.op, t.grad, t.data, a.data, b.data, ga, gb)
-		return
-	}
 	c := t.cols
 	for i := 0; i < t.rows; i++ {
 		backwardBinaryRow(t.op, t.grad[i*c:(i+1)*c], t.data[i*c:(i+1)*c],
 			rowOf(a, i), rowOf(b, i), gradRowOf(a, i), gradRowOf(b, i))
+	}
+}
+
+// backwardBinarySame is backwardBinary for operands of the output's shape.
+func (t *Tensor) backwardBinarySame() {
+	a, b, g := t.a, t.b, t.grad
+	x, y, out := a.data[:len(g)], b.data[:len(g)], t.data[:len(g)]
+	if a.needsGrad {
+		d := a.gradOut()[:len(g)]
+		switch t.op {
+		case opAdd, opSub:
+			copy(d, g)
+		case opMul:
+			for i, v := range g {
+				d[i] = v * y[i]
+			}
+		case opDiv:
+			for i, v := range g {
+				d[i] = v / y[i]
+			}
+		}
+		a.gradDone(d)
+	}
+	if b.needsGrad {
+		d := b.gradOut()[:len(g)]
+		switch t.op {
+		case opAdd:
+			copy(d, g)
+		case opSub:
+			for i, v := range g {
+				d[i] = -v
+			}
+		case opMul:
+			for i, v := range g {
+				d[i] = v * x[i]
+			}
+		case opDiv:
+			for i, v := range g {
+				d[i] = -v * out[i] / y[i]
+			}
+		}
+		b.gradDone(d)
 	}
 }
 
@@ -469,92 +504,99 @@ func softplusInto(y, d, x []float64, neg bool) {
 }
 
 func (t *Tensor) backwardUnary() {
-	a := t.a
-	x, y, g, ga := a.data, t.data, t.grad, a.gradBuf()
+	a, g := t.a, t.grad
+	x, y, d := a.data[:len(g)], t.data[:len(g)], a.gradOut()[:len(g)]
 	switch t.op {
 	case opNeg:
 		for i, v := range g {
-			ga[i] -= v
+			d[i] = -v
 		}
 	case opScale:
 		for i, v := range g {
-			ga[i] += t.f1 * v
+			d[i] = t.f1 * v
 		}
 	case opExp:
 		for i, v := range g {
-			ga[i] += v * y[i]
+			d[i] = v * y[i]
 		}
 	case opLog:
 		for i, v := range g {
-			ga[i] += v / x[i]
+			d[i] = v / x[i]
 		}
 	case opLog1p:
 		for i, v := range g {
-			ga[i] += v / (1 + x[i])
+			d[i] = v / (1 + x[i])
 		}
 	case opSqrt:
 		for i, v := range g {
-			ga[i] += v / (2 * y[i])
+			d[i] = v / (2 * y[i])
 		}
 	case opSquare:
 		for i, v := range g {
-			ga[i] += 2 * v * x[i]
+			d[i] = 2 * v * x[i]
 		}
 	case opAbs:
 		for i, v := range g {
 			switch {
 			case x[i] > 0:
-				ga[i] += v
+				d[i] = v
 			case x[i] < 0:
-				ga[i] -= v
+				d[i] = -v
+			default:
+				d[i] = 0
 			}
 		}
 	case opSigmoid:
 		for i, v := range g {
-			ga[i] += v * y[i] * (1 - y[i])
+			d[i] = v * y[i] * (1 - y[i])
 		}
 	case opSoftplus, opLogSigmoid:
-		if d := t.aux; d != nil {
-			d = d[:len(g)]
+		if s := t.aux; s != nil {
+			s = s[:len(g)]
 			for i, v := range g {
-				ga[i] += v * d[i]
+				d[i] = v * s[i]
 			}
 			break
 		}
 		// The forward pass did not expect a gradient (Gradients with
 		// respect to a tensor without a Var).
-		s := 1.0
+		sign := 1.0
 		if t.op == opLogSigmoid {
-			s = -1
+			sign = -1
 		}
 		for i, v := range g {
-			ga[i] += v * sigmoid(s*x[i])
+			d[i] = v * sigmoid(sign*x[i])
 		}
 	case opTanh:
 		for i, v := range g {
-			ga[i] += v * (1 - y[i]*y[i])
+			d[i] = v * (1 - y[i]*y[i])
 		}
 	case opReLU:
 		for i, v := range g {
 			if x[i] > 0 {
-				ga[i] += v
+				d[i] = v
+			} else {
+				d[i] = 0
 			}
 		}
 	case opLeakyReLU:
 		for i, v := range g {
 			if x[i] > 0 {
-				ga[i] += v
+				d[i] = v
 			} else {
-				ga[i] += t.f1 * v
+				d[i] = t.f1 * v
 			}
 		}
 	case opClamp:
 		for i, v := range g {
 			if x[i] > t.f1 && x[i] < t.f2 {
-				ga[i] += v
+				d[i] = v
+			} else {
+				d[i] = 0
 			}
 		}
 	}
+	a.gradDone(d)
 }
 
 // Neg returns -a.

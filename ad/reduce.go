@@ -31,17 +31,24 @@ func reduce(o op, a *Tensor, rows, cols int, scale float64) *Tensor {
 
 func (t *Tensor) backwardReduce() {
 	a, g, s := t.a, t.grad, t.f1
-	ga := a.gradBuf()
+	d := a.gradOut()
 	for i := 0; i < a.rows; i++ {
-		row := ga[i*a.cols : (i+1)*a.cols]
+		row := d[i*a.cols : (i+1)*a.cols]
 		switch t.op {
 		case opSum:
-			floats.AddConst(s*g[0], row)
+			fill(row, s*g[0])
 		case opRowSum:
-			floats.AddConst(s*g[i], row)
+			fill(row, s*g[i])
 		case opColSum:
-			floats.AddScaled(row, s, g)
+			floats.ScaleTo(row, s, g)
 		}
+	}
+	a.gradDone(d)
+}
+
+func fill(x []float64, v float64) {
+	for i := range x {
+		x[i] = v
 	}
 }
 
@@ -115,35 +122,31 @@ func LogSoftmax(a *Tensor) *Tensor {
 }
 
 func (t *Tensor) backwardSoftmax() {
-	a := t.a
-	ga := a.gradBuf()
+	a, c := t.a, t.a.cols
+	d := a.gradOut()
 	for i := 0; i < a.rows; i++ {
+		drow := d[i*c : (i+1)*c]
 		switch t.op {
 		case opLogSumExp:
-			row, grow := a.data[i*a.cols:(i+1)*a.cols], ga[i*a.cols:(i+1)*a.cols]
-			for j, v := range row {
-				grow[j] += t.grad[i] * math.Exp(v-t.data[i])
+			g, lse := t.grad[i], t.data[i]
+			for j, v := range a.data[i*c : (i+1)*c] {
+				drow[j] = g * math.Exp(v-lse)
 			}
 		case opSoftmax:
-			y, g, grow := t.data[i*a.cols:(i+1)*a.cols], t.grad[i*a.cols:(i+1)*a.cols], ga[i*a.cols:(i+1)*a.cols]
-			dot := 0.0
+			y, g := t.data[i*c:(i+1)*c], t.grad[i*c:(i+1)*c]
+			dot := floats.Dot(g, y)
 			for j := range y {
-				dot += g[j] * y[j]
-			}
-			for j := range y {
-				grow[j] += y[j] * (g[j] - dot)
+				drow[j] = y[j] * (g[j] - dot)
 			}
 		case opLogSoftmax:
-			y, g, grow := t.data[i*a.cols:(i+1)*a.cols], t.grad[i*a.cols:(i+1)*a.cols], ga[i*a.cols:(i+1)*a.cols]
-			sum := 0.0
-			for _, v := range g {
-				sum += v
-			}
+			y, g := t.data[i*c:(i+1)*c], t.grad[i*c:(i+1)*c]
+			sum := floats.Sum(g)
 			for j := range y {
-				grow[j] += g[j] - math.Exp(y[j])*sum
+				drow[j] = g[j] - math.Exp(y[j])*sum
 			}
 		}
 	}
+	a.gradDone(d)
 }
 
 // Concat joins tensors with the same number of rows along the columns. It
@@ -178,14 +181,11 @@ func (t *Tensor) backwardConcat() {
 	off := 0
 	for _, x := range t.args {
 		if x.needsGrad {
-			gx := x.gradBuf()
+			d := x.gradOut()
 			for i := 0; i < x.rows; i++ {
-				src := t.grad[i*t.cols+off : i*t.cols+off+x.cols]
-				dst := gx[i*x.cols : (i+1)*x.cols]
-				for j, v := range src {
-					dst[j] += v
-				}
+				copy(d[i*x.cols:(i+1)*x.cols], t.grad[i*t.cols+off:i*t.cols+off+x.cols])
 			}
+			x.gradDone(d)
 		}
 		off += x.cols
 	}
@@ -209,10 +209,7 @@ func (t *Tensor) backwardSlice() {
 	a := t.a
 	ga := a.gradBuf()
 	for i := 0; i < t.rows; i++ {
-		dst := ga[i*a.cols+t.i1 : i*a.cols+t.i1+t.cols]
-		for j, v := range t.grad[i*t.cols : (i+1)*t.cols] {
-			dst[j] += v
-		}
+		floats.Add(ga[i*a.cols+t.i1:i*a.cols+t.i1+t.cols], t.grad[i*t.cols:(i+1)*t.cols])
 	}
 }
 
@@ -355,28 +352,26 @@ func Transpose(a *Tensor) *Tensor {
 
 func (t *Tensor) backwardShape() {
 	a := t.a
-	ga := a.gradBuf()
+	d := a.gradOut()
 	if t.op == opReshape {
-		for i, v := range t.grad {
-			ga[i] += v
-		}
-		return
-	}
-	for i := 0; i < a.rows; i++ {
-		for j := 0; j < a.cols; j++ {
-			ga[i*a.cols+j] += t.grad[j*a.rows+i]
+		copy(d, t.grad)
+	} else {
+		for i := 0; i < a.rows; i++ {
+			for j := 0; j < a.cols; j++ {
+				d[i*a.cols+j] = t.grad[j*a.rows+i]
+			}
 		}
 	}
+	a.gradDone(d)
 }
 
 func (t *Tensor) backward() {
 	switch t.op {
 	case opConst, opVar, opStopGradient, opOneHot:
 	case opIdentity:
-		ga := t.a.gradBuf()
-		for i, v := range t.grad {
-			ga[i] += v
-		}
+		d := t.a.gradOut()
+		copy(d, t.grad)
+		t.a.gradDone(d)
 	case opMatMul:
 		t.backwardMatMul()
 	case opAdd, opSub, opMul, opDiv:

@@ -2,8 +2,10 @@ package ad
 
 import (
 	"fmt"
+	"math"
 
 	"gonum.org/v1/gonum/blas/blas64"
+	"gonum.org/v1/gonum/floats"
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -156,13 +158,24 @@ func (tp *Tape) Reset() {
 	tp.n = 0
 }
 
+// poison makes alloc fill every buffer with NaN, so that tests catch a
+// kernel that reads memory it has not written.
+var poison bool
+
 func (tp *Tape) alloc(n int) []float64 {
+	var buf []float64
 	if l := tp.pool[n]; len(l) > 0 {
-		buf := l[len(l)-1]
+		buf = l[len(l)-1]
 		tp.pool[n] = l[:len(l)-1]
-		return buf
+	} else {
+		buf = make([]float64, n)
 	}
-	return make([]float64, n)
+	if poison {
+		for i := range buf {
+			buf[i] = math.NaN()
+		}
+	}
+	return buf
 }
 
 func (tp *Tape) allocZero(n int) []float64 {
@@ -345,11 +358,7 @@ func (tp *Tape) AccumulateGradients() {
 		if t.op == opVar && t.grad != nil {
 			g := t.v.Grad.RawMatrix()
 			for i := 0; i < t.rows; i++ {
-				dst := g.Data[i*g.Stride : i*g.Stride+t.cols]
-				src := t.grad[i*t.cols : (i+1)*t.cols]
-				for j, v := range src {
-					dst[j] += v
-				}
+				floats.Add(g.Data[i*g.Stride:i*g.Stride+t.cols], t.grad[i*t.cols:(i+1)*t.cols])
 			}
 		}
 	}
@@ -428,10 +437,52 @@ func (t *Tensor) inputs() []*Tensor {
 	return in
 }
 
+// Backward kernels add their contribution to an input's gradient in one
+// of three ways, so that the common case of a tensor with one consumer
+// neither zeroes a buffer nor makes an extra pass:
+//
+//   - gradBuf, for kernels that touch only part of the gradient or add
+//     into it several times: a zeroed buffer on first use, added into.
+//   - gradOut and gradDone, for kernels that write every element once:
+//     the first contribution is written straight into the new gradient,
+//     later ones into a scratch buffer added on by gradDone.
+//   - gemmDst, for products: the gradient and the beta for blas64.Gemm.
+
 // gradBuf returns x's gradient buffer, allocating a zero one on first use.
 func (x *Tensor) gradBuf() []float64 {
 	if x.grad == nil {
 		x.grad = x.tape.allocZero(len(x.data))
 	}
 	return x.grad
+}
+
+// gradOut returns a buffer, of unspecified content, for a contribution to
+// x's gradient that the caller overwrites entirely and then passes to
+// gradDone.
+func (x *Tensor) gradOut() []float64 {
+	if x.grad == nil {
+		x.grad = x.tape.alloc(len(x.data))
+		return x.grad
+	}
+	return x.tape.alloc(len(x.data))
+}
+
+// gradDone adds a contribution written into a buffer from gradOut to x's
+// gradient.
+func (x *Tensor) gradDone(d []float64) {
+	if &d[0] == &x.grad[0] {
+		return
+	}
+	floats.Add(x.grad, d)
+	x.tape.free(d)
+}
+
+// gemmDst returns the buffer a product adds x's gradient into and the beta
+// that makes it overwrite a new buffer or add into an existing one.
+func (x *Tensor) gemmDst() ([]float64, float64) {
+	if x.grad == nil {
+		x.grad = x.tape.alloc(len(x.data))
+		return x.grad, 0
+	}
+	return x.grad, 1
 }

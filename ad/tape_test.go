@@ -356,3 +356,30 @@ func TestResetSteadyStateDoesNotAllocate(t *testing.T) {
 	})
 	assert.Zero(t, allocs)
 }
+
+func TestResetAfterNaNRunGivesCleanResults(t *testing.T) {
+	// Backward kernels write into recycled buffers without zeroing them
+	// first; a NaN left by a bad step must not leak into the next one.
+	rng := rand.New(rand.NewPCG(1, 2))
+	x := randDense(rng, 5, 4, nil)
+	bad := mat.DenseCopyOf(x)
+	bad.Set(2, 1, math.NaN())
+	w := ad.NewVar(randDense(rng, 4, 3, nil))
+	b := ad.NewVar(randDense(rng, 1, 3, nil))
+
+	fresh := ad.NewTape()
+	fresh.Backward(buildStep(fresh, w, b, x))
+	wantW, wantB := mat.DenseCopyOf(w.Grad), mat.DenseCopyOf(b.Grad)
+
+	tp := ad.NewTape()
+	w.ZeroGrad()
+	b.ZeroGrad()
+	tp.Backward(buildStep(tp, w, b, bad))
+	require.True(t, math.IsNaN(w.Grad.At(0, 0)))
+	tp.Reset()
+	w.ZeroGrad()
+	b.ZeroGrad()
+	tp.Backward(buildStep(tp, w, b, x))
+	require.True(t, mat.Equal(wantW, w.Grad))
+	require.True(t, mat.Equal(wantB, b.Grad))
+}
