@@ -83,6 +83,24 @@ type SiteContext struct {
 	// evaluate the downstream cost at substituted values (MuProp, REBAR,
 	// RELAX, ARM, Enumerate).
 	Rerun func(handlers ...ppl.Handler) (*ad.Tensor, error)
-	// Rand is the step's random source.
+	// Rand is the step's random source (the random source of the site's
+	// chunk of particles; see [SVI]).
 	Rand *rand.Rand
+	// Params is the training run's parameter store. An estimator may
+	// create parameters in it lazily (a baseline network whose input size
+	// it learns from the first site it sees), under names that start with
+	// "infer/"; the training loop then steps and checkpoints them with the
+	// model's.
+	Params *nn.Store
+}
+
+// Reparameterizing is an optional interface of an [Estimator] whose site
+// must be drawn with RSample, so that the gradient reaches the
+// distribution's parameters through the value ([Pathwise]). Every other
+// estimator's site is drawn with Sample (ppl.Site.NoRSample is set), since
+// its own term accounts for the dependence of the value on the parameters
+// and a second, pathwise, path would count it twice.
+type Reparameterizing interface {
+	Estimator
+	Reparameterizes() bool
 }

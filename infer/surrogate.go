@@ -1,0 +1,241 @@
+package infer
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/ppl"
+	"github.com/backpropq/backpropq/trace"
+	"github.com/backpropq/backpropq/vi"
+)
+
+// siteTerm is one site's estimator term in one run.
+type siteTerm struct {
+	addr string
+	term Term
+}
+
+// Surrogate is the surrogate loss of one run of an objective: the sum of
+// the scaled costs of the run (ppl.Site.ScaledCost) and of every
+// stochastic site's estimator term, so that one backward pass from Loss
+// gives every gradient (paper Algorithm 1, lines 14-20).
+type Surrogate struct {
+	// Trace is the run's trace.
+	Trace *trace.Trace
+	// Loss is the [1 x 1] surrogate loss. Its value is not meaningful;
+	// Cost is.
+	Loss *ad.Tensor
+	// Cost is the sum over rows of the run's scaled costs: the Monte Carlo
+	// value of the objective being minimized.
+	Cost float64
+
+	terms []siteTerm
+}
+
+// Commit calls the Commit function of every term, in the order of the
+// sites. A training loop calls it once the step has succeeded.
+func (s *Surrogate) Commit() {
+	for _, t := range s.terms {
+		if t.term.Commit != nil {
+			t.term.Commit()
+		}
+	}
+}
+
+// Signals returns, for each site whose term reported a learning signal,
+// its address and the signal, [B x 1], in the order of the sites.
+func (s *Surrogate) Signals() (addrs []string, signals []*ad.Tensor) {
+	for _, t := range s.terms {
+		if t.term.Signal != nil {
+			addrs = append(addrs, t.addr)
+			signals = append(signals, t.term.Signal)
+		}
+	}
+	return addrs, signals
+}
+
+// BuildSurrogate runs obj once under env, with the estimators chosen by est
+// (see [Estimators]), and returns its surrogate loss. env must have a tape
+// and a random source. The run is the training run: sites whose estimator
+// is not [Reparameterizing] are drawn without a pathwise gradient, and a
+// [Drawer] estimator supplies its site's value.
+//
+// Errors (a failure in the objective, an estimator's error, a NaN or
+// infinite cost, log-probability or term) name the site's address; ad
+// shape panics in estimator code are returned as errors too. BuildSurrogate
+// changes no estimator state: see [Surrogate.Commit].
+func BuildSurrogate(obj vi.Objective, est Estimators, env ppl.Config) (sur *Surrogate, err error) {
+	if obj == nil {
+		return nil, errors.New("infer: nil objective")
+	}
+	if env.Tape == nil || env.Rand == nil {
+		return nil, errors.New("infer: BuildSurrogate needs a tape and a random source in env")
+	}
+	if err := est.Validate(); err != nil {
+		return nil, err
+	}
+	var current string
+	defer func() {
+		if r := recover(); r != nil {
+			se, ok := r.(*ad.ShapeError)
+			if !ok {
+				panic(r)
+			}
+			sur, err = nil, fmt.Errorf("infer: site %q: %w", current, se)
+		}
+	}()
+	tr, err := obj.Run(env, est.selectionHandler(env.Rand))
+	if err != nil {
+		return nil, fmt.Errorf("infer: %w", err)
+	}
+	graph := tr.Graph()
+	sur = &Surrogate{Trace: tr}
+	costs := make(map[string]*ad.Tensor)
+	var total *ad.Tensor
+	add := func(t *ad.Tensor) {
+		if total == nil {
+			total = t
+		} else {
+			total = ad.Add(total, t)
+		}
+	}
+	for _, s := range tr.Sites() {
+		current = s.Addr
+		if s.Stochastic() && s.LogProb != nil {
+			if err := checkFinite(s.LogProb); err != nil {
+				return nil, fmt.Errorf("infer: site %q: log-probability %w", s.Addr, err)
+			}
+		}
+		if !s.IsCost() {
+			continue
+		}
+		c := s.ScaledCost()
+		if err := checkFinite(c); err != nil {
+			return nil, fmt.Errorf("infer: site %q: cost %w", s.Addr, err)
+		}
+		costs[s.Addr] = c
+		sum := ad.Sum(c)
+		sur.Cost += sum.Item()
+		add(sum)
+	}
+	for _, s := range tr.Sites() {
+		if !s.Stochastic() {
+			continue
+		}
+		current = s.Addr
+		sc := &SiteContext{
+			Site:   s,
+			Trace:  tr,
+			Graph:  graph,
+			Signal: signalOf(env.Tape, tr.Batch(), graph.CostsFrom(s.Addr), costs),
+			Rerun:  rerunner(obj, env, tr, graph, s.Addr),
+			Rand:   env.Rand,
+			Params: env.Params,
+		}
+		e := est.For(s.Addr, s.Dist)
+		term, err := e.Surrogate(sc)
+		if err != nil {
+			return nil, fmt.Errorf("infer: site %q: %w", s.Addr, err)
+		}
+		if term.Loss != nil {
+			if err := checkFinite(term.Loss); err != nil {
+				return nil, fmt.Errorf("infer: site %q: estimator term %w", s.Addr, err)
+			}
+			add(ad.Sum(term.Loss))
+		}
+		sur.terms = append(sur.terms, siteTerm{addr: s.Addr, term: term})
+	}
+	if total == nil {
+		total = env.Tape.Scalar(0)
+	}
+	sur.Loss = total
+	return sur, nil
+}
+
+// signalOf returns the stop-gradient sum of the given costs, [rows x 1].
+func signalOf(tp *ad.Tape, rows int, addrs []string, costs map[string]*ad.Tensor) *ad.Tensor {
+	var sum *ad.Tensor
+	for _, a := range addrs {
+		c := costs[a]
+		if c == nil {
+			continue
+		}
+		if sum == nil {
+			sum = c
+		} else {
+			sum = ad.Add(sum, c)
+		}
+	}
+	if sum == nil {
+		return tp.Zeros(max(rows, 1), 1)
+	}
+	return ad.StopGradient(sum)
+}
+
+// rerunner returns the Rerun function of the site at addr: it runs obj
+// again on env's tape with the given handlers first, then a handler that
+// gives every sample site of tr that is not addr or one of its descendants
+// the value it had in tr (scored like a replayed value, or substituted
+// again where tr's value was substituted), and returns the sum of the
+// scaled costs reachable from addr in the new run, with gradient paths.
+func rerunner(obj vi.Objective, env ppl.Config, tr *trace.Trace, graph *trace.Graph, addr string) func(...ppl.Handler) (*ad.Tensor, error) {
+	return func(handlers ...ppl.Handler) (*ad.Tensor, error) {
+		skip := map[string]bool{addr: true}
+		for _, d := range graph.Descendants(addr) {
+			skip[d] = true
+		}
+		keep := make(map[string]*ppl.Site)
+		for _, s := range tr.Sites() {
+			if s.Stochastic() && !skip[s.Addr] {
+				keep[s.Addr] = s
+			}
+		}
+		replay := ppl.HandlerFunc(func(s *ppl.Site, next func(*ppl.Site)) {
+			if old, ok := keep[s.Addr]; ok && s.Kind == ppl.KindSample && s.Value == nil {
+				s.Value = old.Value
+				if old.Substituted {
+					s.Substituted = true
+				} else {
+					s.Replayed = true
+				}
+			}
+			next(s)
+		})
+		hs := append(append([]ppl.Handler(nil), handlers...), replay)
+		tr2, err := obj.Run(env, hs...)
+		if err != nil {
+			return nil, fmt.Errorf("infer: rerun for site %q: %w", addr, err)
+		}
+		var sum *ad.Tensor
+		for _, c := range tr2.Graph().CostsFrom(addr) {
+			cost := tr2.Site(c).ScaledCost()
+			if sum == nil {
+				sum = cost
+			} else {
+				sum = ad.Add(sum, cost)
+			}
+		}
+		if sum == nil {
+			rows := tr2.Batch()
+			if rows == 0 {
+				rows = tr.Batch()
+			}
+			sum = env.Tape.Zeros(max(rows, 1), 1)
+		}
+		return sum, nil
+	}
+}
+
+// checkFinite returns an error locating the first NaN or infinite element
+// of t, or nil.
+func checkFinite(t *ad.Tensor) error {
+	cols := t.Cols()
+	for i, v := range t.Data() {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("is %v at row %d, column %d", v, i/cols, i%cols)
+		}
+	}
+	return nil
+}

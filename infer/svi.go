@@ -1,0 +1,384 @@
+package infer
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/nn"
+	"github.com/backpropq/backpropq/ppl"
+	"github.com/backpropq/backpropq/vi"
+)
+
+// SVI is the stochastic variational inference loop (more generally, the
+// training loop of a stochastic computation graph): each [SVI.Step] runs
+// the objective, builds the surrogate loss from the estimators chosen per
+// site, takes one backward pass and one optimizer step over the model's,
+// the guide's and the estimators' parameters.
+//
+// Data reach the model by closure, as everywhere in ppl. The rows of a
+// step (Particles of them) may be split into Chunks runs of contiguous rows,
+// each on its own tape with its own random source, which Workers goroutines
+// process; the gradients are summed in chunk order, so a step's result
+// depends on Seed and Chunks but never on Workers.
+//
+// Randomness comes only from Seed: step t's chunk c draws from a PCG source
+// seeded by (a hash of Seed and t, c), so a run resumed from a checkpoint
+// continues bit for bit.
+//
+// An SVI is not safe for concurrent use. Its fields may be changed between
+// steps.
+type SVI struct {
+	// Objective is the objective the steps minimize (vi.Program for a
+	// program's own costs, vi.ELBO for a model and a guide).
+	Objective vi.Objective
+	// Chunk, when not nil, gives the objective of the rows [from, to) of a
+	// step, for models whose rows are data points: it is used instead of
+	// Objective for every chunk. When nil, each chunk runs Objective with
+	// Config.Batch set to its number of rows, which suits models whose rows
+	// are exchangeable particles (data expanded with ppl.Expand).
+	Chunk func(from, to int) vi.Objective
+	// Estimators chooses each site's estimator.
+	Estimators Estimators
+	// Optimizer steps every parameter of Params.
+	Optimizer nn.Optimizer
+	// Params is the parameter store of the model, the guide and the
+	// estimators (see [Stateful] and [SiteContext].Params).
+	Params *nn.Store
+	// Particles is the number of rows of a step; 0 lets the model decide
+	// its batch (then Chunks must be at most 1).
+	Particles int
+	// Chunks is the number of runs a step's rows are split into (default
+	// 1). It changes the random numbers drawn, so it is part of a run's
+	// configuration like Seed.
+	Chunks int
+	// Workers is the number of goroutines that process the chunks
+	// (default 1). It never changes the result.
+	Workers int
+	// MaxGradNorm, when positive, clips the joint gradient norm of all
+	// parameters (nn.ClipGradNorm) before the optimizer step.
+	MaxGradNorm float64
+	// Seed determines every random number of the run.
+	Seed uint64
+
+	step  int64
+	warm  bool
+	tapes []*ad.Tape
+}
+
+// Bounder is an optional interface of a [vi.Objective] whose loss is the
+// negative of a bound on the log-likelihood (an ELBO, an importance-weighted
+// bound): [Metrics].ELBO is then reported.
+type Bounder interface {
+	Bound() bool
+}
+
+// Metrics describes one step.
+type Metrics struct {
+	// Step is the step's index, from 0.
+	Step int64
+	// Rows is the number of rows (particles or data points) of the step.
+	Rows int
+	// Loss is the sum over rows of the scaled costs: a Monte Carlo
+	// estimate of the objective times Rows.
+	Loss float64
+	// ELBO is -Loss when the objective is a [Bounder], NaN otherwise.
+	ELBO float64
+	// GradNorm is the joint L2 norm of all gradients, before clipping.
+	GradNorm float64
+	// Sites holds, for each site whose estimator reported a learning
+	// signal, its mean and variance over the step's rows, in the order of
+	// the sites.
+	Sites []SiteMetrics
+}
+
+// SiteMetrics is the learning signal of one site in one step.
+type SiteMetrics struct {
+	Addr       string
+	SignalMean float64
+	SignalVar  float64
+}
+
+// StepCount returns the number of steps taken so far (restored by a
+// checkpoint).
+func (s *SVI) StepCount() int64 { return s.step }
+
+// chunkResult is what one chunk of a step produced.
+type chunkResult struct {
+	sur      *Surrogate
+	err      error
+	panicVal any
+	panicked bool
+}
+
+// Step takes one training step and returns its metrics. It is all or
+// nothing: when it returns an error (from the objective, an estimator, a
+// NaN or infinite cost, term or gradient, or the optimizer) no parameter
+// value, optimizer state, estimator state or step count has changed, and
+// the error names the site or the parameter where the first non-finite
+// value appeared. (Parameters that the failed run created in the store stay
+// there with their initial values; gradients are scratch space and are
+// overwritten.)
+//
+// A panic in the objective that is not a ppl.SiteError or an ad shape
+// error propagates, on the caller's goroutine.
+func (s *SVI) Step() (Metrics, error) {
+	results, err := s.compute()
+	if err != nil {
+		return Metrics{}, err
+	}
+	params := s.allParams()
+	norm := gradNorm(params)
+	if s.MaxGradNorm > 0 {
+		nn.ClipGradNorm(params, s.MaxGradNorm)
+	}
+	if err := s.Optimizer.Step(params); err != nil {
+		return Metrics{}, fmt.Errorf("infer: SVI step %d: %w", s.step, err)
+	}
+	for _, r := range results {
+		r.sur.Commit()
+	}
+	m := s.metrics(results, norm)
+	s.step++
+	return m, nil
+}
+
+// check validates the configuration.
+func (s *SVI) check() error {
+	switch {
+	case s.Objective == nil && s.Chunk == nil:
+		return errors.New("infer: SVI: no objective")
+	case s.Optimizer == nil:
+		return errors.New("infer: SVI: no optimizer")
+	case s.Params == nil:
+		return errors.New("infer: SVI: no parameter store")
+	case s.Particles < 0:
+		return fmt.Errorf("infer: SVI: negative Particles %d", s.Particles)
+	case s.Chunks < 0 || s.Workers < 0:
+		return errors.New("infer: SVI: negative Chunks or Workers")
+	case s.Chunks > 1 && s.Particles < s.Chunks:
+		return fmt.Errorf("infer: SVI: %d chunks need at least as many Particles, got %d", s.Chunks, s.Particles)
+	case s.MaxGradNorm < 0 || math.IsNaN(s.MaxGradNorm):
+		return fmt.Errorf("infer: SVI: MaxGradNorm must be >= 0, got %v", s.MaxGradNorm)
+	}
+	return s.Estimators.Validate()
+}
+
+// numChunks returns the number of chunks of a step.
+func (s *SVI) numChunks() int {
+	return max(s.Chunks, 1)
+}
+
+// chunkRows returns the rows [from, to) of chunk c.
+func (s *SVI) chunkRows(c int) (from, to int) {
+	n := s.numChunks()
+	return c * s.Particles / n, (c + 1) * s.Particles / n
+}
+
+// chunkRand returns the random source of chunk c of step t.
+func (s *SVI) chunkRand(t int64, c int) *rand.Rand {
+	return rand.New(rand.NewPCG(splitmix(s.Seed^splitmix(uint64(t))), uint64(c)))
+}
+
+// splitmix is the SplitMix64 finalizer, a bijective mixer of 64 bits.
+func splitmix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+// registerEstimatorParams adds the parameters of Stateful estimators to the
+// store under "infer/<key>", so that the optimizer steps them and
+// checkpoints save them.
+func (s *SVI) registerEstimatorParams() error {
+	keys, ests := s.Estimators.stateful()
+	for i, st := range ests {
+		ps := st.Params()
+		if len(ps) == 0 {
+			continue
+		}
+		if err := s.Params.Register("infer/"+keys[i], paramList(ps)); err != nil {
+			return fmt.Errorf("infer: SVI: estimator %s: %w", keys[i], err)
+		}
+	}
+	return nil
+}
+
+// paramList adapts a slice of parameters to nn.Layer.
+type paramList []*nn.Param
+
+func (p paramList) Params() []*nn.Param { return p }
+
+// allParams returns every parameter the step trains, sorted by name.
+func (s *SVI) allParams() []*nn.Param {
+	return s.Params.Params()
+}
+
+// compute runs every chunk and leaves the step's summed gradient in the
+// parameters' Grad; it changes nothing else that a checkpoint holds
+// (except for parameters the runs create).
+func (s *SVI) compute() ([]chunkResult, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	if err := s.registerEstimatorParams(); err != nil {
+		return nil, err
+	}
+	s.Params.ZeroGrad()
+	n := s.numChunks()
+	for len(s.tapes) < n {
+		s.tapes = append(s.tapes, ad.NewTape())
+	}
+	before := s.Params.Len()
+	results := make([]chunkResult, n)
+	run := func(c int) {
+		r := &results[c]
+		defer func() {
+			if p := recover(); p != nil {
+				r.panicked, r.panicVal = true, p
+			}
+		}()
+		tp := s.tapes[c]
+		tp.Reset()
+		from, to := s.chunkRows(c)
+		obj := s.Objective
+		if s.Chunk != nil {
+			obj = s.Chunk(from, to)
+		}
+		env := ppl.Config{Tape: tp, Rand: s.chunkRand(s.step, c), Params: s.Params, Batch: to - from}
+		sur, err := BuildSurrogate(obj, s.Estimators, env)
+		if err != nil {
+			r.err = err
+			return
+		}
+		tp.ComputeGradients(sur.Loss)
+		r.sur = sur
+	}
+	first := 0
+	if !s.warm {
+		// Parameters are created lazily from the random source of the
+		// chunk that first needs them; creating them in chunk 0 alone
+		// keeps their values independent of the number of workers.
+		run(0)
+		first = 1
+	}
+	workers := max(s.Workers, 1)
+	if workers == 1 || n-first <= 1 {
+		for c := first; c < n; c++ {
+			run(c)
+		}
+	} else {
+		var g errgroup.Group
+		g.SetLimit(workers)
+		for c := first; c < n; c++ {
+			g.Go(func() error { run(c); return nil })
+		}
+		_ = g.Wait()
+	}
+	for c := range results {
+		if results[c].panicked {
+			panic(results[c].panicVal)
+		}
+	}
+	for c := range results {
+		if err := results[c].err; err != nil {
+			if n > 1 {
+				return nil, fmt.Errorf("infer: SVI step %d, chunk %d: %w", s.step, c, err)
+			}
+			return nil, fmt.Errorf("infer: SVI step %d: %w", s.step, err)
+		}
+	}
+	for c := range results {
+		s.tapes[c].AccumulateGradients()
+	}
+	if s.Params.Len() == before {
+		s.warm = true
+	}
+	for _, p := range s.allParams() {
+		if p.Grad == nil {
+			continue
+		}
+		if err := checkFiniteDense(p.Grad.RawMatrix().Data, p.Grad.RawMatrix().Cols); err != nil {
+			return nil, fmt.Errorf("infer: SVI step %d: gradient of parameter %q %w", s.step, p.Name, err)
+		}
+	}
+	return results, nil
+}
+
+// checkFiniteDense locates the first NaN or infinite element of a
+// row-major slice with the given number of columns.
+func checkFiniteDense(data []float64, cols int) error {
+	for i, v := range data {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("is %v at row %d, column %d", v, i/cols, i%cols)
+		}
+	}
+	return nil
+}
+
+// gradNorm returns the joint L2 norm of the gradients.
+func gradNorm(params []*nn.Param) float64 {
+	sum := 0.0
+	for _, p := range params {
+		if p.Grad == nil {
+			continue
+		}
+		for _, v := range p.Grad.RawMatrix().Data {
+			sum += v * v
+		}
+	}
+	return math.Sqrt(sum)
+}
+
+// metrics summarizes a successful step.
+func (s *SVI) metrics(results []chunkResult, norm float64) Metrics {
+	m := Metrics{Step: s.step, GradNorm: norm, ELBO: math.NaN()}
+	type acc struct{ n, sum, sum2 float64 }
+	var order []string
+	accs := map[string]*acc{}
+	for _, r := range results {
+		m.Loss += r.sur.Cost
+		m.Rows += r.sur.Trace.Batch()
+		addrs, signals := r.sur.Signals()
+		for i, a := range addrs {
+			st := accs[a]
+			if st == nil {
+				st = &acc{}
+				accs[a] = st
+				order = append(order, a)
+			}
+			for _, v := range signals[i].Data() {
+				st.n++
+				st.sum += v
+				st.sum2 += v * v
+			}
+		}
+	}
+	if b, ok := s.objective().(Bounder); ok && b.Bound() {
+		m.ELBO = -m.Loss
+	}
+	for _, a := range order {
+		st := accs[a]
+		mean := st.sum / st.n
+		variance := 0.0
+		if st.n > 1 {
+			variance = max(st.sum2/st.n-mean*mean, 0) * st.n / (st.n - 1)
+		}
+		m.Sites = append(m.Sites, SiteMetrics{Addr: a, SignalMean: mean, SignalVar: variance})
+	}
+	return m
+}
+
+// objective returns the objective for Bounder checks.
+func (s *SVI) objective() vi.Objective {
+	if s.Objective != nil {
+		return s.Objective
+	}
+	from, to := s.chunkRows(0)
+	return s.Chunk(from, to)
+}
