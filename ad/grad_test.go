@@ -244,6 +244,17 @@ func gradCases() []gradCase {
 			return ad.RowSum(ad.Sub(ad.Mul(x, logits), ad.Softplus(logits)))
 		},
 	})
+	// Fan-out: applying each op twice to the same operands makes the
+	// second backward kernel add into a gradient the first one wrote.
+	for _, c := range cases[:len(cases):len(cases)] {
+		cases = append(cases, gradCase{
+			name:   c.name + "/fanout",
+			inputs: c.inputs,
+			f: func(tp *ad.Tape, in []*ad.Tensor) *ad.Tensor {
+				return ad.Concat(c.f(tp, in), ad.Scale(c.f(tp, in), 0.5))
+			},
+		})
+	}
 	return cases
 }
 

@@ -136,7 +136,8 @@ func (t *Tensor) backwardMatMul() {
 	ta, tb := t.i1&1 != 0, t.i1&2 != 0
 	m, n := t.rows, t.cols
 	if a.needsGrad {
-		ga, beta := a.gemmDst()
+		ga, add := a.gradDst()
+		beta := beta(add)
 		switch {
 		case !ta && !tb: // dA = G·Bᵀ
 			gemm(false, true, 1, m, n, g, b.rows, b.cols, b.data, beta, a.rows, a.cols, ga)
@@ -149,7 +150,8 @@ func (t *Tensor) backwardMatMul() {
 		}
 	}
 	if b.needsGrad {
-		gb, beta := b.gemmDst()
+		gb, add := b.gradDst()
+		beta := beta(add)
 		switch {
 		case !ta && !tb: // dB = Aᵀ·G
 			gemm(true, false, 1, a.rows, a.cols, a.data, m, n, g, beta, b.rows, b.cols, gb)
@@ -274,106 +276,71 @@ func gradRowOf(x *Tensor, i int) []float64 {
 }
 
 func (t *Tensor) backwardBinary() {
-	a, b := t.a, t.b
-	if a.rows == t.rows && a.cols == t.cols && b.rows == t.rows && b.cols == t.cols {
-		t.backwardBinarySame()
-		return
-	}
-	if a.needsGrad {
-		a.gradBuf()
-	}
-	if b.needsGrad {
-		b.gradBuf()
-	}
-	c := t.cols
-	for i := 0; i < t.rows; i++ {
-		backwardBinaryRow(t.op, t.grad[i*c:(i+1)*c], t.data[i*c:(i+1)*c],
-			rowOf(a, i), rowOf(b, i), gradRowOf(a, i), gradRowOf(b, i))
+	a, b, c := t.a, t.b, t.cols
+	for _, wrtB := range [2]bool{false, true} {
+		x := a
+		if wrtB {
+			x = b
+		}
+		if !x.needsGrad {
+			continue
+		}
+		if x.rows != t.rows || x.cols != t.cols {
+			// A broadcast operand sums contributions from several
+			// output elements.
+			x.gradBuf()
+			for i := 0; i < t.rows; i++ {
+				binaryGrad(t.op, wrtB, gradRowOf(x, i), t.grad[i*c:(i+1)*c], t.data[i*c:(i+1)*c], rowOf(a, i), rowOf(b, i), true)
+			}
+			continue
+		}
+		d, add := x.gradDst()
+		if a.rows == b.rows && a.cols == b.cols {
+			binaryGrad(t.op, wrtB, d, t.grad, t.data, a.data, b.data, add)
+			continue
+		}
+		for i := 0; i < t.rows; i++ {
+			binaryGrad(t.op, wrtB, d[i*c:(i+1)*c], t.grad[i*c:(i+1)*c], t.data[i*c:(i+1)*c], rowOf(a, i), rowOf(b, i), add)
+		}
 	}
 }
 
-// backwardBinarySame is backwardBinary for operands of the output's shape.
-func (t *Tensor) backwardBinarySame() {
-	a, b, g := t.a, t.b, t.grad
-	x, y, out := a.data[:len(g)], b.data[:len(g)], t.data[:len(g)]
-	if a.needsGrad {
-		d := a.gradOut()[:len(g)]
-		switch t.op {
-		case opAdd, opSub:
-			copy(d, g)
-		case opMul:
-			for i, v := range g {
-				d[i] = v * y[i]
-			}
-		case opDiv:
-			for i, v := range g {
-				d[i] = v / y[i]
-			}
-		}
-		a.gradDone(d)
-	}
-	if b.needsGrad {
-		d := b.gradOut()[:len(g)]
-		switch t.op {
-		case opAdd:
-			copy(d, g)
-		case opSub:
-			for i, v := range g {
-				d[i] = -v
-			}
-		case opMul:
-			for i, v := range g {
-				d[i] = v * x[i]
-			}
-		case opDiv:
-			for i, v := range g {
-				d[i] = -v * out[i] / y[i]
-			}
-		}
-		b.gradDone(d)
-	}
-}
-
-// backwardBinaryRow adds the gradients of out = x op y, given g = dL/dout,
-// into gx and gy (either may be nil), each of which broadcasts like its
-// operand.
-func backwardBinaryRow(o op, g, out, x, y, gx, gy []float64) {
+// binaryGrad puts the gradient of out = x op y with respect to x, or to y
+// when wrtY is set, into d, given g = dL/dout. Each of d, x and y holds
+// len(g) elements or a single one that broadcasts; d is a single element
+// only when add is set.
+func binaryGrad(o op, wrtY bool, d, g, out, x, y []float64, add bool) {
 	n := len(g)
-	sx, sy := stride(x, n), stride(y, n)
-	if gx != nil {
-		switch o {
-		case opAdd, opSub:
-			for i, v := range g {
-				gx[i*sx] += v
-			}
-		case opMul:
-			for i, v := range g {
-				gx[i*sx] += v * y[i*sy]
-			}
-		case opDiv:
-			for i, v := range g {
-				gx[i*sx] += v / y[i*sy]
-			}
+	sd, sx, sy := stride(d, n), stride(x, n), stride(y, n)
+	out = out[:n]
+	switch {
+	case o == opAdd || o == opSub && !wrtY:
+		if sd == 1 {
+			putAll(d[:n], g, add)
+			break
 		}
-	}
-	if gy != nil {
-		switch o {
-		case opAdd:
-			for i, v := range g {
-				gy[i*sy] += v
-			}
-		case opSub:
-			for i, v := range g {
-				gy[i*sy] -= v
-			}
-		case opMul:
-			for i, v := range g {
-				gy[i*sy] += v * x[i*sx]
-			}
-		case opDiv:
-			for i, v := range g {
-				gy[i*sy] -= v * out[i] / y[i*sy]
-			}
+		for i, v := range g {
+			put(d, i*sd, v, add)
+		}
+	case o == opSub:
+		for i, v := range g {
+			put(d, i*sd, -v, add)
+		}
+	case o == opMul && !wrtY:
+		for i, v := range g {
+			put(d, i*sd, v*y[i*sy], add)
+		}
+	case o == opMul:
+		for i, v := range g {
+			put(d, i*sd, v*x[i*sx], add)
+		}
+	case o == opDiv && !wrtY:
+		for i, v := range g {
+			put(d, i*sd, v/y[i*sy], add)
+		}
+	default: // d(x/y)/dy = -out/y
+		for i, v := range g {
+			put(d, i*sd, -v*out[i]/y[i*sy], add)
 		}
 	}
 }
@@ -505,56 +472,57 @@ func softplusInto(y, d, x []float64, neg bool) {
 
 func (t *Tensor) backwardUnary() {
 	a, g := t.a, t.grad
-	x, y, d := a.data[:len(g)], t.data[:len(g)], a.gradOut()[:len(g)]
+	buf, add := a.gradDst()
+	x, y, d := a.data[:len(g)], t.data[:len(g)], buf[:len(g)]
 	switch t.op {
 	case opNeg:
 		for i, v := range g {
-			d[i] = -v
+			put(d, i, -v, add)
 		}
 	case opScale:
 		for i, v := range g {
-			d[i] = t.f1 * v
+			put(d, i, t.f1*v, add)
 		}
 	case opExp:
 		for i, v := range g {
-			d[i] = v * y[i]
+			put(d, i, v*y[i], add)
 		}
 	case opLog:
 		for i, v := range g {
-			d[i] = v / x[i]
+			put(d, i, v/x[i], add)
 		}
 	case opLog1p:
 		for i, v := range g {
-			d[i] = v / (1 + x[i])
+			put(d, i, v/(1+x[i]), add)
 		}
 	case opSqrt:
 		for i, v := range g {
-			d[i] = v / (2 * y[i])
+			put(d, i, v/(2*y[i]), add)
 		}
 	case opSquare:
 		for i, v := range g {
-			d[i] = 2 * v * x[i]
+			put(d, i, 2*v*x[i], add)
 		}
 	case opAbs:
 		for i, v := range g {
 			switch {
 			case x[i] > 0:
-				d[i] = v
+				put(d, i, v, add)
 			case x[i] < 0:
-				d[i] = -v
+				put(d, i, -v, add)
 			default:
-				d[i] = 0
+				put(d, i, 0, add)
 			}
 		}
 	case opSigmoid:
 		for i, v := range g {
-			d[i] = v * y[i] * (1 - y[i])
+			put(d, i, v*y[i]*(1-y[i]), add)
 		}
 	case opSoftplus, opLogSigmoid:
 		if s := t.aux; s != nil {
 			s = s[:len(g)]
 			for i, v := range g {
-				d[i] = v * s[i]
+				put(d, i, v*s[i], add)
 			}
 			break
 		}
@@ -565,38 +533,37 @@ func (t *Tensor) backwardUnary() {
 			sign = -1
 		}
 		for i, v := range g {
-			d[i] = v * sigmoid(sign*x[i])
+			put(d, i, v*sigmoid(sign*x[i]), add)
 		}
 	case opTanh:
 		for i, v := range g {
-			d[i] = v * (1 - y[i]*y[i])
+			put(d, i, v*(1-y[i]*y[i]), add)
 		}
 	case opReLU:
 		for i, v := range g {
 			if x[i] > 0 {
-				d[i] = v
+				put(d, i, v, add)
 			} else {
-				d[i] = 0
+				put(d, i, 0, add)
 			}
 		}
 	case opLeakyReLU:
 		for i, v := range g {
 			if x[i] > 0 {
-				d[i] = v
+				put(d, i, v, add)
 			} else {
-				d[i] = t.f1 * v
+				put(d, i, t.f1*v, add)
 			}
 		}
 	case opClamp:
 		for i, v := range g {
 			if x[i] > t.f1 && x[i] < t.f2 {
-				d[i] = v
+				put(d, i, v, add)
 			} else {
-				d[i] = 0
+				put(d, i, 0, add)
 			}
 		}
 	}
-	a.gradDone(d)
 }
 
 // Neg returns -a.

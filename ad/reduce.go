@@ -31,24 +31,32 @@ func reduce(o op, a *Tensor, rows, cols int, scale float64) *Tensor {
 
 func (t *Tensor) backwardReduce() {
 	a, g, s := t.a, t.grad, t.f1
-	d := a.gradOut()
+	d, add := a.gradDst()
 	for i := 0; i < a.rows; i++ {
 		row := d[i*a.cols : (i+1)*a.cols]
 		switch t.op {
 		case opSum:
-			fill(row, s*g[0])
+			putConst(row, s*g[0], add)
 		case opRowSum:
-			fill(row, s*g[i])
+			putConst(row, s*g[i], add)
 		case opColSum:
-			floats.ScaleTo(row, s, g)
+			if add {
+				floats.AddScaled(row, s, g)
+			} else {
+				floats.ScaleTo(row, s, g)
+			}
 		}
 	}
-	a.gradDone(d)
 }
 
-func fill(x []float64, v float64) {
-	for i := range x {
-		x[i] = v
+// putConst puts v into every element of d.
+func putConst(d []float64, v float64, add bool) {
+	if add {
+		floats.AddConst(v, d)
+		return
+	}
+	for i := range d {
+		d[i] = v
 	}
 }
 
@@ -123,30 +131,29 @@ func LogSoftmax(a *Tensor) *Tensor {
 
 func (t *Tensor) backwardSoftmax() {
 	a, c := t.a, t.a.cols
-	d := a.gradOut()
+	d, add := a.gradDst()
 	for i := 0; i < a.rows; i++ {
 		drow := d[i*c : (i+1)*c]
 		switch t.op {
 		case opLogSumExp:
 			g, lse := t.grad[i], t.data[i]
 			for j, v := range a.data[i*c : (i+1)*c] {
-				drow[j] = g * math.Exp(v-lse)
+				put(drow, j, g*math.Exp(v-lse), add)
 			}
 		case opSoftmax:
 			y, g := t.data[i*c:(i+1)*c], t.grad[i*c:(i+1)*c]
 			dot := floats.Dot(g, y)
 			for j := range y {
-				drow[j] = y[j] * (g[j] - dot)
+				put(drow, j, y[j]*(g[j]-dot), add)
 			}
 		case opLogSoftmax:
 			y, g := t.data[i*c:(i+1)*c], t.grad[i*c:(i+1)*c]
 			sum := floats.Sum(g)
 			for j := range y {
-				drow[j] = g[j] - math.Exp(y[j])*sum
+				put(drow, j, g[j]-math.Exp(y[j])*sum, add)
 			}
 		}
 	}
-	a.gradDone(d)
 }
 
 // Concat joins tensors with the same number of rows along the columns. It
@@ -181,11 +188,10 @@ func (t *Tensor) backwardConcat() {
 	off := 0
 	for _, x := range t.args {
 		if x.needsGrad {
-			d := x.gradOut()
+			d, add := x.gradDst()
 			for i := 0; i < x.rows; i++ {
-				copy(d[i*x.cols:(i+1)*x.cols], t.grad[i*t.cols+off:i*t.cols+off+x.cols])
+				putAll(d[i*x.cols:(i+1)*x.cols], t.grad[i*t.cols+off:i*t.cols+off+x.cols], add)
 			}
-			x.gradDone(d)
 		}
 		off += x.cols
 	}
@@ -352,26 +358,24 @@ func Transpose(a *Tensor) *Tensor {
 
 func (t *Tensor) backwardShape() {
 	a := t.a
-	d := a.gradOut()
+	d, add := a.gradDst()
 	if t.op == opReshape {
-		copy(d, t.grad)
-	} else {
-		for i := 0; i < a.rows; i++ {
-			for j := 0; j < a.cols; j++ {
-				d[i*a.cols+j] = t.grad[j*a.rows+i]
-			}
+		putAll(d, t.grad, add)
+		return
+	}
+	for i := 0; i < a.rows; i++ {
+		for j := 0; j < a.cols; j++ {
+			put(d, i*a.cols+j, t.grad[j*a.rows+i], add)
 		}
 	}
-	a.gradDone(d)
 }
 
 func (t *Tensor) backward() {
 	switch t.op {
 	case opConst, opVar, opStopGradient, opOneHot:
 	case opIdentity:
-		d := t.a.gradOut()
-		copy(d, t.grad)
-		t.a.gradDone(d)
+		d, add := t.a.gradDst()
+		putAll(d, t.grad, add)
 	case opMatMul:
 		t.backwardMatMul()
 	case opAdd, opSub, opMul, opDiv:

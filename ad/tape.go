@@ -438,15 +438,25 @@ func (t *Tensor) inputs() []*Tensor {
 }
 
 // Backward kernels add their contribution to an input's gradient in one
-// of three ways, so that the common case of a tensor with one consumer
+// of two ways, so that the common case of a tensor with one consumer
 // neither zeroes a buffer nor makes an extra pass:
 //
+//   - gradDst, for kernels that write every element once: the first
+//     contribution is written straight into a new, unzeroed buffer, later
+//     ones are added ([put], and beta for blas64.Gemm).
 //   - gradBuf, for kernels that touch only part of the gradient or add
-//     into it several times: a zeroed buffer on first use, added into.
-//   - gradOut and gradDone, for kernels that write every element once:
-//     the first contribution is written straight into the new gradient,
-//     later ones into a scratch buffer added on by gradDone.
-//   - gemmDst, for products: the gradient and the beta for blas64.Gemm.
+//     into an element several times: a zeroed buffer on first use.
+
+// gradDst returns x's gradient buffer and whether a contribution must be
+// added to it; when add is false the buffer is new, of unspecified
+// content, and the caller must write every element.
+func (x *Tensor) gradDst() (buf []float64, add bool) {
+	if x.grad == nil {
+		x.grad = x.tape.alloc(len(x.data))
+		return x.grad, false
+	}
+	return x.grad, true
+}
 
 // gradBuf returns x's gradient buffer, allocating a zero one on first use.
 func (x *Tensor) gradBuf() []float64 {
@@ -456,33 +466,27 @@ func (x *Tensor) gradBuf() []float64 {
 	return x.grad
 }
 
-// gradOut returns a buffer, of unspecified content, for a contribution to
-// x's gradient that the caller overwrites entirely and then passes to
-// gradDone.
-func (x *Tensor) gradOut() []float64 {
-	if x.grad == nil {
-		x.grad = x.tape.alloc(len(x.data))
-		return x.grad
+// put adds v to d[i], or stores it when add is false.
+func put(d []float64, i int, v float64, add bool) {
+	if add {
+		d[i] += v
+	} else {
+		d[i] = v
 	}
-	return x.tape.alloc(len(x.data))
 }
 
-// gradDone adds a contribution written into a buffer from gradOut to x's
-// gradient.
-func (x *Tensor) gradDone(d []float64) {
-	if &d[0] == &x.grad[0] {
-		return
+// putAll is put for every element of s.
+func putAll(d, s []float64, add bool) {
+	if add {
+		floats.Add(d, s)
+	} else {
+		copy(d, s)
 	}
-	floats.Add(x.grad, d)
-	x.tape.free(d)
 }
 
-// gemmDst returns the buffer a product adds x's gradient into and the beta
-// that makes it overwrite a new buffer or add into an existing one.
-func (x *Tensor) gemmDst() ([]float64, float64) {
-	if x.grad == nil {
-		x.grad = x.tape.alloc(len(x.data))
-		return x.grad, 0
+func beta(add bool) float64 {
+	if add {
+		return 1
 	}
-	return x.grad, 1
+	return 0
 }
