@@ -48,6 +48,7 @@ type Tensor struct {
 	data       []float64
 	grad       []float64
 	aux        []float64 // op-specific values saved for the backward pass
+	varGrad    bool      // grad is the memory of v.Grad, not the tape's
 	owned      bool      // data came from the tape's pool
 	prov       Provenance
 	needsGrad  bool
@@ -146,7 +147,7 @@ func (tp *Tape) Reset() {
 		if t.owned {
 			tp.free(t.data)
 		}
-		if t.grad != nil {
+		if t.grad != nil && !t.varGrad {
 			tp.free(t.grad)
 		}
 		if t.aux != nil {
@@ -320,25 +321,41 @@ func tapeOf(ts ...*Tensor) *Tape {
 // Backward computes the gradient of loss, a [1 x 1] tensor, with respect to
 // every node of the tape, and adds the gradients of the bound [Var]s into
 // their Grad. It panics if loss is not [1 x 1].
+//
+// Backward adds into a Var's Grad as it goes rather than after the pass,
+// which saves a pass over every parameter; a later [Tape.Grad] of the Var's
+// leaf reads the Var's Grad. [Tape.ComputeGradients] and
+// [Tape.AccumulateGradients] are the two-step form.
 func (tp *Tape) Backward(loss *Tensor) {
-	tp.ComputeGradients(loss)
+	tp.computeGradients(loss, true)
 	tp.AccumulateGradients()
 }
 
-// ComputeGradients is the first half of [Tape.Backward]: it computes the
-// gradient of loss with respect to every node without touching any Var.
-// Tapes running in separate goroutines may call it concurrently and then
-// call [Tape.AccumulateGradients] one after another in a fixed order, which
-// makes the summed gradient independent of the number of goroutines.
-func (tp *Tape) ComputeGradients(loss *Tensor) {
+// ComputeGradients is the first half of the two-step form of
+// [Tape.Backward]: it computes the gradient of loss with respect to every
+// node without touching any Var. Tapes running in separate goroutines may
+// call it concurrently and then call [Tape.AccumulateGradients] one after
+// another in a fixed order, which makes the summed gradient independent of
+// the number of goroutines.
+func (tp *Tape) ComputeGradients(loss *Tensor) { tp.computeGradients(loss, false) }
+
+// computeGradients runs the backward pass. With direct set, the leaves of
+// Vars whose Grad is contiguous use the Grad's memory as their gradient,
+// so that the kernels add into it.
+func (tp *Tape) computeGradients(loss *Tensor, direct bool) {
 	tp.check(loss)
 	if loss.rows != 1 || loss.cols != 1 {
 		panic(&ShapeError{Op: "Backward", A: [2]int{loss.rows, loss.cols}, B: [2]int{1, 1}})
 	}
 	for _, t := range tp.nodes[:tp.n] {
-		if t.grad != nil {
+		if t.grad != nil && !t.varGrad {
 			tp.free(t.grad)
-			t.grad = nil
+		}
+		t.grad, t.varGrad = nil, false
+		if direct && t.op == opVar && t.index < loss.index {
+			if g := t.v.Grad.RawMatrix(); g.Stride == t.cols {
+				t.grad, t.varGrad = g.Data[:t.rows*t.cols], true
+			}
 		}
 	}
 	loss.grad = tp.alloc(1)
@@ -355,7 +372,7 @@ func (tp *Tape) ComputeGradients(loss *Tensor) {
 // last [Tape.ComputeGradients] into their Var.Grad.
 func (tp *Tape) AccumulateGradients() {
 	for _, t := range tp.nodes[:tp.n] {
-		if t.op == opVar && t.grad != nil {
+		if t.op == opVar && t.grad != nil && !t.varGrad {
 			g := t.v.Grad.RawMatrix()
 			for i := 0; i < t.rows; i++ {
 				floats.Add(g.Data[i*g.Stride:i*g.Stride+t.cols], t.grad[i*t.cols:(i+1)*t.cols])
@@ -365,7 +382,8 @@ func (tp *Tape) AccumulateGradients() {
 }
 
 // Grad returns the gradient of the last backward pass with respect to t, as
-// a new matrix; it is zero where t does not influence the loss.
+// a new matrix; it is zero where t does not influence the loss. After
+// [Tape.Backward], the leaf of a [Var] reads the Var's accumulated Grad.
 func (tp *Tape) Grad(t *Tensor) *mat.Dense {
 	tp.check(t)
 	g := mat.NewDense(t.rows, t.cols, nil)
