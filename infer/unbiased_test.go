@@ -1,0 +1,372 @@
+package infer
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/nn"
+	"github.com/backpropq/backpropq/ppl"
+	"github.com/backpropq/backpropq/ppl/dist"
+	"github.com/backpropq/backpropq/trace"
+	"github.com/backpropq/backpropq/vi"
+)
+
+// values returns an initializer that sets a parameter to vs.
+func values(vs ...float64) nn.Initializer {
+	return nn.InitFunc(func(m *mat.Dense, _ *rand.Rand) {
+		copy(m.RawMatrix().Data, vs)
+	})
+}
+
+// chainModel is a 3-node Bernoulli chain z1 -> z2 -> z3 with a nonlinear
+// cost of all three and a cost of z1 alone.
+func chainModel(ctx *ppl.Ctx) {
+	tp := ctx.Tape()
+	theta := ppl.Param(ctx, "theta", 1, 3, values(0.3, -0.4, 0.8))
+	w := ppl.Param(ctx, "w", 1, 2, values(1.5, -2))
+	z1 := ppl.Sample(ctx, "z1", dist.BernoulliLogits(ppl.Expand(ctx, ad.Slice(theta, 0, 1))))
+	l2 := ad.Add(ppl.Expand(ctx, ad.Slice(theta, 1, 2)), ad.Mul(z1, ad.Slice(w, 0, 1)))
+	z2 := ppl.Sample(ctx, "z2", dist.BernoulliLogits(l2))
+	l3 := ad.Add(ppl.Expand(ctx, ad.Slice(theta, 2, 3)), ad.Mul(z2, ad.Slice(w, 1, 2)))
+	z3 := ppl.Sample(ctx, "z3", dist.BernoulliLogits(l3))
+	s := ad.Add(ad.Add(z1, ad.Scale(z2, 2)), ad.Scale(z3, -1.5))
+	ppl.Cost(ctx, "f", ad.Add(ad.Square(ad.Sub(s, tp.Scalar(0.7))), ad.Exp(ad.Scale(ad.Mul(z1, z3), 0.5))))
+	ppl.Cost(ctx, "g", ad.Scale(z1, 0.9))
+}
+
+var chainSupport = []siteSupport{
+	{"z1", [][]float64{{0}, {1}}},
+	{"z2", [][]float64{{0}, {1}}},
+	{"z3", [][]float64{{0}, {1}}},
+}
+
+// sbnModel is the ELBO of a two-layer sigmoid belief network with 4 visible
+// units and 2+2 latent units, written as a program whose guide sites h1, h2
+// are the random variables and whose costs are the per-site terms of the
+// bound: log q(h1|x) - log p(h1|h2), log q(h2|h1) - log p(h2), and
+// -log p(x|h1).
+func sbnModel(ctx *ppl.Ctx) {
+	tp := ctx.Tape()
+	x := ppl.Expand(ctx, tp.FromData(1, 4, []float64{1, 0, 1, 1}))
+	init := nn.Normal{Std: 0.7}
+	qW1 := ppl.Param(ctx, "q/W1", 4, 2, init)
+	qb1 := ppl.Param(ctx, "q/b1", 1, 2, init)
+	qW2 := ppl.Param(ctx, "q/W2", 2, 2, init)
+	qb2 := ppl.Param(ctx, "q/b2", 1, 2, init)
+	prior := ppl.Param(ctx, "p/prior", 1, 2, init)
+	pW1 := ppl.Param(ctx, "p/W1", 2, 2, init)
+	pb1 := ppl.Param(ctx, "p/b1", 1, 2, init)
+	pW2 := ppl.Param(ctx, "p/W2", 2, 4, init)
+	pb2 := ppl.Param(ctx, "p/b2", 1, 4, init)
+
+	q1 := dist.BernoulliLogits(ad.Add(ad.MatMul(x, qW1), qb1))
+	h1 := ppl.Sample(ctx, "h1", q1)
+	q2 := dist.BernoulliLogits(ad.Add(ad.MatMul(h1, qW2), qb2))
+	h2 := ppl.Sample(ctx, "h2", q2)
+
+	p2 := dist.BernoulliLogits(ppl.Expand(ctx, prior))
+	p1 := dist.BernoulliLogits(ad.Add(ad.MatMul(h2, pW1), pb1))
+	ppl.Cost(ctx, "elbo/h1", ad.Sub(q1.LogProb(h1), p1.LogProb(h1)))
+	ppl.Cost(ctx, "elbo/h2", ad.Sub(q2.LogProb(h2), p2.LogProb(h2)))
+	ppl.Observe(ctx, "x", dist.BernoulliLogits(ad.Add(ad.MatMul(h1, pW2), pb2)), x)
+}
+
+var bits2 = [][]float64{{0, 0}, {1, 0}, {0, 1}, {1, 1}}
+
+var sbnSupport = []siteSupport{{"h1", bits2}, {"h2", bits2}}
+
+// categoricalModel draws a class z of 4 and a Bernoulli y that depends on
+// z, with nonlinear costs of both.
+func categoricalModel(ctx *ppl.Ctx) {
+	tp := ctx.Tape()
+	logits := ppl.Param(ctx, "logits", 1, 4, values(0.2, -0.5, 0.9, 0.1))
+	a := ppl.Param(ctx, "a", 1, 1, values(0.8))
+	z := ppl.Sample(ctx, "z", dist.Categorical{Logits: ppl.Expand(ctx, logits)})
+	ppl.Cost(ctx, "fz", ad.Square(ad.Sub(z, tp.Scalar(1.3))))
+	y := ppl.Sample(ctx, "y", dist.BernoulliLogits(ad.Sub(ad.Mul(z, a), tp.Scalar(1))))
+	ppl.Cost(ctx, "fy", ad.Square(ad.Sub(y, ad.Scale(z, 1.0/3))))
+}
+
+var categoricalSupport = []siteSupport{
+	{"z", [][]float64{{0}, {1}, {2}, {3}}},
+	{"y", [][]float64{{0}, {1}}},
+}
+
+// siteSupport lists the values of one row of a discrete site.
+type siteSupport struct {
+	addr   string
+	values [][]float64
+}
+
+// exactGradient returns the gradient of the expected total cost of model
+// with respect to every parameter of store (flattened in the store's
+// order) by summing over every configuration of the sites in sup, one row
+// at a time.
+func exactGradient(t *testing.T, model ppl.Model, store *nn.Store, sup []siteSupport) []float64 {
+	t.Helper()
+	tp := ad.NewTape()
+	store.ZeroGrad()
+	var total *ad.Tensor
+	idx := make([]int, len(sup))
+	for {
+		cfg := map[string]*ad.Tensor{}
+		for i, s := range sup {
+			v := s.values[idx[i]]
+			cfg[s.addr] = tp.FromData(1, len(v), v)
+		}
+		tr, err := trace.Run(model, ppl.Config{Tape: tp, Params: store, Batch: 1}, trace.ReplayValues(cfg))
+		require.NoError(t, err)
+		var logp, cost *ad.Tensor
+		for _, s := range tr.Sites() {
+			if s.Stochastic() {
+				logp = addOrSet(logp, s.LogProb)
+			}
+			if s.IsCost() {
+				cost = addOrSet(cost, s.ScaledCost())
+			}
+		}
+		total = addOrSet(total, ad.Mul(ad.Exp(logp), cost))
+		// Next configuration, odometer style.
+		i := 0
+		for ; i < len(idx); i++ {
+			idx[i]++
+			if idx[i] < len(sup[i].values) {
+				break
+			}
+			idx[i] = 0
+		}
+		if i == len(idx) {
+			break
+		}
+	}
+	tp.Backward(total)
+	return flatGrads(store)
+}
+
+func addOrSet(a, b *ad.Tensor) *ad.Tensor {
+	if a == nil {
+		return b
+	}
+	return ad.Add(a, b)
+}
+
+// flatGrads returns the gradients of the store's parameters, flattened.
+func flatGrads(store *nn.Store) []float64 {
+	var g []float64
+	for _, p := range store.Params() {
+		g = append(g, p.Grad.RawMatrix().Data...)
+	}
+	return g
+}
+
+// modelGrads returns the gradients of the parameters whose names do not
+// start with "infer/", flattened.
+func modelGrads(store *nn.Store) []float64 {
+	var g []float64
+	for _, p := range store.Params() {
+		if len(p.Name) >= 6 && p.Name[:6] == "infer/" {
+			continue
+		}
+		g = append(g, p.Grad.RawMatrix().Data...)
+	}
+	return g
+}
+
+// estimateGradient runs reps gradient computations of s, each averaged
+// over its rows, and returns the mean and standard error per component.
+func estimateGradient(t *testing.T, s *SVI, reps int) (mean, se []float64) {
+	t.Helper()
+	var sum, sum2 []float64
+	for r := 0; r < reps; r++ {
+		_, err := s.compute()
+		require.NoError(t, err)
+		s.step++
+		g := modelGrads(s.Params)
+		if sum == nil {
+			sum, sum2 = make([]float64, len(g)), make([]float64, len(g))
+		}
+		for i, v := range g {
+			v /= float64(s.Particles)
+			sum[i] += v
+			sum2[i] += v * v
+		}
+	}
+	n := float64(reps)
+	mean, se = make([]float64, len(sum)), make([]float64, len(sum))
+	for i := range sum {
+		mean[i] = sum[i] / n
+		variance := (sum2[i] - n*mean[i]*mean[i]) / (n - 1)
+		se[i] = math.Sqrt(math.Max(variance, 0) / n)
+	}
+	return mean, se
+}
+
+// initStore creates the parameters of model in a new store.
+func initStore(t *testing.T, model ppl.Model) *nn.Store {
+	t.Helper()
+	store := nn.NewStore()
+	_, err := trace.Run(model, ppl.Config{Params: store, Rand: rand.New(rand.NewPCG(1, 2)), Batch: 1})
+	require.NoError(t, err)
+	return store
+}
+
+// requireAgree checks that each component of the estimate is within 4
+// standard errors of the exact gradient.
+func requireAgree(t *testing.T, exact, mean, se []float64) {
+	t.Helper()
+	require.Len(t, mean, len(exact))
+	for i := range exact {
+		tol := 4*se[i] + 1e-9*(1+math.Abs(exact[i]))
+		require.InDeltaf(t, exact[i], mean[i], tol, "component %d: exact %.5f, estimate %.5f ± %.5f", i, exact[i], mean[i], se[i])
+	}
+}
+
+// estimatorCase names an estimator configuration; make returns a fresh
+// one for each model.
+type estimatorCase struct {
+	name string
+	make func() Estimator
+	// bernoulliOnly estimators are skipped on the Categorical model's site z.
+	bernoulliOnly bool
+}
+
+var unbiasedCases = []estimatorCase{
+	{name: "ScoreFunction", make: func() Estimator { return ScoreFunction{} }},
+	{name: "ScoreFunction+MovingAverage", make: func() Estimator { return ScoreFunction{Baseline: NewMovingAverage(0.5)} }},
+	{name: "ScoreFunction+NVIL", make: func() Estimator {
+		n := NewNVIL(3)
+		n.NoNormalize = true
+		return ScoreFunction{Baseline: n}
+	}},
+	{name: "Enumerate", make: func() Estimator { return Enumerate{} }},
+	{name: "ARM", make: func() Estimator { return ARM{} }, bernoulliOnly: true},
+	{name: "DisARM", make: func() Estimator { return DisARM{} }, bernoulliOnly: true},
+}
+
+// warmUp takes steps with a zero learning rate, so that running baselines
+// and NVIL's statistics hold non-trivial state while the parameters of the
+// model keep their values, then gives NVIL networks random weights.
+func warmUp(t *testing.T, s *SVI, steps int) {
+	t.Helper()
+	opt := s.Optimizer
+	s.Optimizer = &nn.SGD{LR: 0}
+	for i := 0; i < steps; i++ {
+		_, err := s.Step()
+		require.NoError(t, err)
+	}
+	s.Optimizer = opt
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, p := range s.Params.Params() {
+		if len(p.Name) > 11 && p.Name[:11] == "infer/nvil/" {
+			nn.Normal{Std: 0.5}.Init(p.Value, rng)
+		}
+	}
+}
+
+func TestUnbiasedAgainstExactGradient(t *testing.T) {
+	models := []struct {
+		name    string
+		model   ppl.Model
+		support []siteSupport
+	}{
+		{"chain", chainModel, chainSupport},
+		{"sbn", sbnModel, sbnSupport},
+		{"categorical", categoricalModel, categoricalSupport},
+	}
+	for _, m := range models {
+		for _, ec := range unbiasedCases {
+			t.Run(m.name+"/"+ec.name, func(t *testing.T) {
+				store := initStore(t, m.model)
+				exact := exactGradient(t, m.model, store, m.support)
+				est := Estimators{Default: ec.make()}
+				if ec.bernoulliOnly && m.name == "categorical" {
+					// ARM and DisARM take the Bernoulli site y; the
+					// Categorical z is summed exactly.
+					est = Estimators{Default: Enumerate{}, Sites: map[string]Estimator{"y": ec.make()}}
+				}
+				s := &SVI{
+					Objective: vi.Program{Model: m.model}, Estimators: est,
+					Optimizer: nn.NewAdam(0.01), Params: store, Particles: 20, Seed: 3,
+				}
+				warmUp(t, s, 3)
+				mean, se := estimateGradient(t, s, 300)
+				requireAgree(t, exact, mean, se)
+			})
+		}
+	}
+}
+
+// TestNVILNormalizedUnbiased checks NVIL with variance normalization on a
+// model with one site, where the expected estimate is the exact gradient
+// times the normalization factor of the site.
+func TestNVILNormalizedUnbiased(t *testing.T) {
+	model := func(ctx *ppl.Ctx) {
+		tp := ctx.Tape()
+		logits := ppl.Param(ctx, "logits", 1, 3, values(0.4, -0.3, 1.1))
+		z := ppl.Sample(ctx, "z", dist.BernoulliLogits(ppl.Expand(ctx, logits)))
+		s := ad.RowSum(ad.Mul(z, tp.FromData(1, 3, []float64{3, -2, 4})))
+		ppl.Cost(ctx, "f", ad.Square(ad.Sub(s, tp.Scalar(1))))
+	}
+	var sup []siteSupport
+	var all [][]float64
+	for c := 0; c < 8; c++ {
+		all = append(all, []float64{float64(c & 1), float64(c >> 1 & 1), float64(c >> 2 & 1)})
+	}
+	sup = append(sup, siteSupport{"z", all})
+	store := initStore(t, model)
+	exact := exactGradient(t, model, store, sup)
+	nvil := NewNVIL(4)
+	s := &SVI{Objective: vi.Program{Model: model}, Estimators: Estimators{Default: ScoreFunction{Baseline: nvil}},
+		Optimizer: nn.NewAdam(0.01), Params: store, Particles: 20, Seed: 5}
+	warmUp(t, s, 3)
+	_, variance, ok := nvil.Stats("z")
+	require.True(t, ok)
+	factor := 1 / math.Max(1, math.Sqrt(variance))
+	require.Less(t, factor, 1.0, "the test needs a signal variance above 1")
+	for i := range exact {
+		exact[i] *= factor
+	}
+	mean, se := estimateGradient(t, s, 400)
+	requireAgree(t, exact, mean, se)
+}
+
+// TestPathwiseNormal checks Pathwise and ScoreFunction on a Normal site
+// against the closed-form gradient of E[(z-1)² + sin z] for z ~ N(μ, σ²):
+// ∂/∂μ = 2(μ-1) + cos μ·e^{-σ²/2}, ∂/∂log σ = 2σ² - σ² sin μ·e^{-σ²/2}.
+func TestPathwiseNormal(t *testing.T) {
+	mu, logSigma := 0.4, math.Log(0.8)
+	model := func(ctx *ppl.Ctx) {
+		tp := ctx.Tape()
+		loc := ppl.Param(ctx, "loc", 1, 1, values(mu))
+		ls := ppl.Param(ctx, "logscale", 1, 1, values(logSigma))
+		z := ppl.Sample(ctx, "z", dist.Normal{Loc: ppl.Expand(ctx, loc), Scale: ppl.Expand(ctx, ad.Exp(ls))})
+		ppl.Cost(ctx, "f", ad.Add(ad.Square(ad.Sub(z, tp.Scalar(1))), sinOf(z)))
+	}
+	sigma := math.Exp(logSigma)
+	damp := math.Exp(-sigma * sigma / 2)
+	exact := []float64{
+		2*(mu-1) + math.Cos(mu)*damp,                 // loc
+		2*sigma*sigma - sigma*sigma*math.Sin(mu)*damp, // logscale
+	}
+	for _, est := range []Estimator{Pathwise{}, ScoreFunction{}, ScoreFunction{Baseline: NewMovingAverage(0.5)}} {
+		store := initStore(t, model)
+		s := &SVI{Objective: vi.Program{Model: model}, Estimators: Estimators{Default: est},
+			Optimizer: nn.NewAdam(0.01), Params: store, Particles: 20, Seed: 9}
+		warmUp(t, s, 2)
+		mean, se := estimateGradient(t, s, 400)
+		// modelGrads orders by name: loc, logscale.
+		requireAgree(t, exact, mean, se)
+	}
+}
+
+// sinOf returns sin(z) built from the ops ad has: Im(e^{iz}) is not
+// available, so sin z = 2 tanh(z/2) / (1 + tanh²(z/2)).
+func sinOf(z *ad.Tensor) *ad.Tensor {
+	t := ad.Tanh(ad.Scale(z, 0.5))
+	return ad.Div(ad.Scale(t, 2), ad.Add(ad.Square(t), z.Tape().Scalar(1)))
+}
