@@ -350,7 +350,7 @@ func TestPathwiseNormal(t *testing.T) {
 	sigma := math.Exp(logSigma)
 	damp := math.Exp(-sigma * sigma / 2)
 	exact := []float64{
-		2*(mu-1) + math.Cos(mu)*damp,                 // loc
+		2*(mu-1) + math.Cos(mu)*damp,                  // loc
 		2*sigma*sigma - sigma*sigma*math.Sin(mu)*damp, // logscale
 	}
 	for _, est := range []Estimator{Pathwise{}, ScoreFunction{}, ScoreFunction{Baseline: NewMovingAverage(0.5)}} {
