@@ -402,14 +402,10 @@ func unary(o op, a *Tensor, f1, f2 float64) *Tensor {
 			y[i] = sigmoid(v)
 		}
 	case opSoftplus, opLogSigmoid:
-		// Both derivatives are a sigmoid sharing exp(-|x|) with the value;
-		// keep them for the backward pass when one will run.
-		var d []float64
-		if t.needsGrad {
-			t.aux = a.tape.alloc(len(x))
-			d = t.aux[:len(x)]
-		}
-		softplusInto(y, d, x, o == opLogSigmoid)
+		// Keep the derivative for the backward pass: computing it here
+		// costs a division, later an exponential.
+		t.aux = a.tape.alloc(len(x))
+		softplusInto(y, t.aux, x, o == opLogSigmoid)
 	case opTanh:
 		for i, v := range x {
 			y[i] = math.Tanh(v)
@@ -441,32 +437,25 @@ func sigmoid(x float64) float64 {
 	return e / (1 + e)
 }
 
-// softplus returns log(1+exp(x)) without overflow.
-func softplus(x float64) float64 {
-	return max(x, 0) + math.Log1p(math.Exp(-math.Abs(x)))
-}
-
 // softplusInto sets y to softplus(x), or to logsigmoid(x) = -softplus(-x)
-// when neg is set, and, unless d is nil, d to the derivative of y.
+// when neg is set, and d to the derivative of y, a sigmoid sharing
+// exp(-|x|) with the value.
 func softplusInto(y, d, x []float64, neg bool) {
-	y = y[:len(x)]
+	sign := 1.0
+	if neg {
+		sign = -1
+	}
+	y, d = y[:len(x)], d[:len(x)]
 	for i, v := range x {
-		if neg {
-			v = -v
-		}
+		v *= sign
 		e := math.Exp(-math.Abs(v))
-		sp := max(v, 0) + math.Log1p(e)
-		if neg {
-			sp = -sp
+		sig := 1 / (1 + e) // sigmoid(|v|)
+		pos := v
+		if v < 0 {
+			pos, sig = 0, sig*e
 		}
-		y[i] = sp
-		if d != nil {
-			sig := 1 / (1 + e) // sigmoid(v) for v >= 0
-			if v < 0 {
-				sig *= e
-			}
-			d[i] = sig
-		}
+		y[i] = sign * (pos + math.Log1p(e))
+		d[i] = sig
 	}
 }
 
@@ -519,21 +508,9 @@ func (t *Tensor) backwardUnary() {
 			put(d, i, v*y[i]*(1-y[i]), add)
 		}
 	case opSoftplus, opLogSigmoid:
-		if s := t.aux; s != nil {
-			s = s[:len(g)]
-			for i, v := range g {
-				put(d, i, v*s[i], add)
-			}
-			break
-		}
-		// The forward pass did not expect a gradient (Gradients with
-		// respect to a tensor without a Var).
-		sign := 1.0
-		if t.op == opLogSigmoid {
-			sign = -1
-		}
+		s := t.aux[:len(g)]
 		for i, v := range g {
-			put(d, i, v*sigmoid(sign*x[i]), add)
+			put(d, i, v*s[i], add)
 		}
 	case opTanh:
 		for i, v := range g {
