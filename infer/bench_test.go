@@ -1,0 +1,100 @@
+package infer
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/nn"
+	"github.com/backpropq/backpropq/ppl"
+	"github.com/backpropq/backpropq/ppl/dist"
+	"github.com/backpropq/backpropq/vi"
+)
+
+// noTerm is an estimator that adds nothing: with it a step is the model's
+// and guide's forward and backward passes and the optimizer step alone,
+// the reference the estimators' overhead is measured from.
+type noTerm struct{}
+
+func (noTerm) Unbiased() bool                       { return false }
+func (noTerm) Surrogate(*SiteContext) (Term, error) { return Term{}, nil }
+
+// linearSBN returns the ELBO program of a linear sigmoid belief network
+// with 784 visible and 200 latent units on a batch x of binary data: the
+// guide q(h|x) = Bernoulli(x·Wq + bq), the prior p(h) = Bernoulli(prior),
+// the likelihood p(x|h) = Bernoulli(h·W + b), and the costs log q(h|x) -
+// log p(h) and -log p(x|h).
+func linearSBN(x *mat.Dense) ppl.Model {
+	return func(ctx *ppl.Ctx) {
+		tp := ctx.Tape()
+		xt := tp.Const(x)
+		enc := ppl.Param(ctx, "q/W", 784, 200, nn.Normal{Std: 0.01})
+		encB := ppl.Param(ctx, "q/b", 1, 200, nn.Zeros{})
+		prior := ppl.Param(ctx, "p/prior", 1, 200, nn.Zeros{})
+		dec := ppl.Param(ctx, "p/W", 200, 784, nn.Normal{Std: 0.01})
+		decB := ppl.Param(ctx, "p/b", 1, 784, nn.Zeros{})
+		q := dist.BernoulliLogits(ad.Add(ad.MatMul(xt, enc), encB))
+		h := ppl.Sample(ctx, "h", q)
+		p := dist.BernoulliLogits(ppl.Expand(ctx, prior))
+		ppl.Cost(ctx, "elbo/h", ad.Sub(q.LogProb(h), p.LogProb(h)))
+		ppl.Observe(ctx, "x", dist.BernoulliLogits(ad.Add(ad.MatMul(h, dec), decB)), xt)
+	}
+}
+
+// BenchmarkSVIStep times one SVI step of a 784-200 linear SBN at B = 24
+// per estimator; "model" is the forward and backward passes and the
+// optimizer step without any estimator term, so an estimator's overhead
+// is its time minus model's.
+func BenchmarkSVIStep(b *testing.B) {
+	const batch = 24
+	rng := rand.New(rand.NewPCG(1, 2))
+	data := make([]float64, batch*784)
+	for i := range data {
+		if rng.Float64() < 0.3 {
+			data[i] = 1
+		}
+	}
+	x := mat.NewDense(batch, 784, data)
+	features := func(sc *SiteContext) (*ad.Tensor, error) {
+		return sc.Signal.Tape().Const(x), nil
+	}
+	cases := []struct {
+		name string
+		est  func() Estimator
+	}{
+		{"model", func() Estimator { return noTerm{} }},
+		{"REINFORCE", func() Estimator { return ScoreFunction{} }},
+		{"REINFORCE+MovingAverage", func() Estimator { return ScoreFunction{Baseline: NewMovingAverage(0.9)} }},
+		{"NVIL", func() Estimator {
+			n := NewNVIL(100)
+			n.Features = features
+			return ScoreFunction{Baseline: n}
+		}},
+		{"ARM", func() Estimator { return ARM{} }},
+		{"DisARM", func() Estimator { return DisARM{} }},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			s := &SVI{
+				Objective:  vi.Program{Model: linearSBN(x)},
+				Estimators: Estimators{Default: c.est()},
+				Optimizer:  nn.NewAdam(1e-3),
+				Params:     nn.NewStore(),
+				Particles:  batch,
+				Seed:       1,
+			}
+			if _, err := s.Step(); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := s.Step(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
