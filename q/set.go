@@ -1,0 +1,296 @@
+package q
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/backpropq/backpropq/trace"
+)
+
+// Kind selects the critic implementation a [Set] creates.
+type Kind uint8
+
+const (
+	// Auto creates a [Tabular] critic for a discrete layout of at most
+	// [Config].MaxCells cells and an MLP otherwise.
+	Auto Kind = iota
+	// TabularKind creates [Tabular] critics.
+	TabularKind
+	// LinearKind creates linear critics ([NewLinear]).
+	LinearKind
+	// MLPKind creates MLP critics ([NewMLP]).
+	MLPKind
+)
+
+// Config configures a [Set].
+type Config struct {
+	Kind Kind
+	// Hidden are the hidden sizes of MLP critics; default [32].
+	Hidden []int
+	// LR is the Adam learning rate of Linear and MLP critics (default
+	// 0.01) and the constant step size of Tabular ones (0: 1/n averages).
+	LR float64
+	// MaxCells bounds the cells of a layout Auto serves with a Tabular
+	// critic; default 4096.
+	MaxCells int
+	// Templates are address templates such as "y[*]": one critic serves
+	// every site whose [Template] is listed, with the indices as an input
+	// feature.
+	Templates []string
+	// SlowTarget, when positive, is the alpha of the slow-tracking target
+	// (appendix 4.3): update targets read a copy of each critic whose
+	// weights slowly track the learned ones.
+	SlowTarget float64
+	// Rand initializes the weights of Linear and MLP critics; required
+	// when such a critic must be created.
+	Rand *rand.Rand
+}
+
+// entry is one critic of a set with its slow-tracking state.
+type entry struct {
+	critic Critic
+	slow   *slowTarget
+}
+
+// Set holds the critics of a model, keyed by address and cost sources
+// ([Set.Key]) and created on first sight of a key. A Set is not safe for
+// concurrent use.
+type Set struct {
+	cfg       Config
+	critics   map[string]*entry
+	templates map[string]bool
+	pending   map[string]*saved // loaded, awaiting first sight
+	reinit    bool
+}
+
+// NewSet returns an empty set of critics.
+func NewSet(cfg Config) *Set {
+	if cfg.LR == 0 && cfg.Kind != TabularKind {
+		cfg.LR = 0.01
+	}
+	if cfg.MaxCells == 0 {
+		cfg.MaxCells = 4096
+	}
+	if cfg.Hidden == nil {
+		cfg.Hidden = []int{32}
+	}
+	s := &Set{cfg: cfg, critics: map[string]*entry{}, templates: map[string]bool{}, pending: map[string]*saved{}}
+	for _, t := range cfg.Templates {
+		s.templates[t] = true
+	}
+	return s
+}
+
+// Config returns the set's configuration.
+func (s *Set) Config() Config { return s.cfg }
+
+// templated reports whether site addr is served by a template.
+func (s *Set) templated(addr string) bool {
+	t, idx := Template(addr)
+	return len(idx) > 0 && s.templates[t]
+}
+
+// Key returns the key of node nd's critic: the site's address (templated
+// when a template serves it), a bar and the node's cost sources (each
+// templated likewise, without repeats).
+func (s *Set) Key(nd *Node) string {
+	site := nd.Site
+	tmpl := s.templated(site)
+	if tmpl {
+		site, _ = Template(site)
+	}
+	var srcs []string
+	for _, f := range nd.Sources {
+		if tmpl {
+			f, _ = Template(f)
+		}
+		if !slices.Contains(srcs, f) {
+			srcs = append(srcs, f)
+		}
+	}
+	return site + "|" + strings.Join(srcs, ",")
+}
+
+// Keys returns the keys of the set's critics, sorted.
+func (s *Set) Keys() []string {
+	var k []string
+	for key := range s.critics {
+		k = append(k, key)
+	}
+	slices.Sort(k)
+	return k
+}
+
+// Critic returns the critic of key, or nil.
+func (s *Set) Critic(key string) Critic {
+	if e, ok := s.critics[key]; ok {
+		return e.critic
+	}
+	return nil
+}
+
+// Put installs c as the critic of key, replacing any other.
+func (s *Set) Put(key string, c Critic) {
+	e := &entry{critic: c}
+	if s.cfg.SlowTarget > 0 {
+		e.slow = newSlowTarget(c, s.cfg.SlowTarget)
+	}
+	s.critics[key] = e
+	delete(s.pending, key)
+}
+
+// newCritic creates the critic of a layout.
+func (s *Set) newCritic(key string, layout Layout) (Critic, error) {
+	kind := s.cfg.Kind
+	if kind == Auto {
+		kind = MLPKind
+		if layout.Discrete() && cells(layout) <= float64(s.cfg.MaxCells) {
+			kind = TabularKind
+		}
+	}
+	switch kind {
+	case TabularKind:
+		t, err := NewTabular(layout, s.cfg.LR)
+		if err != nil {
+			return nil, fmt.Errorf("q: critic %q: %w", key, err)
+		}
+		return t, nil
+	case LinearKind, MLPKind:
+		if s.cfg.Rand == nil {
+			return nil, fmt.Errorf("q: critic %q: Config.Rand is nil", key)
+		}
+		if kind == LinearKind {
+			return NewLinear(layout, s.cfg.LR, s.cfg.Rand), nil
+		}
+		return NewMLP(layout, s.cfg.Hidden, s.cfg.LR, s.cfg.Rand), nil
+	}
+	return nil, fmt.Errorf("q: critic %q: unknown kind %d", key, kind)
+}
+
+func cells(l Layout) float64 {
+	n := 1.0
+	for _, f := range l.Fields {
+		switch f.Kind {
+		case Binary:
+			for range f.Width {
+				n *= 2
+			}
+		case OneHot:
+			n *= float64(f.Width)
+		case Index:
+			n *= maxIndex
+		}
+	}
+	return n
+}
+
+// get returns the entry of key for layout, creating it (or installing a
+// loaded critic) on first sight.
+func (s *Set) get(key string, layout Layout) (*entry, error) {
+	if e, ok := s.critics[key]; ok {
+		if got := e.critic.Layout().String(); got != layout.String() {
+			return nil, fmt.Errorf("q: critic %q: scope layout changed from %q to %q", key, got, layout.String())
+		}
+		return e, nil
+	}
+	if p, ok := s.pending[key]; ok {
+		if p.layout.String() == layout.String() {
+			s.Put(key, p.critic)
+			return s.critics[key], nil
+		}
+		if !s.reinit {
+			return nil, fmt.Errorf("q: critic %q: saved for scope layout %q, the model now has %q",
+				key, p.layout.String(), layout.String())
+		}
+		delete(s.pending, key)
+	}
+	c, err := s.newCritic(key, layout)
+	if err != nil {
+		return nil, err
+	}
+	s.Put(key, c)
+	return s.critics[key], nil
+}
+
+// Values holds the network's values on one trace: per Q-node the online
+// critic's values, the values update targets read (the slow-tracking copy
+// when there is one, else the same), and per cost its scaled values.
+type Values struct {
+	// Q[i][r] is node i's critic at row r.
+	Q [][]float64
+	// Target[i][r] is node i's value as read by update rules.
+	Target [][]float64
+	// Costs maps a cost address to its [Site.ScaledCost] values.
+	Costs map[string][]float64
+	// Rows is the batch size B.
+	Rows int
+
+	x    []*mat.Dense
+	keys []string
+}
+
+// Evaluate returns the values of net's Q-nodes and costs on tr, creating
+// critics on first sight. tr must have net's shape.
+func (s *Set) Evaluate(net *Network, tr *trace.Trace) (*Values, error) {
+	if tr == nil || net == nil {
+		return nil, fmt.Errorf("q: Evaluate: nil network or trace")
+	}
+	g := tr.Graph()
+	if ShapeOf(g) != net.shape {
+		return nil, fmt.Errorf("q: Evaluate: trace shape differs from the network's")
+	}
+	b := tr.Batch()
+	v := &Values{Q: make([][]float64, len(net.Nodes)), Target: make([][]float64, len(net.Nodes)),
+		Costs: map[string][]float64{}, Rows: b, x: make([]*mat.Dense, len(net.Nodes)), keys: make([]string, len(net.Nodes))}
+	for _, c := range net.costs {
+		sc := g.Site(c).ScaledCost()
+		v.Costs[c] = append([]float64(nil), sc.Data()...)
+	}
+	for i, nd := range net.Nodes {
+		key := s.Key(nd)
+		fz, err := newFeaturizer(nd, tr, g, s.templated(nd.Site))
+		if err != nil {
+			return nil, err
+		}
+		e, err := s.get(key, fz.layout)
+		if err != nil {
+			return nil, err
+		}
+		x := fz.features()
+		v.x[i], v.keys[i] = x, key
+		v.Q[i] = make([]float64, b)
+		e.critic.Predict(x, v.Q[i])
+		if e.slow != nil {
+			v.Target[i] = make([]float64, b)
+			e.slow.target.Predict(x, v.Target[i])
+		} else {
+			v.Target[i] = v.Q[i]
+		}
+	}
+	return v, nil
+}
+
+// Local returns the total local cost of site addr at each row (Algorithm 1,
+// line 16): the sum of its Q-nodes' values and of the costs inlined in
+// their place; nil when the site reaches no cost.
+func (v *Values) Local(net *Network, addr string) []float64 {
+	terms := net.local[addr]
+	if len(terms) == 0 {
+		return nil
+	}
+	out := make([]float64, v.Rows)
+	for _, r := range terms {
+		src := v.Costs[r.Cost]
+		if !r.IsCost() {
+			src = v.Q[r.Node]
+		}
+		for i := range out {
+			out[i] += src[i]
+		}
+	}
+	return out
+}

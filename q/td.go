@@ -1,0 +1,286 @@
+package q
+
+import (
+	"fmt"
+	"math"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/backpropq/backpropq/trace"
+)
+
+// TD configures the critics' temporal-difference updates.
+type TD struct {
+	// Lambda is the graph lambda-return's lambda in [0, 1] (section 4.1,
+	// appendix 4.1): 0 gives the one-step target of Algorithm 1, 1 the
+	// Monte Carlo return.
+	Lambda float64
+	// Gamma is the discount in (0, 1]; zero means 1 (no discount).
+	Gamma float64
+}
+
+func (td TD) gamma() float64 {
+	if td.Gamma == 0 {
+		return 1
+	}
+	return td.Gamma
+}
+
+func (td TD) check() error {
+	if !(td.Lambda >= 0 && td.Lambda <= 1) {
+		return fmt.Errorf("q: TD: lambda must be in [0, 1], got %v", td.Lambda)
+	}
+	if g := td.gamma(); !(g > 0 && g <= 1) {
+		return fmt.Errorf("q: TD: gamma must be in (0, 1], got %v", td.Gamma)
+	}
+	return nil
+}
+
+// value returns the values of ref r as update rules read them.
+func (v *Values) value(r Ref) []float64 {
+	if r.IsCost() {
+		return v.Costs[r.Cost]
+	}
+	return v.Target[r.Node]
+}
+
+// Targets returns, for each node, its one-step sample target (Algorithm 1,
+// line 11) without discount: the sum over the node's groups of the average
+// of the values each group reads.
+func Targets(net *Network, v *Values) [][]float64 {
+	out := make([][]float64, len(net.Nodes))
+	for i, nd := range net.Nodes {
+		out[i] = make([]float64, v.Rows)
+		for _, gr := range nd.Groups {
+			w := 1 / float64(len(gr.From))
+			for _, r := range gr.From {
+				vals := v.value(r)
+				for k := range out[i] {
+					out[i][k] += w * vals[k]
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Errors returns the graph lambda-return errors delta[i][r] of every node
+// (appendix 4.1): with T_X the node's one-step target,
+//
+//	delta_X = (gamma*T_X - Q_X) + gamma*lambda * sum over groups of the average of the groups' upstream errors,
+//
+// computed from the roots down, the errors of costs being zero. At lambda
+// 0 it is the one-step TD error; at lambda 1 Q_X + delta_X is the
+// discounted Monte Carlo return.
+func Errors(net *Network, v *Values, td TD) ([][]float64, error) {
+	if err := td.check(); err != nil {
+		return nil, err
+	}
+	gamma := td.gamma()
+	tgt := Targets(net, v)
+	delta := make([][]float64, len(net.Nodes))
+	for i, nd := range net.Nodes {
+		d := make([]float64, v.Rows)
+		for k := range d {
+			d[k] = gamma*tgt[i][k] - v.Q[i][k]
+		}
+		if td.Lambda > 0 {
+			for _, gr := range nd.Groups {
+				w := gamma * td.Lambda / float64(len(gr.From))
+				for _, r := range gr.From {
+					if r.IsCost() {
+						continue
+					}
+					for k := range d {
+						d[k] += w * delta[r.Node][k]
+					}
+				}
+			}
+		}
+		delta[i] = d
+	}
+	return delta, nil
+}
+
+// Stats reports one update of the critics.
+type Stats struct {
+	// MSE[i] is the mean over rows of node i's squared lambda-return error
+	// before the update.
+	MSE []float64
+}
+
+// Update evaluates net's critics on tr and moves each toward its
+// lambda-return target Q_X + delta_X (Algorithm 1, lines 9-13, with the
+// graph lambda-return of appendix 4.1). All targets are computed from the
+// values before any critic changes (a synchronous backward pass, as the
+// lambda-return requires); nodes that share a critic (a template) update it
+// once with all their rows. If a target is not finite, Update returns an
+// error and changes no critic.
+func (s *Set) Update(net *Network, tr *trace.Trace, td TD) (*Stats, error) {
+	v, err := s.Evaluate(net, tr)
+	if err != nil {
+		return nil, err
+	}
+	return s.apply(net, v, td, nil)
+}
+
+// apply updates the critics of the nodes in only (all when nil) toward
+// their lambda-return targets on v.
+func (s *Set) apply(net *Network, v *Values, td TD, only []int) (*Stats, error) {
+	delta, err := Errors(net, v, td)
+	if err != nil {
+		return nil, err
+	}
+	st := &Stats{MSE: make([]float64, len(net.Nodes))}
+	nodes := only
+	if nodes == nil {
+		nodes = make([]int, len(net.Nodes))
+		for i := range nodes {
+			nodes[i] = i
+		}
+	}
+	var order []string
+	rows := map[string][]int{}
+	for _, i := range nodes {
+		for k, d := range delta[i] {
+			if math.IsNaN(d) || math.IsInf(d, 0) {
+				return nil, fmt.Errorf("q: node %s|%v: target not finite at row %d", net.Nodes[i].Site, net.Nodes[i].Sources, k)
+			}
+			st.MSE[i] += d * d / float64(v.Rows)
+		}
+		key := v.keys[i]
+		if _, ok := rows[key]; !ok {
+			order = append(order, key)
+		}
+		rows[key] = append(rows[key], i)
+	}
+	for _, key := range order {
+		idx := rows[key]
+		w := v.x[idx[0]].RawMatrix().Cols
+		x := mat.NewDense(len(idx)*v.Rows, w, nil)
+		target := make([]float64, 0, len(idx)*v.Rows)
+		for n, i := range idx {
+			x.Slice(n*v.Rows, (n+1)*v.Rows, 0, w).(*mat.Dense).Copy(v.x[i])
+			for k := range delta[i] {
+				target = append(target, v.Q[i][k]+delta[i][k])
+			}
+		}
+		e := s.critics[key]
+		if err := e.critic.Update(x, target); err != nil {
+			return nil, fmt.Errorf("q: critic %q: %w", key, err)
+		}
+		if e.slow != nil {
+			e.slow.track(e.critic)
+		}
+	}
+	return st, nil
+}
+
+// Advantages returns, for each stochastic site of net with a parent in the
+// network, its advantage at each row (appendix 4.4, Figures 8 and 9).
+//
+// For a parent Q-node Q_X whose rule reads a term of the site Y (one of
+// Y's Q-nodes or inlined costs), the advantage is gamma*T - Q_X, where T is
+// X's one-step target with each group that reads Y's terms taking the
+// average of those terms only, and every other branch its sampled value
+// (the sample approximation of Figure 8(c)). With lambda-return errors
+// (fromErrors), it is X's lambda-return error delta_X instead (Figure 9:
+// at gamma*lambda = 1, R - Q_X). The parent nodes at one parent site are
+// summed (they carry disjoint cost sources) and the parent sites averaged
+// (Figure 8(b)). A site without a parent in the network gets its total
+// local cost, without baseline.
+func Advantages(net *Network, v *Values, td TD, fromErrors bool) (map[string][]float64, error) {
+	delta, err := Errors(net, v, td)
+	if err != nil {
+		return nil, err
+	}
+	gamma := td.gamma()
+	out := map[string][]float64{}
+	for _, y := range net.sites {
+		terms := net.local[y]
+		if len(terms) == 0 {
+			continue
+		}
+		isTerm := func(r Ref) bool {
+			for _, t := range terms {
+				if t == r {
+					return true
+				}
+			}
+			return false
+		}
+		bySite := map[string][]float64{}
+		var sites []string
+		for i, nd := range net.Nodes {
+			if nd.Site == y {
+				continue
+			}
+			reads := false
+			for _, gr := range nd.Groups {
+				for _, r := range gr.From {
+					if isTerm(r) && (!r.IsCost() || isParent(net.graph, nd.Site, y)) {
+						reads = true
+					}
+				}
+			}
+			if !reads {
+				continue
+			}
+			a := make([]float64, v.Rows)
+			if fromErrors {
+				copy(a, delta[i])
+			} else {
+				for _, gr := range nd.Groups {
+					var mine []Ref
+					for _, r := range gr.From {
+						if isTerm(r) {
+							mine = append(mine, r)
+						}
+					}
+					use := gr.From
+					if len(mine) > 0 {
+						use = mine
+					}
+					w := gamma / float64(len(use))
+					for _, r := range use {
+						vals := v.value(r)
+						for k := range a {
+							a[k] += w * vals[k]
+						}
+					}
+				}
+				for k := range a {
+					a[k] -= v.Q[i][k]
+				}
+			}
+			if _, ok := bySite[nd.Site]; !ok {
+				sites = append(sites, nd.Site)
+				bySite[nd.Site] = make([]float64, v.Rows)
+			}
+			for k := range a {
+				bySite[nd.Site][k] += a[k]
+			}
+		}
+		res := make([]float64, v.Rows)
+		if len(sites) == 0 {
+			copy(res, v.Local(net, y))
+		} else {
+			for _, p := range sites {
+				for k := range res {
+					res[k] += bySite[p][k] / float64(len(sites))
+				}
+			}
+		}
+		out[y] = res
+	}
+	return out, nil
+}
+
+func isParent(g *trace.Graph, x, y string) bool {
+	for _, p := range g.Parents(y) {
+		if p == x {
+			return true
+		}
+	}
+	return false
+}
