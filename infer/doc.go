@@ -1,0 +1,76 @@
+// Package infer trains stochastic computation graphs: it chooses a
+// gradient estimator for every stochastic site, builds the surrogate loss
+// whose gradient is the estimate, and runs the training loop ([SVI]) with
+// checkpoints and parallel workers.
+//
+// # The surrogate loss
+//
+// An objective (vi.Objective: vi.Program for a program's own costs, vi.ELBO
+// for a model and a guide) runs once per step and returns a trace whose
+// sample sites are the random variables and whose cost and observe sites
+// are the costs. [BuildSurrogate] adds up the scaled costs
+// (ppl.Site.ScaledCost: Scale and Mask applied) and, for every sample site,
+// the term of the site's [Estimator], so one backward pass gives every
+// gradient (paper Algorithm 1, lines 14-20). An estimator sees its site
+// through a [SiteContext]: the site, the trace and its graph, the
+// Rao-Blackwellized learning signal (the sum of the costs the site can
+// reach, with no gradient path) and Rerun, which runs the objective again
+// with values substituted at the site, the sites that do not descend from
+// it keeping their values.
+//
+// Sites whose estimator is not [Reparameterizing] are drawn without a
+// pathwise gradient, so the value's dependence on the parameters is counted
+// once, by the estimator's term; the direct dependence of a cost on the
+// parameters (log q in an ELBO, a decoder's weights) always flows through
+// the costs.
+//
+// # Estimators
+//
+// [Estimators] chooses the estimator of each site by address glob, with a
+// default: [Pathwise] for distributions that can RSample and
+// [ScoreFunction] otherwise.
+//
+//	Estimator                 Unbiased  Sites             Cost per site      Use when
+//	Pathwise                  yes       reparameterized   none               continuous latents (Normal): lowest variance
+//	ScoreFunction             yes       any               one log-prob       anything else; the reference, high variance
+//	  + MovingAverage         yes       any               one log-prob       cheap variance reduction for any site
+//	  + NVIL                  yes (*)   any               a small MLP        discrete latents with inputs (SBNs, VAEs)
+//	Enumerate                 yes       small discrete    |support| re-runs  few configurations: exact in the site
+//	ARM                       yes       Bernoulli         2 re-runs          binary latents; strong, no tuning
+//	DisARM                    yes       Bernoulli         2 re-runs          binary latents; ARM with lower variance
+//
+// (*) NVIL's variance normalization multiplies the site's estimate by
+// 1/max(1, σ), a step size set by past steps only: unbiased in direction.
+//
+// MuProp, Gumbel-softmax and straight-through, REBAR, RELAX and the
+// policy-optimization steps live in this package too, each documented with
+// its bias.
+//
+// An estimator may keep state (running baselines: [Stateful]) and
+// parameters (NVIL's network, created in the training store under
+// "infer/"); [SVI] steps and checkpoints them with the model's. An
+// estimator that changes how its site is drawn (a relaxed value) implements
+// [Drawer].
+//
+// # Training
+//
+// [SVI.Step] runs the objective, builds the surrogate, takes one backward
+// pass and one optimizer step. It is all or nothing: on an error, or a NaN
+// or infinite cost, term or gradient, nothing that a checkpoint holds
+// changes, and the error names the site or parameter. The rows of a step can
+// be split into chunks, each with its own tape and random source, processed
+// by several goroutines; gradients are summed in chunk order, so the result
+// does not depend on the number of workers. [SVI.SaveCheckpoint] saves
+// parameters, optimizer state, estimator state and the position in the
+// random stream, so a resumed run continues bit for bit.
+//
+// With chunks, every estimator sees only its chunk's rows: a baseline
+// updates once per chunk, in chunk order, and an estimator that pools rows
+// (a leave-one-out signal across particles) pools within a chunk.
+//
+// # Concurrency
+//
+// An SVI is not safe for concurrent use. Estimators' Surrogate methods are
+// called concurrently, one goroutine per chunk, and must only read their
+// state; Commit functions are called one at a time.
+package infer
