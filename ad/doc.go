@@ -25,10 +25,13 @@
 //
 // Matrix products go through gonum's blas64, so building with the tag
 // openblas routes every product (here and in gonum's mat) to OpenBLAS
-// through gonum.org/v1/netlib; the default build is pure Go.
+// through gonum.org/v1/netlib and cgo: install Debian's libopenblas-dev and
+// run go test -tags openblas ./... (the package links -lopenblas itself).
+// The default build is pure Go and needs no cgo.
 //
 // A tape reuses its buffers: [Tape.Reset] returns every node's memory to
 // the tape for the next run, after which tensors of the previous run must
 // not be used. A training loop that resets one tape per step allocates
-// almost nothing in steady state.
+// nothing in steady state (gonum's pure-Go matrix product still starts
+// goroutines for large products).
 package ad

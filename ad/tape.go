@@ -132,6 +132,9 @@ type Tape struct {
 	nodes []*Tensor // nodes[:n] are live; the rest are kept for reuse
 	n     int
 	pool  map[int][][]float64
+	// direct records that the last backward pass added into the Vars'
+	// Grad as it went ([Tape.Backward]).
+	direct bool
 }
 
 // NewTape returns an empty tape.
@@ -157,6 +160,7 @@ func (tp *Tape) Reset() {
 		*t = Tensor{args: args}
 	}
 	tp.n = 0
+	tp.direct = false
 }
 
 // poison makes alloc fill every buffer with NaN, so that tests catch a
@@ -347,6 +351,7 @@ func (tp *Tape) computeGradients(loss *Tensor, direct bool) {
 	if loss.rows != 1 || loss.cols != 1 {
 		panic(&ShapeError{Op: "Backward", A: [2]int{loss.rows, loss.cols}, B: [2]int{1, 1}})
 	}
+	tp.direct = direct
 	for _, t := range tp.nodes[:tp.n] {
 		if t.grad != nil && !t.varGrad {
 			tp.free(t.grad)
@@ -386,6 +391,9 @@ func (tp *Tape) AccumulateGradients() {
 // [Tape.Backward], the leaf of a [Var] reads the Var's accumulated Grad.
 func (tp *Tape) Grad(t *Tensor) *mat.Dense {
 	tp.check(t)
+	if t.op == opVar && tp.direct {
+		return mat.DenseCopyOf(t.v.Grad)
+	}
 	g := mat.NewDense(t.rows, t.cols, nil)
 	if t.grad != nil {
 		copy(g.RawMatrix().Data, t.grad)
@@ -426,33 +434,30 @@ func (tp *Tape) markNeedsGrad(wrt []*Tensor) []*Tensor {
 		first = min(first, t.index)
 	}
 	for _, t := range tp.nodes[first:tp.n] {
-		if t.needsGrad {
-			continue
-		}
-		for _, in := range t.inputs() {
-			if in.needsGrad {
-				t.needsGrad = t.op.differentiable()
-				break
-			}
-		}
-		if t.needsGrad {
+		if !t.needsGrad && t.feedsGrad() {
+			t.needsGrad = true
 			marked = append(marked, t)
 		}
 	}
 	return marked
 }
 
-func (t *Tensor) inputs() []*Tensor {
-	if t.op == opConcat {
-		return t.args
+// feedsGrad reports whether a gradient flows from t to an input that needs
+// one. Index and mask operands (Gather's b, Where's c) carry none.
+func (t *Tensor) feedsGrad() bool {
+	if !t.op.differentiable() {
+		return false
 	}
-	var in []*Tensor
-	for _, x := range [...]*Tensor{t.a, t.b, t.c} {
-		if x != nil {
-			in = append(in, x)
+	for _, x := range t.args {
+		if x.needsGrad {
+			return true
 		}
 	}
-	return in
+	b := t.b
+	if t.op == opGather {
+		b = nil
+	}
+	return t.a != nil && t.a.needsGrad || b != nil && b.needsGrad
 }
 
 // Backward kernels add their contribution to an input's gradient in one

@@ -383,3 +383,22 @@ func TestResetAfterNaNRunGivesCleanResults(t *testing.T) {
 	require.True(t, mat.Equal(wantW, w.Grad))
 	require.True(t, mat.Equal(wantB, b.Grad))
 }
+
+func TestBackwardIntoStridedGrad(t *testing.T) {
+	// A Var whose Grad is a view with a larger stride takes the
+	// accumulate-after path; the result must match a contiguous Grad.
+	value := mat.NewDense(2, 2, []float64{1, 2, 3, 4})
+	contiguous := ad.NewVar(value)
+	big := mat.NewDense(3, 5, nil)
+	strided := &ad.Var{Value: value, Grad: big.Slice(1, 3, 2, 4).(*mat.Dense)}
+	for _, v := range []*ad.Var{contiguous, strided} {
+		tp := ad.NewTape()
+		x := tp.Var(v)
+		tp.Backward(ad.Sum(ad.Mul(ad.Square(x), tp.Var(v))))
+		// d/dv Σ v³ = 3v²
+		assert.True(t, mat.Equal(mat.NewDense(2, 2, []float64{3, 12, 27, 48}), v.Grad))
+		assert.True(t, mat.Equal(v.Grad, tp.Grad(x)), "Grad of a Var leaf after Backward reads Var.Grad")
+	}
+	assert.Equal(t, 0.0, big.At(0, 2), "elements outside the view are untouched")
+	assert.Equal(t, 0.0, big.At(1, 1))
+}
