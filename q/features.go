@@ -147,11 +147,11 @@ func fieldOf(s *ppl.Site, name string) Field {
 // featurizer turns the values of a Q-node's scope in a trace into a
 // critic's input rows.
 type featurizer struct {
-	layout  Layout
-	sites   []*ppl.Site // per field; nil for Index
-	index   []int
-	input   *ppl.Site
-	rows    int
+	layout Layout
+	sites  []*ppl.Site // per field; nil for Index
+	index  []int
+	input  *ppl.Site
+	rows   int
 }
 
 // newFeaturizer prepares the input of node nd in trace tr; templated says

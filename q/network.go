@@ -21,7 +21,7 @@ const (
 	ReduceNone Reduction = iota
 	// ReduceShortest keeps, for each Q-node, the rule with the shortest path
 	// to the cost (Figure 3(c)): the cost itself when the site feeds it
-	// directly.
+	// directly; ties go to the child first in execution order.
 	ReduceShortest
 	// ReduceChain keeps the rule with the longest path to the cost (ties
 	// go to the child that comes last in execution order), so the cost is
