@@ -334,14 +334,19 @@ func (t *Tensor) backwardWhere() {
 	}
 }
 
-// Reshape returns a with the same row-major data viewed as [rows x cols].
-// It panics if the number of elements differs.
+// Reshape returns a with the same row-major data viewed as [rows x cols];
+// the value is shared, not copied. It panics with a *[ShapeError] if the
+// number of elements differs or a dimension is not positive.
 func Reshape(a *Tensor, rows, cols int) *Tensor {
-	if rows*cols != a.rows*a.cols {
+	if rows <= 0 || cols <= 0 || rows*cols != a.rows*a.cols {
 		panic(&ShapeError{Op: "Reshape", A: [2]int{a.rows, a.cols}, B: [2]int{rows, cols}})
 	}
-	t := unaryNode(opReshape, a, rows, cols)
-	copy(t.data, a.data)
+	tp := tapeOf(a)
+	t := tp.bare(opReshape, rows, cols)
+	t.data = a.data
+	t.a = a
+	t.prov = a.prov
+	t.needsGrad = a.needsGrad
 	return t
 }
 

@@ -44,6 +44,7 @@ func TestShapeMismatchPanicsWithShapeError(t *testing.T) {
 		{"Where operands", func() { ad.Where(a21, a23, a45) }, "Where", []string{"[2x3]", "[4x5]"}},
 		{"Where mask", func() { ad.Where(a45, a23, a23) }, "Where", []string{"[4x5]", "[2x3]"}},
 		{"Reshape", func() { ad.Reshape(a23, 4, 2) }, "Reshape", []string{"[2x3]", "[4x2]"}},
+		{"Reshape negative", func() { ad.Reshape(a23, -2, -3) }, "Reshape", []string{"[2x3]", "[-2x-3]"}},
 		{"Backward non-scalar", func() { tp.Backward(a23) }, "Backward", []string{"[2x3]", "[1x1]"}},
 		{"Item", func() { a23.Item() }, "Item", []string{"[2x3]", "[1x1]"}},
 		{"Var grad", func() {
