@@ -270,7 +270,9 @@ func (tp *Tape) Scalar(v float64) *Tensor { return tp.Full(1, 1, v) }
 
 // Var binds v to the tape: the returned leaf aliases v.Value, and a
 // backward pass adds its gradient into v.Grad, allocating Grad if it is
-// nil. The value must not change while the tape is in use. Var panics if
+// nil. The value must not change while the tape is in use. Tapes in
+// different goroutines may bind the same Var at once when its Grad is not
+// nil (as [NewVar] makes it). Var panics if
 // v.Value is not contiguous (a view whose stride exceeds its columns) and
 // with a *[ShapeError] if v.Grad's shape differs from v.Value's.
 func (tp *Tape) Var(v *Var) *Tensor {
