@@ -41,8 +41,15 @@ type Term struct {
 
 // Drawer is an [Estimator] that changes how its site's value is drawn in
 // the training run (relaxed, straight-through or enumerated values). Draw is
-// called for the site before it is sampled; a nil result leaves the draw to
-// the distribution.
+// called for the site before it is sampled, with the site's address and
+// distribution set and rng the run's random source; a nil result leaves the
+// draw to the distribution. A value returned enters the run as
+// trace.Override puts it: it must have the distribution's value shape and
+// live on the run's tape (the tape of the distribution's parameters), it is
+// neither validated nor scored (the site's LogProb stays nil, Substituted
+// is set), and its gradient path is kept. Draw is not called for a site
+// whose value a handler already set (a replayed value), nor in the re-runs
+// of [SiteContext].Rerun.
 type Drawer interface {
 	Estimator
 	Draw(s *ppl.Site, rng *rand.Rand) *ad.Tensor

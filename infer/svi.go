@@ -30,6 +30,12 @@ import (
 // seeded by (a hash of Seed and t, c), so a run resumed from a checkpoint
 // continues bit for bit.
 //
+// Parameters are created lazily, from the random source of the run that
+// first needs them; the first step runs chunk 0 before the others so that
+// its parameters do not depend on Workers. A model that creates parameters
+// in later steps (a site seen for the first time) keeps that guarantee
+// only with Workers 1.
+//
 // An SVI is not safe for concurrent use. Its fields may be changed between
 // steps.
 type SVI struct {
