@@ -2,9 +2,7 @@ package q
 
 import (
 	"fmt"
-	"math"
 
-	"gonum.org/v1/gonum/mat"
 
 	"github.com/backpropq/backpropq/trace"
 )
@@ -110,27 +108,40 @@ type Stats struct {
 }
 
 // Update evaluates net's critics on tr and moves each toward its
-// lambda-return target Q_X + delta_X (Algorithm 1, lines 9-13, with the
-// graph lambda-return of appendix 4.1). All targets are computed from the
-// values before any critic changes (a synchronous backward pass, as the
-// lambda-return requires); nodes that share a critic (a template) update it
-// once with all their rows. If a target is not finite, Update returns an
-// error and changes no critic.
+// lambda-return target (Algorithm 1, lines 9-13, with the graph
+// lambda-return of appendix 4.1).
+//
+// The nodes are visited in one backward pass, in the topological order of
+// G_Q from the costs down, as Algorithm 1 does. A node's target is its
+// lambda-return written recursively,
+//
+//	G_X = gamma * sum over groups of the average over the group of ((1-lambda)*V_e + lambda*G_e),
+//
+// with V_e the value of what the rule reads (a critic, after its own update
+// in this pass, or a cost) and G_e its return (G_f = f for a cost). Without
+// the updates inside the pass this is exactly Q_X + delta_X of [Errors]; at
+// lambda 0 it is Algorithm 1's one-step target, and at lambda 1 the Monte
+// Carlo return. Reading critics after their update lets a cost reach the
+// far end of a chain in one pass. Stats reports delta_X = G_X - Q_X before
+// the node's update. Nodes that share a critic (a template) update it once
+// each. If a target is not finite, Update returns an error; the critics of
+// the nodes visited before have changed then.
 func (s *Set) Update(net *Network, tr *trace.Trace, td TD) (*Stats, error) {
 	v, err := s.Evaluate(net, tr)
 	if err != nil {
 		return nil, err
 	}
-	return s.apply(net, v, td, nil)
+	return s.sequential(net, v, td, nil)
 }
 
-// apply updates the critics of the nodes in only (all when nil) toward
-// their lambda-return targets on v.
-func (s *Set) apply(net *Network, v *Values, td TD, only []int) (*Stats, error) {
-	delta, err := Errors(net, v, td)
-	if err != nil {
+// sequential runs the backward pass of [Set.Update] on v over the nodes in
+// only (all when nil), refreshing the values of a critic's nodes after each
+// update.
+func (s *Set) sequential(net *Network, v *Values, td TD, only []int) (*Stats, error) {
+	if err := td.check(); err != nil {
 		return nil, err
 	}
+	gamma, lambda := td.gamma(), td.Lambda
 	st := &Stats{MSE: make([]float64, len(net.Nodes))}
 	nodes := only
 	if nodes == nil {
@@ -139,38 +150,51 @@ func (s *Set) apply(net *Network, v *Values, td TD, only []int) (*Stats, error) 
 			nodes[i] = i
 		}
 	}
-	var order []string
-	rows := map[string][]int{}
+	byKey := map[string][]int{}
+	for i, k := range v.keys {
+		byKey[k] = append(byKey[k], i)
+	}
+	ret := make([][]float64, len(net.Nodes))
 	for _, i := range nodes {
-		for k, d := range delta[i] {
-			if math.IsNaN(d) || math.IsInf(d, 0) {
-				return nil, fmt.Errorf("q: node %s|%v: target not finite at row %d", net.Nodes[i].Site, net.Nodes[i].Sources, k)
+		nd := net.Nodes[i]
+		target := make([]float64, v.Rows)
+		for _, gr := range nd.Groups {
+			w := gamma / float64(len(gr.From))
+			for _, r := range gr.From {
+				vals := v.value(r)
+				var g []float64
+				if !r.IsCost() {
+					g = ret[r.Node]
+				}
+				for k := range target {
+					if g == nil || lambda == 0 {
+						target[k] += w * vals[k]
+					} else {
+						target[k] += w * ((1-lambda)*vals[k] + lambda*g[k])
+					}
+				}
 			}
+		}
+		ret[i] = target
+		for k, y := range target {
+			d := y - v.Q[i][k]
 			st.MSE[i] += d * d / float64(v.Rows)
 		}
 		key := v.keys[i]
-		if _, ok := rows[key]; !ok {
-			order = append(order, key)
-		}
-		rows[key] = append(rows[key], i)
-	}
-	for _, key := range order {
-		idx := rows[key]
-		w := v.x[idx[0]].RawMatrix().Cols
-		x := mat.NewDense(len(idx)*v.Rows, w, nil)
-		target := make([]float64, 0, len(idx)*v.Rows)
-		for n, i := range idx {
-			x.Slice(n*v.Rows, (n+1)*v.Rows, 0, w).(*mat.Dense).Copy(v.x[i])
-			for k := range delta[i] {
-				target = append(target, v.Q[i][k]+delta[i][k])
-			}
-		}
 		e := s.critics[key]
-		if err := e.critic.Update(x, target); err != nil {
+		if err := e.critic.Update(v.x[i], target); err != nil {
 			return nil, fmt.Errorf("q: critic %q: %w", key, err)
 		}
 		if e.slow != nil {
 			e.slow.track(e.critic)
+		}
+		for _, j := range byKey[key] {
+			e.critic.Predict(v.x[j], v.Q[j])
+			if e.slow != nil {
+				e.slow.target.Predict(v.x[j], v.Target[j])
+			} else {
+				v.Target[j] = v.Q[j]
+			}
 		}
 	}
 	return st, nil
