@@ -1,0 +1,43 @@
+// Package vi turns variational objectives into costs on a stochastic
+// computation graph (SCG), so that the estimators of package infer train
+// them like any other program: each estimator sees only the costs its site
+// can reach.
+//
+// An [Objective] runs once and returns a trace whose sample sites are the
+// random variables being trained and whose cost and observe sites sum to
+// the loss:
+//
+//   - [Program]: a program's own costs.
+//   - [ELBO]: the evidence lower bound of a model and a guide, one cost per
+//     term: log q(z|..) - log p(z|..) for each latent z at [KLAddr](z)
+//     ("kl(z)"), and -log p(x|..) for each observation, each with the
+//     parents its data flow gives it. AnalyticKL uses the closed-form KL
+//     where guide and prior are both Normal.
+//   - [IWAE]: the importance-weighted bound with K particles per data
+//     point, vectorized batch-major along dimension 0, with the VIMCO
+//     leave-one-out learning signal for score-function estimators
+//     ([IWAE.VIMCOSignal]).
+//
+// [Loss] and [RowCost] read the loss of any objective's trace; the bounds
+// ([Bounded]) give the bound of each data point for metrics.
+//
+// # Guides and models
+//
+// A guide is a model (ppl.Model) that samples every latent of the model at
+// the same address and observes nothing. The guide runs first; the model
+// runs on the same tape with each latent given the guide's value and the
+// guide's site id, so the provenance of every tensor of both runs is in the
+// guide's ids, and the objective's graph is read off the data flow like
+// any trace's. Mismatches are errors wrapping a *ppl.SiteError that names
+// the address: a latent of the model the guide does not sample, a guide
+// site the model lacks or does not sample, a value whose shape is not the
+// model distribution's. Data reach both by closure; [ppl.Tile] brings them
+// to the run's batch, so one model and guide serve one row per data point
+// and K particles per data point.
+//
+// # Concurrency
+//
+// Objectives are values holding functions; Run uses only its arguments, so
+// an objective may run on several goroutines at once with different tapes
+// and random sources when its model and guide allow it.
+package vi

@@ -1,0 +1,202 @@
+package vi
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/ppl"
+	"github.com/backpropq/backpropq/ppl/dist"
+	"github.com/backpropq/backpropq/trace"
+)
+
+// KLAddr returns the address of the cost that [ELBO] gives the latent at
+// addr: "kl(" + addr + ")". Its expectation under the guide is the KL
+// divergence of the guide from the prior at that site, hence the name.
+func KLAddr(addr string) string { return "kl(" + addr + ")" }
+
+// ELBO is the evidence lower bound of a model and a guide,
+//
+//	ELBO = E_q[ log p(x, z) - log q(z) ],
+//
+// laid out as a multi-cost stochastic computation graph whose loss is
+// -ELBO. Run returns a trace holding, in this order:
+//
+//   - the guide's sites: its sample sites (the random variables being
+//     trained), its intervened sites and its own cost sites;
+//   - for each of the model's sites in the model's order: for a latent z,
+//     a cost site at [KLAddr](z) whose cost is log q(z|..) - log p(z|..),
+//     [B x 1]; the model's observe sites (cost -log p(x|..)) and cost
+//     sites, as the model recorded them.
+//
+// Each cost's parents come from the provenance of its value, so an
+// estimator sees only the costs its site can reach: in a chain
+// z1 -> z2 -> x, z2's learning signal holds kl(z2) and x but not kl(z1).
+// The model's own sample, param and deterministic sites are not in the
+// trace: its latents are the guide's.
+//
+// Each latent's cost has Scale the product of the guide's and the model's
+// site Scale, and Mask their combined mask; the handlers given to Run
+// apply to the guide, so trace.Scale and trace.Mask passed there weigh the
+// latents' costs, not the model's observations.
+//
+// With AnalyticKL, a latent whose guide and prior are both [dist.Normal]
+// has the cost KL(q || p) from [dist.KL] instead of the sampled log ratio:
+// the same expectation with less variance. That cost depends on the
+// distributions' parameters, not on the sampled value, so it is reachable
+// from the latent's parents but not from the latent itself.
+//
+// ELBO is a value type; its zero value is not usable (nil Model and
+// Guide). It is safe for concurrent use when Model and Guide are.
+type ELBO struct {
+	// Model is the joint p(x, z): it samples every latent and observes the
+	// data.
+	Model ppl.Model
+	// Guide is the variational distribution q(z): it samples every latent
+	// of the model, at the same addresses, and observes nothing.
+	Guide ppl.Model
+	// AnalyticKL uses the closed-form KL divergence for latents whose
+	// guide and prior are both Normal.
+	AnalyticKL bool
+}
+
+// Run runs the guide under env and handlers, then the model on env's tape
+// with each latent given the guide's value, and returns the objective's
+// trace (see [ELBO]).
+//
+// The guide runs with env as given (a nil Tape is replaced by a new tape
+// that both runs share). The model runs with the guide's batch and
+// FirstID one past the guide's largest id; each of its latents takes the
+// id of the guide's site at the same address, so a tensor of either run
+// names a random variable by one id and the provenance of every cost is in
+// the guide's ids. A guide value substituted by trace.Override is
+// substituted in the model too, and both sides score it with their
+// distributions' log-density formulas, without support checks (the
+// continuous extension that relaxation estimators evaluate). A latent
+// that the guide fixed by intervention (trace.Do) is fixed in the model
+// too and has no cost.
+//
+// Run returns an error wrapping a *[ppl.SiteError] naming the address
+// when the model samples a latent that the guide does not, when the guide
+// samples a site that the model lacks or does not sample, when the
+// guide's value does not have the shape of the model's distribution at a
+// site, when the guide observes data, and when a cost's address is taken
+// by a site of the model or the guide; and the errors of the two runs.
+func (e ELBO) Run(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, error) {
+	p, err := runPair("ELBO", e.Model, e.Guide, env, handlers)
+	if err != nil {
+		return nil, err
+	}
+	sites := make([]*ppl.Site, 0, p.guide.Len()+p.model.Len())
+	for _, s := range p.guide.Sites() {
+		if s.Stochastic() || s.Intervened || s.Kind == ppl.KindCost {
+			sites = append(sites, s)
+		}
+	}
+	batch := p.guide.Batch()
+	for _, ms := range p.model.Sites() {
+		switch {
+		case ms.Stochastic():
+			c, err := e.latentCost(p, ms, batch)
+			if err != nil {
+				return nil, fmt.Errorf("vi: ELBO: %w", err)
+			}
+			sites = append(sites, c)
+		case ms.IsCost():
+			sites = append(sites, ms)
+		}
+	}
+	tr, err := trace.Compose(sites...)
+	if err != nil {
+		return nil, fmt.Errorf("vi: ELBO: %w", err)
+	}
+	return tr, nil
+}
+
+// latentCost returns the cost site of the model's latent ms.
+func (e ELBO) latentCost(p pair, ms *ppl.Site, batch int) (*ppl.Site, error) {
+	addr := KLAddr(ms.Addr)
+	if err := p.checkFree(addr, fmt.Sprintf("the cost of latent %q", ms.Addr)); err != nil {
+		return nil, err
+	}
+	gs := p.guide.Site(ms.Addr)
+	var cost *ad.Tensor
+	if q, ok := asNormal(gs.Dist); ok && e.AnalyticKL {
+		if prior, ok := asNormal(ms.Dist); ok {
+			kl, err := dist.KL(q, prior)
+			if err != nil {
+				return nil, &ppl.SiteError{Addr: ms.Addr, Err: err}
+			}
+			cost = kl
+		}
+	}
+	if cost == nil {
+		lq, err := logProb(gs)
+		if err != nil {
+			return nil, err
+		}
+		lp, err := logProb(ms)
+		if err != nil {
+			return nil, err
+		}
+		cost = ad.Sub(lq, lp)
+	}
+	if r := cost.Rows(); batch > 0 && r != batch {
+		if r != 1 {
+			return nil, &ppl.SiteError{Addr: ms.Addr, Err: fmt.Errorf("cost has %d rows, the guide's batch is %d", r, batch)}
+		}
+		cost = ad.Add(cost, cost.Tape().Zeros(batch, 1))
+	}
+	return &ppl.Site{
+		Addr:  addr,
+		Kind:  ppl.KindCost,
+		ID:    -1,
+		Value: cost,
+		Cost:  cost,
+		Scale: gs.Scale * ms.Scale,
+		Mask:  combineMasks(gs.Mask, ms.Mask),
+	}, nil
+}
+
+// asNormal reports whether d is a dist.Normal, by value or by pointer.
+func asNormal(d dist.Distribution) (dist.Normal, bool) {
+	switch n := d.(type) {
+	case dist.Normal:
+		return n, true
+	case *dist.Normal:
+		if n != nil {
+			return *n, true
+		}
+	}
+	return dist.Normal{}, false
+}
+
+// combineMasks returns the product of two masks, either of which may be
+// nil (every row counts).
+func combineMasks(a, b *ad.Tensor) *ad.Tensor {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	}
+	return ad.Mul(a, b)
+}
+
+// Bound reports that the loss of the objective is the negative of a lower
+// bound on the log-likelihood, so that training metrics report the bound
+// (the optional interface infer.Bounder).
+func (ELBO) Bound() bool { return true }
+
+// Bounds returns the bound of each row of tr, a trace returned by
+// [ELBO.Run]: minus the sum of the row's scaled and masked costs
+// ([RowCost]), [B x 1], with gradient paths. With site Scale 1 and no
+// masks, row b is a one-sample estimate of the ELBO of data point b, and
+// the sum of Bounds is -[Loss].
+func (ELBO) Bounds(tr *trace.Trace) (*ad.Tensor, error) {
+	c := RowCost(tr)
+	if c == nil {
+		return nil, errors.New("vi: ELBO: Bounds: the trace has no costs")
+	}
+	return ad.Neg(c), nil
+}
