@@ -2,6 +2,7 @@ package infer
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gonum.org/v1/gonum/mat"
 
 	"github.com/backpropq/backpropq/ad"
 	"github.com/backpropq/backpropq/nn"
@@ -414,3 +416,112 @@ func TestMetrics(t *testing.T) {
 type boundProgram struct{ vi.Program }
 
 func (boundProgram) Bound() bool { return true }
+
+func TestMaxGradNormClips(t *testing.T) {
+	s := &SVI{Objective: vi.Program{Model: chainModel}, Estimators: Estimators{Default: ScoreFunction{}},
+		Optimizer: &nn.SGD{LR: 1}, Params: nn.NewStore(), Particles: 16, Seed: 1, MaxGradNorm: 0.01}
+	_, err := s.Step() // creates the parameters
+	require.NoError(t, err)
+	before := map[string][]float64{}
+	for _, p := range s.Params.Params() {
+		before[p.Name] = append([]float64(nil), p.Value.RawMatrix().Data...)
+	}
+	m, err := s.Step()
+	require.NoError(t, err)
+	require.Greater(t, m.GradNorm, 0.01, "the test needs a gradient larger than the clip")
+	moved := 0.0
+	for _, p := range s.Params.Params() {
+		for i, v := range p.Value.RawMatrix().Data {
+			d := v - before[p.Name][i]
+			moved += d * d
+		}
+	}
+	require.InDelta(t, 0.01, math.Sqrt(moved), 1e-9)
+}
+
+// rowModel is a model whose rows are data points: its Chunk gives each
+// chunk its own rows of data.
+func rowModel(data []float64) func(from, to int) vi.Objective {
+	return func(from, to int) vi.Objective {
+		return vi.Program{Model: func(ctx *ppl.Ctx) {
+			tp := ctx.Tape()
+			x := tp.FromData(to-from, 1, data[from:to])
+			w := ppl.Param(ctx, "w", 1, 1, nn.Zeros{})
+			z := ppl.Sample(ctx, "z", dist.BernoulliLogits(ad.Mul(x, w)))
+			ppl.Cost(ctx, "f", ad.Square(ad.Sub(z, x)))
+		}}
+	}
+}
+
+func TestChunkObjectiveWorkersIdentical(t *testing.T) {
+	data := []float64{0.1, 0.9, 0.3, 0.7, 0.5, 0.2, 0.8}
+	var want []byte
+	for _, workers := range []int{1, 2, 3} {
+		s := &SVI{Chunk: rowModel(data), Estimators: Estimators{Default: ScoreFunction{Baseline: NewMovingAverage(0.5)}},
+			Optimizer: nn.NewAdam(0.1), Params: nn.NewStore(), Particles: len(data), Chunks: 3, Workers: workers, Seed: 11}
+		for i := 0; i < 4; i++ {
+			m, err := s.Step()
+			require.NoError(t, err)
+			require.Equal(t, len(data), m.Rows)
+		}
+		got := checkpointBytes(t, s)
+		if want == nil {
+			want = got
+		}
+		require.Equal(t, want, got, "%d workers", workers)
+	}
+}
+
+// learnedBaseline is a Stateful baseline with its own parameter, a
+// constant b trained by the squared error of the signal, and a counter of
+// committed steps as its state.
+type learnedBaseline struct {
+	b     *nn.Param
+	steps int64
+}
+
+func (l *learnedBaseline) Unbiased() bool { return true }
+
+func (l *learnedBaseline) Surrogate(sc *SiteContext) (Term, error) {
+	tp := sc.Signal.Tape()
+	b := tp.Var(l.b.Var)
+	centered := ad.StopGradient(ad.Sub(sc.Signal, b))
+	loss := ad.Add(ad.Mul(sc.Site.LogProb, centered), ad.Square(ad.Sub(sc.Signal, b)))
+	return Term{Loss: loss, Signal: centered, Commit: func() { l.steps++ }}, nil
+}
+
+func (l *learnedBaseline) Params() []*nn.Param { return []*nn.Param{l.b} }
+
+func (l *learnedBaseline) MarshalState() ([]byte, error) {
+	return []byte{byte(l.steps)}, nil
+}
+
+func (l *learnedBaseline) UnmarshalState(data []byte) error {
+	if len(data) != 1 {
+		return errors.New("bad state")
+	}
+	l.steps = int64(data[0])
+	return nil
+}
+
+func TestStatefulEstimatorParamsAndState(t *testing.T) {
+	newRun := func() (*SVI, *learnedBaseline) {
+		lb := &learnedBaseline{b: nn.NewParam("b", mat.NewDense(1, 1, nil))}
+		return &SVI{Objective: vi.Program{Model: chainModel}, Estimators: Estimators{Sites: map[string]Estimator{"z*": lb}},
+			Optimizer: nn.NewAdam(0.1), Params: nn.NewStore(), Particles: 8, Seed: 2}, lb
+	}
+	s, lb := newRun()
+	for i := 0; i < 3; i++ {
+		_, err := s.Step()
+		require.NoError(t, err)
+	}
+	p := s.Params.Get("infer/site/z*/b")
+	require.Same(t, lb.b, p)
+	require.NotZero(t, p.Value.At(0, 0), "the optimizer trains the estimator's parameter")
+	require.EqualValues(t, 9, lb.steps, "three sites, three steps")
+
+	s2, lb2 := newRun()
+	require.NoError(t, s2.DecodeCheckpoint(bytes.NewReader(checkpointBytes(t, s))))
+	require.EqualValues(t, 9, lb2.steps)
+	require.Equal(t, p.Value.At(0, 0), lb2.b.Value.At(0, 0))
+}
