@@ -259,3 +259,5 @@ func (n *Net) Clone() Critic {
 	}
 	return c
 }
+
+func newTape() *ad.Tape { return ad.NewTape() }

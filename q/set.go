@@ -294,3 +294,7 @@ func (v *Values) Local(net *Network, addr string) []float64 {
 	}
 	return out
 }
+
+// Inputs returns the featurized scope of node i, the critic's input rows
+// [B x W]; it aliases v.
+func (v *Values) Inputs(i int) *mat.Dense { return v.x[i] }

@@ -3,7 +3,6 @@ package q
 import (
 	"fmt"
 
-
 	"github.com/backpropq/backpropq/trace"
 )
 
