@@ -21,25 +21,25 @@ type noTerm struct{}
 func (noTerm) Unbiased() bool                       { return false }
 func (noTerm) Surrogate(*SiteContext) (Term, error) { return Term{}, nil }
 
-// linearSBN returns the ELBO program of a linear sigmoid belief network
-// with 784 visible and 200 latent units on a batch x of binary data: the
-// guide q(h|x) = Bernoulli(x·Wq + bq), the prior p(h) = Bernoulli(prior),
-// the likelihood p(x|h) = Bernoulli(h·W + b), and the costs log q(h|x) -
-// log p(h) and -log p(x|h).
-func linearSBN(x *mat.Dense) ppl.Model {
-	return func(ctx *ppl.Ctx) {
-		tp := ctx.Tape()
-		xt := tp.Const(x)
-		enc := ppl.Param(ctx, "q/W", 784, 200, nn.Normal{Std: 0.01})
-		encB := ppl.Param(ctx, "q/b", 1, 200, nn.Zeros{})
-		prior := ppl.Param(ctx, "p/prior", 1, 200, nn.Zeros{})
-		dec := ppl.Param(ctx, "p/W", 200, 784, nn.Normal{Std: 0.01})
-		decB := ppl.Param(ctx, "p/b", 1, 784, nn.Zeros{})
-		q := dist.BernoulliLogits(ad.Add(ad.MatMul(xt, enc), encB))
-		h := ppl.Sample(ctx, "h", q)
-		p := dist.BernoulliLogits(ppl.Expand(ctx, prior))
-		ppl.Cost(ctx, "elbo/h", ad.Sub(q.LogProb(h), p.LogProb(h)))
-		ppl.Observe(ctx, "x", dist.BernoulliLogits(ad.Add(ad.MatMul(h, dec), decB)), xt)
+// linearSBN returns the ELBO of a linear sigmoid belief network with 784
+// visible and 200 latent units on a batch x of binary data: the guide
+// q(h|x) = Bernoulli(x·Wq + bq), the prior p(h) = Bernoulli(prior) and the
+// likelihood p(x|h) = Bernoulli(h·W + b).
+func linearSBN(x *mat.Dense) vi.ELBO {
+	return vi.ELBO{
+		Model: func(ctx *ppl.Ctx) {
+			tp := ctx.Tape()
+			prior := ppl.Param(ctx, "p/prior", 1, 200, nn.Zeros{})
+			dec := ppl.Param(ctx, "p/W", 200, 784, nn.Normal{Std: 0.01})
+			decB := ppl.Param(ctx, "p/b", 1, 784, nn.Zeros{})
+			h := ppl.Sample(ctx, "h", dist.BernoulliLogits(ppl.Expand(ctx, prior)))
+			ppl.Observe(ctx, "x", dist.BernoulliLogits(ad.Add(ad.MatMul(h, dec), decB)), tp.Const(x))
+		},
+		Guide: func(ctx *ppl.Ctx) {
+			enc := ppl.Param(ctx, "q/W", 784, 200, nn.Normal{Std: 0.01})
+			encB := ppl.Param(ctx, "q/b", 1, 200, nn.Zeros{})
+			ppl.Sample(ctx, "h", dist.BernoulliLogits(ad.Add(ad.MatMul(ctx.Tape().Const(x), enc), encB)))
+		},
 	}
 }
 
@@ -78,7 +78,7 @@ func BenchmarkSVIStep(b *testing.B) {
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			s := &SVI{
-				Objective:  vi.Program{Model: linearSBN(x)},
+				Objective:  linearSBN(x),
 				Estimators: Estimators{Default: c.est()},
 				Optimizer:  nn.NewAdam(1e-3),
 				Params:     nn.NewStore(),

@@ -410,6 +410,11 @@ func TestMetrics(t *testing.T) {
 	m, err = s.Step()
 	require.NoError(t, err)
 	require.True(t, math.IsNaN(m.ELBO))
+	s.Objective = sbnELBO
+	m, err = s.Step()
+	require.NoError(t, err)
+	require.Equal(t, -m.Loss, m.ELBO)
+	require.Less(t, m.ELBO, 0.0)
 }
 
 // boundProgram is a program that declares its loss a negative bound.
