@@ -17,13 +17,16 @@ import (
 //
 // is an unbiased estimate of ∇_α E[f(b)], which the term
 // Σ stopgrad(g_α)·α passes upstream through the logits tensor (to whatever
-// computed them). It costs two re-runs per site and needs no baseline. The
-// two values are antithetic: where they agree in every column of a row
-// the row's estimate is zero, exactly as its expectation given u. ARM works
+// computed them). The value 1[u < σ(α)] is the one the training run drew
+// (u is drawn given it), whose cost is the site's learning signal, so ARM
+// costs one re-run per site, none when the two values agree in every row,
+// and needs no baseline. Where they agree in every column of a row the
+// row's estimate is zero, exactly as its expectation given u. ARM works
 // with Bernoulli sites only (logits or probabilities; see
-// dist.Bernoulli.LogOdds).
+// dist.Bernoulli.LogOdds) whose value was drawn from the distribution (not
+// substituted).
 //
-// The term's Signal is f(b₁) - f(b₂).
+// The term's Signal is f(1[u > σ(-α)]) - f(1[u < σ(α)]).
 type ARM struct{}
 
 // Unbiased returns true.
@@ -41,8 +44,9 @@ func (ARM) Surrogate(sc *SiteContext) (Term, error) {
 //
 //	g_αi = ½ (f(b) - f(b̃)) · (-1)^b̃_i · 1[b_i ≠ b̃_i] · σ(|α_i|)
 //
-// is an unbiased estimate of ∂E[f(b)]/∂α_i, passed upstream like ARM's.
-// DisARM works with Bernoulli sites only. The term's Signal is
+// is an unbiased estimate of ∂E[f(b)]/∂α_i, passed upstream like ARM's;
+// b is the value the training run drew, so DisARM too costs one re-run per
+// site. DisARM works with Bernoulli sites only. The term's Signal is
 // f(b) - f(b̃).
 type DisARM struct{}
 
@@ -55,6 +59,15 @@ func (DisARM) Surrogate(sc *SiteContext) (Term, error) {
 }
 
 // antithetic computes the ARM or DisARM term of a Bernoulli site.
+//
+// Both estimators evaluate f at two antithetic values made from one
+// uniform u per element, one of which, 1[u < σ(α)], is distributed as the
+// site itself. Instead of drawing u and re-running the objective twice, the
+// term takes that value to be the one the training run drew, b, whose
+// downstream cost is the site's learning signal, and draws u from its
+// conditional distribution given b (uniform on (0, σ(α)) when b = 1, on
+// (σ(α), 1) when b = 0); the pair then has the joint distribution of the
+// construction, and only the other value needs a re-run.
 func antithetic(sc *SiteContext, name string, disarm bool) (Term, error) {
 	s := sc.Site
 	rows := sc.Signal.Rows()
@@ -62,28 +75,37 @@ func antithetic(sc *SiteContext, name string, disarm bool) (Term, error) {
 	if err != nil {
 		return Term{}, fmt.Errorf("%s: %w", name, err)
 	}
+	if s.Substituted || s.Value == nil {
+		return Term{}, fmt.Errorf("%s: the site's value was substituted, not drawn from its distribution", name)
+	}
 	tp := logits.Tape()
 	r, c := logits.Dims()
+	if vr, vc := s.Value.Dims(); vr != r || vc != c {
+		return Term{}, fmt.Errorf("%s: value is [%dx%d] but the logits are [%dx%d]", name, vr, vc, r, c)
+	}
 	alpha := logits.Data()
+	drawn := s.Value.Data()
 	u := make([]float64, r*c)
-	b1 := make([]float64, r*c)
-	b2 := make([]float64, r*c)
+	other := make([]float64, r*c)
 	same := make([]bool, r)
 	allSame := true
 	for i := 0; i < r; i++ {
 		same[i] = true
 		for j := 0; j < c; j++ {
 			k := i*c + j
-			u[k] = sc.Rand.Float64()
-			a := alpha[k]
-			if disarm {
-				b1[k] = indicator(u[k] < sigmoid(a))
-				b2[k] = indicator(1-u[k] < sigmoid(a))
+			p := sigmoid(alpha[k])
+			v := sc.Rand.Float64()
+			if drawn[k] != 0 {
+				u[k] = v * p
 			} else {
-				b1[k] = indicator(u[k] > sigmoid(-a))
-				b2[k] = indicator(u[k] < sigmoid(a))
+				u[k] = p + v*(1-p)
 			}
-			if b1[k] != b2[k] {
+			if disarm {
+				other[k] = indicator(1-u[k] < p)
+			} else {
+				other[k] = indicator(u[k] > sigmoid(-alpha[k]))
+			}
+			if other[k] != indicator(drawn[k] != 0) {
 				same[i] = false
 			}
 		}
@@ -94,15 +116,19 @@ func antithetic(sc *SiteContext, name string, disarm bool) (Term, error) {
 	if allSame {
 		signal = tp.Zeros(r, 1)
 	} else {
-		f1, err := sc.Rerun(trace.ReplayValues(map[string]*ad.Tensor{s.Addr: tp.FromData(r, c, b1)}))
+		f, err := sc.Rerun(trace.ReplayValues(map[string]*ad.Tensor{s.Addr: tp.FromData(r, c, other)}))
 		if err != nil {
 			return Term{}, fmt.Errorf("%s: %w", name, err)
 		}
-		f2, err := sc.Rerun(trace.ReplayValues(map[string]*ad.Tensor{s.Addr: tp.FromData(r, c, b2)}))
-		if err != nil {
-			return Term{}, fmt.Errorf("%s: %w", name, err)
+		// For DisARM the drawn value is b and the other b~; for ARM the
+		// drawn value is 1[u < σ(α)] and the other 1[u > σ(-α)]. Either
+		// way the signal is f(first) - f(second) of the estimator's
+		// formula.
+		if disarm {
+			signal = ad.StopGradient(ad.Sub(sc.Signal, f))
+		} else {
+			signal = ad.StopGradient(ad.Sub(f, sc.Signal))
 		}
-		signal = ad.StopGradient(ad.Sub(f1, f2))
 		diff := signal.Data()
 		for i := 0; i < r; i++ {
 			if same[i] {
@@ -111,9 +137,9 @@ func antithetic(sc *SiteContext, name string, disarm bool) (Term, error) {
 			for j := 0; j < c; j++ {
 				k := i*c + j
 				if disarm {
-					if b1[k] != b2[k] {
+					if other[k] != indicator(drawn[k] != 0) {
 						sign := 1.0
-						if b2[k] == 1 {
+						if other[k] == 1 {
 							sign = -1
 						}
 						g[k] = 0.5 * diff[i] * sign * sigmoid(math.Abs(alpha[k]))
