@@ -133,12 +133,11 @@ type chunkResult struct {
 // A panic in the objective that is not a ppl.SiteError or an ad shape
 // error propagates, on the caller's goroutine.
 func (s *SVI) Step() (Metrics, error) {
-	results, err := s.compute()
+	results, norm, err := s.compute()
 	if err != nil {
 		return Metrics{}, err
 	}
 	params := s.allParams()
-	norm := gradNorm(params)
 	if s.MaxGradNorm > 0 {
 		nn.ClipGradNorm(params, s.MaxGradNorm)
 	}
@@ -228,12 +227,12 @@ func (s *SVI) allParams() []*nn.Param {
 // compute runs every chunk and leaves the step's summed gradient in the
 // parameters' Grad; it changes nothing else that a checkpoint holds
 // (except for parameters the runs create).
-func (s *SVI) compute() ([]chunkResult, error) {
+func (s *SVI) compute() (results []chunkResult, norm float64, err error) {
 	if err := s.check(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if err := s.registerEstimatorParams(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	s.Params.ZeroGrad()
 	n := s.numChunks()
@@ -241,7 +240,7 @@ func (s *SVI) compute() ([]chunkResult, error) {
 		s.tapes = append(s.tapes, ad.NewTape())
 	}
 	before := s.Params.Len()
-	results := make([]chunkResult, n)
+	results = make([]chunkResult, n)
 	run := func(c int) {
 		r := &results[c]
 		defer func() {
@@ -294,9 +293,9 @@ func (s *SVI) compute() ([]chunkResult, error) {
 	for c := range results {
 		if err := results[c].err; err != nil {
 			if n > 1 {
-				return nil, fmt.Errorf("infer: SVI step %d, chunk %d: %w", s.step, c, err)
+				return nil, 0, fmt.Errorf("infer: SVI step %d, chunk %d: %w", s.step, c, err)
 			}
-			return nil, fmt.Errorf("infer: SVI step %d: %w", s.step, err)
+			return nil, 0, fmt.Errorf("infer: SVI step %d: %w", s.step, err)
 		}
 	}
 	for c := range results {
@@ -305,15 +304,33 @@ func (s *SVI) compute() ([]chunkResult, error) {
 	if s.Params.Len() == before {
 		s.warm = true
 	}
+	total := 0.0
 	for _, p := range s.allParams() {
 		if p.Grad == nil {
 			continue
 		}
-		if err := checkFiniteDense(p.Grad.RawMatrix().Data, p.Grad.RawMatrix().Cols); err != nil {
-			return nil, fmt.Errorf("infer: SVI step %d: gradient of parameter %q %w", s.step, p.Name, err)
+		// A finite sum of squares means finite elements; only when it is
+		// not (a NaN or an infinity, or an overflow of huge finite values)
+		// are the elements scanned.
+		raw := p.Grad.RawMatrix()
+		ss := sumSquares(raw.Data)
+		total += ss
+		if math.IsNaN(ss) || math.IsInf(ss, 0) {
+			if err := checkFiniteDense(raw.Data, raw.Cols); err != nil {
+				return nil, 0, fmt.Errorf("infer: SVI step %d: gradient of parameter %q %w", s.step, p.Name, err)
+			}
 		}
 	}
-	return results, nil
+	return results, math.Sqrt(total), nil
+}
+
+// sumSquares returns the sum of the squares of xs.
+func sumSquares(xs []float64) float64 {
+	sum := 0.0
+	for _, v := range xs {
+		sum += v * v
+	}
+	return sum
 }
 
 // checkFiniteDense locates the first NaN or infinite element of a
@@ -325,20 +342,6 @@ func checkFiniteDense(data []float64, cols int) error {
 		}
 	}
 	return nil
-}
-
-// gradNorm returns the joint L2 norm of the gradients.
-func gradNorm(params []*nn.Param) float64 {
-	sum := 0.0
-	for _, p := range params {
-		if p.Grad == nil {
-			continue
-		}
-		for _, v := range p.Grad.RawMatrix().Data {
-			sum += v * v
-		}
-	}
-	return math.Sqrt(sum)
 }
 
 // metrics summarizes a successful step.

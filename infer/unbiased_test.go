@@ -229,7 +229,7 @@ func estimateGradient(t *testing.T, s *SVI, reps int) (mean, se []float64) {
 	t.Helper()
 	var sum, sum2 []float64
 	for r := 0; r < reps; r++ {
-		_, err := s.compute()
+		_, _, err := s.compute()
 		require.NoError(t, err)
 		s.step++
 		g := modelGrads(s.Params)
