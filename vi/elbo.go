@@ -42,9 +42,11 @@ func KLAddr(addr string) string { return "kl(" + addr + ")" }
 //
 // With AnalyticKL, a latent whose guide and prior are both [dist.Normal]
 // has the cost KL(q || p) from [dist.KL] instead of the sampled log ratio:
-// the same expectation with less variance. That cost depends on the
-// distributions' parameters, not on the sampled value, so it is reachable
-// from the latent's parents but not from the latent itself.
+// the same expectation, usually with less variance (not always: for the
+// exact posterior as guide the sampled bound is constant). That cost
+// depends on the distributions' parameters, not on the sampled value, so
+// it is reachable from the latent's parents but not from the latent
+// itself.
 //
 // ELBO is a value type; its zero value is not usable (nil Model and
 // Guide). It is safe for concurrent use when Model and Guide are.

@@ -43,7 +43,7 @@ const (
 //
 // log w sums the model's log-probabilities of latents and observations,
 // minus the model's costs, minus the guide's log-probabilities and costs.
-// IWAE does not support weighed sites: Run fails if a site has a Scale
+// IWAE does not support weighted sites: Run fails if a site has a Scale
 // other than 1 or a Mask.
 type IWAE struct {
 	// Model and Guide are as in [ELBO].
@@ -52,8 +52,8 @@ type IWAE struct {
 	K int
 }
 
-// Run runs the guide with K*B rows, B being env.Batch (1 when env.Batch is
-// 0), then the model replayed on the guide's values as [ELBO.Run] does,
+// Run runs the guide with K*B rows, B being env.Batch, the number of data
+// points (1 when env.Batch is 0), then the model replayed on the guide's values as [ELBO.Run] does,
 // and returns the objective's trace (see [IWAE]). It returns the errors of
 // [ELBO.Run], and an error when K < 1, when the guide's batch is not K*B,
 // or when a site is scaled or masked.
