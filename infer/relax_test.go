@@ -66,10 +66,10 @@ func rxFlatGrads(st *nn.Store, names []string) []float64 {
 	return out
 }
 
-// exactGrad returns ∇ E[Σ costs] by enumerating every configuration of the
-// model's sample sites as the rows of one run.
-func (m rxModel) exactGrad(t *testing.T) []float64 {
-	st := m.store(t)
+// expectation returns E[Σ costs] under the parameters of st, computed on
+// a new tape by enumerating every configuration of the model's sample
+// sites as the rows of one run.
+func (m rxModel) expectation(t *testing.T, st *nn.Store) (*ad.Tape, *ad.Tensor) {
 	configs := [][]int{{}}
 	for _, sup := range m.support {
 		var next [][]int
@@ -103,10 +103,22 @@ func (m rxModel) exactGrad(t *testing.T) []float64 {
 			}
 		}
 	}
-	expect := ad.Sum(ad.Mul(ad.Exp(tr.LogProbSum()), cost))
+	return tp, ad.Sum(ad.Mul(ad.Exp(tr.LogProbSum()), cost))
+}
+
+// exactGrad returns ∇ E[Σ costs] at the model's initial parameters.
+func (m rxModel) exactGrad(t *testing.T) []float64 {
+	st := m.store(t)
+	tp, expect := m.expectation(t, st)
 	st.ZeroGrad()
 	tp.Backward(expect)
 	return rxFlatGrads(st, m.paramNames())
+}
+
+// expectedCost returns E[Σ costs] at the model's initial parameters.
+func (m rxModel) expectedCost(t *testing.T) float64 {
+	_, expect := m.expectation(t, m.store(t))
+	return expect.Item()
 }
 
 // estimate returns the mean and standard error over reps runs of batch
