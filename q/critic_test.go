@@ -260,6 +260,9 @@ func TestSaveLoad(t *testing.T) {
 		c.Predict(v.Inputs(nd.Index), want)
 		assert.Equal(t, want, v.Q[nd.Index], "reused %s", reuse.Key(nd))
 	}
+	assert.NotContains(t, reuse.Keys(), "W|g", "Evaluate changes nothing")
+	_, err = reuse.Apply(net, v, q.TD{})
+	require.NoError(t, err)
 	assert.Contains(t, reuse.Keys(), "W|g")
 }
 

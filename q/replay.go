@@ -143,6 +143,7 @@ func (s *Set) Replay(net *Network, buf *Buffer, model ppl.Model, env ppl.Config,
 		if err != nil {
 			return nil, fmt.Errorf("q: Replay: %w", err)
 		}
+		v.install()
 		one, err := s.sequential(net, v, td, []int{i})
 		if err != nil {
 			return nil, err

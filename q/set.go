@@ -115,20 +115,30 @@ func (s *Set) Key(nd *Node) string {
 	return site + "|" + strings.Join(srcs, ",")
 }
 
-// Keys returns the keys of the set's critics, sorted.
+// Keys returns the keys of the set's critics, sorted, those loaded and
+// awaiting first sight included.
 func (s *Set) Keys() []string {
 	var k []string
 	for key := range s.critics {
 		k = append(k, key)
 	}
+	for key := range s.pending {
+		if _, ok := s.critics[key]; !ok {
+			k = append(k, key)
+		}
+	}
 	slices.Sort(k)
 	return k
 }
 
-// Critic returns the critic of key, or nil.
+// Critic returns the critic of key (a loaded one awaiting first sight
+// included), or nil. The critic aliases the set's.
 func (s *Set) Critic(key string) Critic {
 	if e, ok := s.critics[key]; ok {
 		return e.critic
+	}
+	if p, ok := s.pending[key]; ok {
+		return p.critic
 	}
 	return nil
 }
@@ -188,32 +198,44 @@ func cells(l Layout) float64 {
 	return n
 }
 
-// get returns the entry of key for layout, creating it (or installing a
-// loaded critic) on first sight.
-func (s *Set) get(key string, layout Layout) (*entry, error) {
+// lookup returns the entry of key for layout without changing s: the
+// set's own, or a new one (a loaded critic awaiting first sight, or a
+// fresh critic) that [Values.install] adds to s when the values are used
+// for an update.
+func (s *Set) lookup(key string, layout Layout, fresh map[string]*entry) (*entry, error) {
 	if e, ok := s.critics[key]; ok {
 		if got := e.critic.Layout().String(); got != layout.String() {
 			return nil, fmt.Errorf("q: critic %q: scope layout changed from %q to %q", key, got, layout.String())
 		}
 		return e, nil
 	}
+	if e, ok := fresh[key]; ok {
+		if got := e.critic.Layout().String(); got != layout.String() {
+			return nil, fmt.Errorf("q: critic %q: nodes of one key have scope layouts %q and %q", key, got, layout.String())
+		}
+		return e, nil
+	}
+	var c Critic
 	if p, ok := s.pending[key]; ok {
 		if p.layout.String() == layout.String() {
-			s.Put(key, p.critic)
-			return s.critics[key], nil
-		}
-		if !s.reinit {
+			c = p.critic.Clone()
+		} else if !s.reinit {
 			return nil, fmt.Errorf("q: critic %q: saved for scope layout %q, the model now has %q",
 				key, p.layout.String(), layout.String())
 		}
-		delete(s.pending, key)
 	}
-	c, err := s.newCritic(key, layout)
-	if err != nil {
-		return nil, err
+	if c == nil {
+		var err error
+		if c, err = s.newCritic(key, layout); err != nil {
+			return nil, err
+		}
 	}
-	s.Put(key, c)
-	return s.critics[key], nil
+	e := &entry{critic: c}
+	if s.cfg.SlowTarget > 0 {
+		e.slow = newSlowTarget(c, s.cfg.SlowTarget)
+	}
+	fresh[key] = e
+	return e, nil
 }
 
 // Values holds the network's values on one trace: per Q-node the online
@@ -229,12 +251,30 @@ type Values struct {
 	// Rows is the batch size B.
 	Rows int
 
-	x    []*mat.Dense
-	keys []string
+	x     []*mat.Dense
+	keys  []string
+	fresh map[string]*entry
+	set   *Set
 }
 
-// Evaluate returns the values of net's Q-nodes and costs on tr, creating
-// critics on first sight. tr must have net's shape.
+// install adds the critics first seen in v to its set, unless the set
+// gained a critic of the key meanwhile.
+func (v *Values) install() {
+	for key, e := range v.fresh {
+		if _, ok := v.set.critics[key]; !ok {
+			v.set.critics[key] = e
+			delete(v.set.pending, key)
+		}
+	}
+	v.fresh = nil
+}
+
+// Evaluate returns the values of net's Q-nodes and costs on tr. It does not
+// change s: a key seen for the first time gets a new critic (or a loaded
+// one awaiting first sight, see [Load]) that joins s only when the values
+// are used for an update ([Set.Apply]), so a training step that fails
+// leaves the set as it was. Creating a Linear or MLP critic draws from
+// [Config].Rand. tr must have net's shape.
 func (s *Set) Evaluate(net *Network, tr *trace.Trace) (*Values, error) {
 	if tr == nil || net == nil {
 		return nil, fmt.Errorf("q: Evaluate: nil network or trace")
@@ -245,7 +285,8 @@ func (s *Set) Evaluate(net *Network, tr *trace.Trace) (*Values, error) {
 	}
 	b := tr.Batch()
 	v := &Values{Q: make([][]float64, len(net.Nodes)), Target: make([][]float64, len(net.Nodes)),
-		Costs: map[string][]float64{}, Rows: b, x: make([]*mat.Dense, len(net.Nodes)), keys: make([]string, len(net.Nodes))}
+		Costs: map[string][]float64{}, Rows: b, x: make([]*mat.Dense, len(net.Nodes)), keys: make([]string, len(net.Nodes)),
+		fresh: map[string]*entry{}, set: s}
 	for _, c := range net.costs {
 		sc := g.Site(c).ScaledCost()
 		v.Costs[c] = append([]float64(nil), sc.Data()...)
@@ -256,7 +297,7 @@ func (s *Set) Evaluate(net *Network, tr *trace.Trace) (*Values, error) {
 		if err != nil {
 			return nil, err
 		}
-		e, err := s.get(key, fz.layout)
+		e, err := s.lookup(key, fz.layout, v.fresh)
 		if err != nil {
 			return nil, err
 		}

@@ -126,10 +126,29 @@ type Stats struct {
 // each. If a target is not finite, Update returns an error; the critics of
 // the nodes visited before have changed then.
 func (s *Set) Update(net *Network, tr *trace.Trace, td TD) (*Stats, error) {
+	if err := td.check(); err != nil {
+		return nil, err
+	}
 	v, err := s.Evaluate(net, tr)
 	if err != nil {
 		return nil, err
 	}
+	return s.Apply(net, v, td)
+}
+
+// Apply runs [Set.Update]'s backward pass on values v that [Set.Evaluate]
+// returned for net on a trace, and adds the critics first seen there to s.
+// A training step evaluates the critics for its learning signals, then
+// applies the update once the step succeeded. Apply refreshes v.Q and
+// v.Target in place as critics change, so v is spent afterwards.
+func (s *Set) Apply(net *Network, v *Values, td TD) (*Stats, error) {
+	if v.set != s {
+		return nil, fmt.Errorf("q: Apply: values of another set")
+	}
+	if err := td.check(); err != nil {
+		return nil, err
+	}
+	v.install()
 	return s.sequential(net, v, td, nil)
 }
 
@@ -181,6 +200,9 @@ func (s *Set) sequential(net *Network, v *Values, td TD, only []int) (*Stats, er
 		}
 		key := v.keys[i]
 		e := s.critics[key]
+		if e == nil {
+			return nil, fmt.Errorf("q: critic %q: values from before the critic was replaced", key)
+		}
 		if err := e.critic.Update(v.x[i], target); err != nil {
 			return nil, fmt.Errorf("q: critic %q: %w", key, err)
 		}
