@@ -16,7 +16,7 @@
 //   - [IWAE]: the importance-weighted bound with K particles per data
 //     point, vectorized batch-major along dimension 0, with the VIMCO
 //     leave-one-out learning signal for score-function estimators
-//     ([IWAE.VIMCOSignal]).
+//     ([VIMCOSignal]), which reads the trace alone.
 //
 // [Loss] and [RowCost] read the loss of any objective's trace; the bounds
 // ([Bounded]) give the bound of each data point for metrics.

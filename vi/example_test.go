@@ -106,18 +106,19 @@ func ExampleIWAE() {
 
 // VIMCOSignal gives each particle its leave-one-out learning signal, in
 // cost units: the particles with the largest weights get the most negative
-// signal, so a score-function step makes them more likely.
-func ExampleIWAE_VIMCOSignal() {
+// signal, so a score-function step makes them more likely. LogWeights and
+// VIMCOSignal read the trace alone.
+func ExampleVIMCOSignal() {
 	obj := vi.IWAE{Model: conj.model, Guide: conj.guide(0, 1), K: 3}
 	tr, err := obj.Run(ppl.Config{Rand: rand.New(rand.NewPCG(1, 2)), Batch: 1})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	logw := tr.Site(vi.LogWeightsAddr).Value
-	signal, _ := obj.VIMCOSignal(tr)
+	logw, _ := vi.LogWeights(tr)
+	signal, _ := vi.VIMCOSignal(tr)
 	for k := range 3 {
-		fmt.Printf("log w %6.2f  signal %6.2f\n", logw.At(k, 0), signal.At(k, 0))
+		fmt.Printf("log w %6.2f  signal %6.2f\n", logw.At(0, k), signal.At(k, 0))
 	}
 	// Output:
 	// log w  -3.08  signal  -0.31

@@ -15,7 +15,7 @@ const (
 	// IWAEAddr is the address of the importance-weighted bound's cost.
 	IWAEAddr = "iwae"
 	// LogWeightsAddr is the address of the deterministic site holding the
-	// log importance weights log w, [K*B x 1].
+	// log importance weights log w, [B x K] (see [LogWeights]).
 	LogWeightsAddr = "iwae.logw"
 )
 
@@ -32,14 +32,14 @@ const (
 // [ppl.Tile] (the identity when there is one row per data point).
 //
 // Run returns a trace holding the guide's sample (and intervened) sites,
-// then a deterministic site at [LogWeightsAddr] with log w_k, [K*B x 1],
+// then a deterministic site at [LogWeightsAddr] with log w, [B x K],
 // and one cost site at [IWAEAddr]: every row of data point b holds
 // -L_b/K, so that the rows of a data point sum to its negative bound and
 // [Loss] is -Σ_b L_b. The cost depends on every particle of every latent,
 // so it is reachable from each sample site. The per-row graph signal of a
 // site is therefore not its score-function learning signal (the particles
 // of a data point share one cost): score-function estimators use
-// [IWAE.VIMCOSignal], and pathwise estimators the gradient of the cost.
+// [VIMCOSignal], and pathwise estimators the gradient of the cost.
 //
 // log w sums the model's log-probabilities of latents and observations,
 // minus the model's costs, minus the guide's log-probabilities and costs.
@@ -128,7 +128,8 @@ func (w IWAE) Run(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, error)
 		}
 		logw = ad.Add(logw, tp.Zeros(n, 1))
 	}
-	bound := w.bound(logw)
+	logw = ad.Reshape(logw, b, w.K)
+	bound := boundOf(logw)
 	share := ad.Scale(bound, -1/float64(w.K))
 	cost := ad.Reshape(ad.Add(tp.Zeros(b, w.K), share), n, 1)
 	sites = append(sites,
@@ -142,28 +143,37 @@ func (w IWAE) Run(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, error)
 	return tr, nil
 }
 
-// bound returns L_b = log (1/K) Σ_k w_bk for log weights [K*B x 1] laid out
-// batch-major, as [B x 1].
-func (w IWAE) bound(logw *ad.Tensor) *ad.Tensor {
-	b := logw.Rows() / w.K
-	lse := ad.LogSumExp(ad.Reshape(logw, b, w.K))
-	return ad.Add(lse, logw.Tape().Scalar(-math.Log(float64(w.K))))
+// boundOf returns L_b = log (1/K) Σ_k w_bk for log weights [B x K], as
+// [B x 1].
+func boundOf(logw *ad.Tensor) *ad.Tensor {
+	return ad.Add(ad.LogSumExp(logw), logw.Tape().Scalar(-math.Log(float64(logw.Cols()))))
 }
 
 // Bound reports that the loss of the objective is the negative of a lower
 // bound on the log-likelihood (the optional interface infer.Bounder).
 func (IWAE) Bound() bool { return true }
 
-// logWeights returns the log weights recorded in tr.
-func (w IWAE) logWeights(tr *trace.Trace) (*ad.Tensor, error) {
+// LogWeights returns the log importance weights recorded in tr, a trace of
+// [IWAE.Run], as [B x K]: row b holds the K particles of data point b. It
+// returns an error when tr holds none.
+func LogWeights(tr *trace.Trace) (*ad.Tensor, error) {
 	s := tr.Site(LogWeightsAddr)
-	if s == nil || s.Value == nil {
-		return nil, fmt.Errorf("vi: IWAE: the trace has no log weights at %q; it is not a trace of IWAE.Run", LogWeightsAddr)
-	}
-	if w.K < 1 || s.Value.Rows()%w.K != 0 {
-		return nil, fmt.Errorf("vi: IWAE: %d log weights are not a multiple of K = %d", s.Value.Rows(), w.K)
+	if s == nil || s.Kind != ppl.KindDeterministic || s.Value == nil {
+		return nil, fmt.Errorf("vi: the trace has no log weights at %q; it is not a trace of IWAE.Run", LogWeightsAddr)
 	}
 	return s.Value, nil
+}
+
+// logWeights returns the log weights of tr, checking that tr has w's K.
+func (w IWAE) logWeights(tr *trace.Trace) (*ad.Tensor, error) {
+	logw, err := LogWeights(tr)
+	if err != nil {
+		return nil, err
+	}
+	if logw.Cols() != w.K {
+		return nil, fmt.Errorf("vi: IWAE: the trace has %d particles per data point, K is %d", logw.Cols(), w.K)
+	}
+	return logw, nil
 }
 
 // Bounds returns L_b, the importance-weighted bound of each data point of
@@ -174,15 +184,25 @@ func (w IWAE) Bounds(tr *trace.Trace) (*ad.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return w.bound(logw), nil
+	return boundOf(logw), nil
+}
+
+// VIMCOSignal is the package function [VIMCOSignal] for a trace of this
+// objective; it also checks that tr has K particles per data point.
+func (w IWAE) VIMCOSignal(tr *trace.Trace) (*ad.Tensor, error) {
+	if _, err := w.logWeights(tr); err != nil {
+		return nil, err
+	}
+	return VIMCOSignal(tr)
 }
 
 // VIMCOSignal returns the leave-one-out learning signal of VIMCO (Mnih and
-// Rezende 2016) for each particle of tr, a trace of [IWAE.Run] with the
-// same K, as a [K*B x 1] tensor in the trace's row order, without gradient
-// path or provenance. It is in cost units, like the signal of a
-// score-function estimator (lower is better): for particle k of data
-// point b,
+// Rezende 2016) for each particle of tr, a trace of [IWAE.Run] with K >= 2
+// particles per data point, as a [K*B x 1] tensor in the trace's row order
+// (batch-major), without gradient path or provenance. It needs nothing but
+// the trace, so an estimator that sees only the trace can call it. The
+// signal is in cost units, like the signal of a score-function estimator
+// (lower is better): for particle k of data point b,
 //
 //	signal_k = L_{-k} - L,  L_{-k} = log (1/K) (Σ_{j≠k} w_j + ŵ_k),
 //
@@ -193,17 +213,17 @@ func (w IWAE) Bounds(tr *trace.Trace) (*ad.Tensor, error) {
 // the IWAE cost with the particles held fixed (its pathwise part). It
 // returns an error when K < 2 (there are no other particles) or tr holds
 // no log weights.
-func (w IWAE) VIMCOSignal(tr *trace.Trace) (*ad.Tensor, error) {
-	if w.K < 2 {
-		return nil, fmt.Errorf("vi: IWAE: VIMCOSignal needs K >= 2, got %d", w.K)
-	}
-	logw, err := w.logWeights(tr)
+func VIMCOSignal(tr *trace.Trace) (*ad.Tensor, error) {
+	logw, err := LogWeights(tr)
 	if err != nil {
 		return nil, err
 	}
+	k := logw.Cols()
+	if k < 2 {
+		return nil, fmt.Errorf("vi: VIMCOSignal needs K >= 2 particles per data point, got %d", k)
+	}
 	lw := logw.Data()
 	out := make([]float64, len(lw))
-	k := w.K
 	logK := math.Log(float64(k))
 	others := make([]float64, k)
 	for b := 0; b*k < len(lw); b++ {

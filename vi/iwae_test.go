@@ -100,7 +100,7 @@ func TestIWAELayout(t *testing.T) {
 			r := b*k + j
 			zv := z.At(r, 0)
 			lw[j] = logNormal(zv, 0, 1) + logNormal(xs[b], zv, 0.5) - logNormal(zv, xs[b]/2, 0.7)
-			assert.InDelta(t, lw[j], logw.At(r, 0), 1e-12, "row %d", r)
+			assert.InDelta(t, lw[j], logw.At(b, j), 1e-12, "row %d", r)
 		}
 		var sum float64
 		for _, v := range lw {
@@ -125,6 +125,9 @@ func TestVIMCOSignal(t *testing.T) {
 		require.NoError(t, err)
 		sig, err := obj.VIMCOSignal(tr)
 		require.NoError(t, err)
+		direct, err := vi.VIMCOSignal(tr)
+		require.NoError(t, err)
+		assert.Equal(t, sig.Data(), direct.Data())
 		require.Equal(t, [2]int{5 * k, 1}, [2]int{sig.Rows(), sig.Cols()})
 		assert.False(t, sig.RequiresGrad())
 		logw := tr.Site(vi.LogWeightsAddr).Value
@@ -132,7 +135,7 @@ func TestVIMCOSignal(t *testing.T) {
 			w := make([]float64, k)
 			var total float64
 			for j := range k {
-				w[j] = math.Exp(logw.At(b*k+j, 0))
+				w[j] = math.Exp(logw.At(b, j))
 				total += w[j]
 			}
 			bound := math.Log(total / float64(k))
@@ -158,6 +161,10 @@ func TestVIMCOSignal(t *testing.T) {
 	require.NoError(t, err)
 	_, err = vi.IWAE{K: 2}.VIMCOSignal(elboTrace)
 	assert.ErrorContains(t, err, "log weights")
+	_, err = vi.VIMCOSignal(elboTrace)
+	assert.ErrorContains(t, err, "log weights")
+	_, err = vi.IWAE{K: 3}.VIMCOSignal(tr)
+	assert.ErrorContains(t, err, "K is 3")
 	_, err = vi.IWAE{K: 2}.Bounds(elboTrace)
 	assert.Error(t, err)
 }
