@@ -30,21 +30,31 @@
 // default: [Pathwise] for distributions that can RSample and
 // [ScoreFunction] otherwise.
 //
-//	Estimator                 Unbiased  Sites             Cost per site      Use when
-//	Pathwise                  yes       reparameterized   none               continuous latents (Normal): lowest variance
-//	ScoreFunction             yes       any               one log-prob       anything else; the reference, high variance
-//	  + MovingAverage         yes       any               one log-prob       cheap variance reduction for any site
-//	  + NVIL                  yes (*)   any               a small MLP        discrete latents with inputs (SBNs, VAEs)
-//	Enumerate                 yes       small discrete    |support| re-runs  few configurations: exact in the site
-//	ARM                       yes       Bernoulli         2 re-runs          binary latents; strong, no tuning
-//	DisARM                    yes       Bernoulli         2 re-runs          binary latents; ARM with lower variance
+//	Estimator              Unbiased  Sites                      Extra cost per site          Use when
+//	Pathwise               yes       reparameterized            none                         continuous latents (Normal): lowest variance
+//	ScoreFunction          yes       any                        one log-prob                 anything; the reference, high variance
+//	  + MovingAverage      yes       any                        one log-prob                 cheap variance reduction for any site
+//	  + NVIL               yes (1)   any                        a small MLP                  discrete latents with inputs (SBNs)
+//	Enumerate              yes       small discrete             one re-run per value         few configurations: exact in the site
+//	ARM                    yes       Bernoulli                  one re-run                   binary latents; no tuning
+//	DisARM                 yes       Bernoulli                  one re-run                   binary latents; ARM with lower variance
+//	MuProp                 yes       with a mean (not indices)  a mean-field re-run          smooth costs of discrete latents
+//	GumbelSoftmax          no (2)    Bernoulli, OneHot          none (relaxed draw)          differentiable costs; fast, biased
+//	REBAR                  yes       Bernoulli, OneHot          2-4 re-runs                  binary/one-hot latents, low variance
+//	RELAX                  yes       discrete                   an MLP (+2 re-runs Concrete) learned control variates
+//	PPO                    no (3)    any                        one log-prob                 several steps on one batch
 //
-// (*) NVIL's variance normalization multiplies the site's estimate by
+// (1) NVIL's variance normalization multiplies the site's estimate by
 // 1/max(1, σ), a step size set by past steps only: unbiased in direction.
+// (2) The bias shrinks as the temperature falls; the straight-through form
+// stays biased. (3) Unbiased on the first step from a batch (ratio 1),
+// clipped by design afterwards. TRPO is a step of its own on a policy's
+// parameters, not a per-site term; see [TRPO].
 //
-// MuProp, Gumbel-softmax and straight-through, REBAR, RELAX and the
-// policy-optimization steps live in this package too, each documented with
-// its bias.
+// The estimators that re-run the objective ([SiteContext].Rerun) pay for
+// a forward pass of the whole objective each time: the sites that do not
+// descend from the site keep their values, but their computations are
+// done again.
 //
 // An estimator may keep state (running baselines: [Stateful]) and
 // parameters (NVIL's network, created in the training store under

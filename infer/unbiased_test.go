@@ -223,6 +223,16 @@ func modelGrads(store *nn.Store) []float64 {
 	return g
 }
 
+// repetitions is the number of gradient estimates averaged by the
+// unbiasedness tests: enough to detect a 10% bias in the score-function
+// estimates; fewer in -short mode (-race).
+func repetitions() int {
+	if testing.Short() {
+		return 300
+	}
+	return 2000
+}
+
 // estimateGradient runs reps gradient computations of s, each averaged
 // over its rows, and returns the mean and standard error per component.
 func estimateGradient(t *testing.T, s *SVI, reps int) (mean, se []float64) {
@@ -350,7 +360,7 @@ func TestUnbiasedAgainstExactGradient(t *testing.T) {
 					Optimizer: nn.NewAdam(0.01), Params: store, Particles: 20, Seed: 3,
 				}
 				warmUp(t, s, 3)
-				mean, se := estimateGradient(t, s, 2000)
+				mean, se := estimateGradient(t, s, repetitions())
 				requireAgree(t, exact, mean, se)
 			})
 		}
@@ -387,7 +397,7 @@ func TestNVILNormalizedUnbiased(t *testing.T) {
 	for i := range exact {
 		exact[i] *= factor
 	}
-	mean, se := estimateGradient(t, s, 2000)
+	mean, se := estimateGradient(t, s, repetitions())
 	requireAgree(t, exact, mean, se)
 }
 
@@ -416,7 +426,7 @@ func TestPathwiseNormal(t *testing.T) {
 			s := &SVI{Objective: vi.Program{Model: model}, Estimators: Estimators{Default: est},
 				Optimizer: nn.NewAdam(0.01), Params: store, Particles: 20, Seed: 9}
 			warmUp(t, s, 2)
-			mean, se := estimateGradient(t, s, 2000)
+			mean, se := estimateGradient(t, s, repetitions())
 			// modelGrads orders by name: loc, logscale.
 			requireAgree(t, exact, mean, se)
 		})
