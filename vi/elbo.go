@@ -3,6 +3,7 @@ package vi
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/backpropq/backpropq/ad"
 	"github.com/backpropq/backpropq/ppl"
@@ -38,7 +39,9 @@ func KLAddr(addr string) string { return "kl(" + addr + ")" }
 // Each latent's cost has Scale the product of the guide's and the model's
 // site Scale, and Mask their combined mask; the handlers given to Run
 // apply to the guide, so trace.Scale and trace.Mask passed there weigh the
-// latents' costs, not the model's observations.
+// latents' costs, not the model's observations. To weigh the whole
+// objective (minibatch rescaling by N/B), set the Scale field, which
+// multiplies the Scale of every cost.
 //
 // With AnalyticKL, a latent whose guide and prior are both [dist.Normal]
 // has the cost KL(q || p) from [dist.KL] instead of the sampled log ratio:
@@ -60,6 +63,10 @@ type ELBO struct {
 	// AnalyticKL uses the closed-form KL divergence for latents whose
 	// guide and prior are both Normal.
 	AnalyticKL bool
+	// Scale, when not 0, multiplies the Scale of every cost of the
+	// objective, for minibatches: N/B makes the loss of B data points out
+	// of N an unbiased estimate of the full data set's. 0 means 1.
+	Scale float64
 }
 
 // Run runs the guide under env and handlers, then the model on env's tape
@@ -108,11 +115,31 @@ func (e ELBO) Run(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, error)
 			sites = append(sites, ms)
 		}
 	}
+	if err := scaleCosts(sites, e.Scale); err != nil {
+		return nil, fmt.Errorf("vi: ELBO: %w", err)
+	}
 	tr, err := trace.Compose(sites...)
 	if err != nil {
 		return nil, fmt.Errorf("vi: ELBO: %w", err)
 	}
 	return tr, nil
+}
+
+// scaleCosts multiplies the Scale of the cost sites among sites by factor,
+// unless factor is 0.
+func scaleCosts(sites []*ppl.Site, factor float64) error {
+	if factor == 0 {
+		return nil
+	}
+	if !(factor > 0) || math.IsInf(factor, 0) {
+		return fmt.Errorf("Scale must be finite and > 0, got %v", factor)
+	}
+	for _, s := range sites {
+		if s.IsCost() {
+			s.Scale *= factor
+		}
+	}
+	return nil
 }
 
 // latentCost returns the cost site of the model's latent ms.

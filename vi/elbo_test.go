@@ -353,3 +353,27 @@ func TestELBOHandlers(t *testing.T) {
 	assert.Nil(t, tr.Site(vi.KLAddr("z")))
 	assert.Equal(t, []string{"x"}, tr.Graph().Costs())
 }
+
+// The Scale field multiplies every cost's Scale, hence the loss.
+func TestObjectiveScale(t *testing.T) {
+	objs := func(scale float64) []vi.Objective {
+		return []vi.Objective{
+			vi.ELBO{Model: sbn, Guide: forwardGuide, Scale: scale},
+			vi.IWAE{Model: sbn, Guide: forwardGuide, K: 3, Scale: scale},
+		}
+	}
+	for i := range objs(0) {
+		plain, err := objs(0)[i].Run(ppl.Config{Rand: rand.New(rand.NewPCG(1, 2)), Batch: 4})
+		require.NoError(t, err)
+		scaled, err := objs(2.5)[i].Run(ppl.Config{Rand: rand.New(rand.NewPCG(1, 2)), Batch: 4})
+		require.NoError(t, err)
+		assert.InDelta(t, 2.5*vi.Loss(plain).Item(), vi.Loss(scaled).Item(), 1e-9)
+		for _, c := range scaled.Graph().Costs() {
+			assert.Equal(t, 2.5, scaled.Site(c).Scale, c)
+		}
+		for _, bad := range []float64{-1, math.Inf(1), math.NaN()} {
+			_, err := objs(bad)[i].Run(ppl.Config{Rand: rand.New(rand.NewPCG(1, 2)), Batch: 4})
+			assert.ErrorContains(t, err, "Scale must be finite and > 0")
+		}
+	}
+}

@@ -50,6 +50,10 @@ type IWAE struct {
 	Model, Guide ppl.Model
 	// K is the number of particles per data point, >= 1.
 	K int
+	// Scale, when not 0, is the Scale of the objective's cost, for
+	// minibatches (N/B), as in [ELBO]. It does not change the log weights,
+	// the bounds or the VIMCO signal. 0 means 1.
+	Scale float64
 }
 
 // Run runs the guide with K*B rows, B being env.Batch, the number of data
@@ -136,6 +140,9 @@ func (w IWAE) Run(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, error)
 		&ppl.Site{Addr: LogWeightsAddr, Kind: ppl.KindDeterministic, ID: -1, Value: logw, Scale: 1, Parents: logw.Provenance()},
 		&ppl.Site{Addr: IWAEAddr, Kind: ppl.KindCost, ID: -1, Value: cost, Cost: cost, Scale: 1},
 	)
+	if err := scaleCosts(sites, w.Scale); err != nil {
+		return nil, fmt.Errorf("vi: IWAE: %w", err)
+	}
 	tr, err := trace.Compose(sites...)
 	if err != nil {
 		return nil, fmt.Errorf("vi: IWAE: %w", err)
@@ -229,14 +236,18 @@ func VIMCOSignal(tr *trace.Trace) (*ad.Tensor, error) {
 	for b := 0; b*k < len(lw); b++ {
 		row := lw[b*k : (b+1)*k]
 		bound := logSumExp(row) - logK
-		sum := 0.0
-		for _, v := range row {
-			sum += v
-		}
 		for i := range row {
 			copy(others, row)
-			// The mean of the others' log weights stands in for log w_i.
-			others[i] = (sum - row[i]) / float64(k-1)
+			// The mean of the others' log weights stands in for log w_i;
+			// summed directly, not as total minus row[i], so that a -Inf
+			// weight gives -Inf rather than NaN.
+			mean := 0.0
+			for j, v := range row {
+				if j != i {
+					mean += v
+				}
+			}
+			others[i] = mean / float64(k-1)
 			out[b*k+i] = logSumExp(others) - logK - bound
 		}
 	}
