@@ -377,3 +377,29 @@ func TestObjectiveScale(t *testing.T) {
 		}
 	}
 }
+
+// A relaxed (substituted) Bernoulli value is scored by the log-density
+// formula value·logit - softplus(logit) on both sides.
+func TestELBORelaxedBernoulli(t *testing.T) {
+	tp := ad.NewTape()
+	relaxed := tp.FromData(1, 2, []float64{0.3, 0.9})
+	tr, err := vi.ELBO{Model: sbn, Guide: forwardGuide}.Run(ppl.Config{Tape: tp, Rand: rand.New(rand.NewPCG(1, 2)), Batch: 1},
+		trace.Override(func(s *ppl.Site) *ad.Tensor {
+			if s.Addr == "z1" {
+				return relaxed
+			}
+			return nil
+		}))
+	require.NoError(t, err)
+	softplus := func(x float64) float64 { return math.Log1p(math.Exp(x)) }
+	var want float64
+	for j, v := range []float64{0.3, 0.9} {
+		lq := []float64{0.1, 0.4}[j]
+		lp := []float64{0.3, -0.2}[j]
+		want += (v*lq - softplus(lq)) - (v*lp - softplus(lp))
+	}
+	assert.InDelta(t, want, tr.Site(vi.KLAddr("z1")).Cost.Item(), 1e-12)
+	// The downstream costs see the relaxed value, with a gradient path.
+	g := tp.Gradients(vi.Loss(tr), relaxed)[0]
+	assert.NotZero(t, g.At(0, 0))
+}
