@@ -2,6 +2,7 @@ package q
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/backpropq/backpropq/trace"
 )
@@ -203,8 +204,13 @@ func (s *Set) sequential(net *Network, v *Values, td TD, only []int) (*Stats, er
 		if e == nil {
 			return nil, fmt.Errorf("q: critic %q: values from before the critic was replaced", key)
 		}
+		for k, y := range target {
+			if math.IsNaN(y) || math.IsInf(y, 0) {
+				return nil, fmt.Errorf("q: critic %q: target %v at row %d is not finite", key, y, k)
+			}
+		}
 		if err := e.critic.Update(v.x[i], target); err != nil {
-			return nil, fmt.Errorf("q: critic %q: %w", key, err)
+			return nil, err
 		}
 		if e.slow != nil {
 			e.slow.track(e.critic)

@@ -1,0 +1,186 @@
+package q_test
+
+import (
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/internal/ckpt"
+	"github.com/backpropq/backpropq/ppl"
+	"github.com/backpropq/backpropq/ppl/dist"
+	"github.com/backpropq/backpropq/q"
+	"github.com/backpropq/backpropq/trace"
+)
+
+// mixed has a categorical, a two-column Bernoulli and a normal site feeding
+// one cost.
+func mixed(ctx *ppl.Ctx) {
+	tp := ctx.Tape()
+	b := ctx.Batch()
+	c := ppl.Sample(ctx, "c", dist.Categorical{Logits: tp.Zeros(b, 3)})
+	bern := ppl.Sample(ctx, "b", dist.BernoulliProbs(ad.Add(tp.Full(b, 2, 0.25), ad.Scale(c, 0.1))))
+	z := ppl.Sample(ctx, "z", dist.Normal{Loc: ad.RowSum(bern), Scale: tp.Full(b, 1, 1)})
+	ppl.Cost(ctx, "f", ad.Add(ad.Square(z), c))
+}
+
+// Scopes are featurized one-hot for categorical sites and raw otherwise;
+// Auto picks a tabular critic for discrete layouts and an MLP otherwise.
+func TestFeaturization(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	tr, err := trace.Run(mixed, ppl.Config{Rand: rng, Batch: 5})
+	require.NoError(t, err)
+	net, err := q.Build(tr.Graph(), q.Options{})
+	require.NoError(t, err)
+	set := q.NewSet(q.Config{Rand: rng})
+	v, err := set.Evaluate(net, tr)
+	require.NoError(t, err)
+	_, err = set.Apply(net, v, q.TD{})
+	require.NoError(t, err)
+	g := tr.Graph()
+	for _, nd := range net.Nodes {
+		c := set.Critic(set.Key(nd))
+		require.NotNil(t, c)
+		x := v.Inputs(nd.Index)
+		switch nd.Site {
+		case "c":
+			// Sc(c) = {c}: f reads c directly.
+			assert.Equal(t, "c:onehot3", c.Layout().String())
+			assert.IsType(t, &q.Tabular{}, c)
+			for r := range 5 {
+				k := int(g.Site("c").Value.At(r, 0))
+				for j := range 3 {
+					assert.Equal(t, float64(b2i(j == k)), x.At(r, j))
+				}
+			}
+		case "b":
+			assert.Equal(t, "c:onehot3 b:binary2", c.Layout().String())
+			assert.IsType(t, &q.Tabular{}, c)
+			for r := range 5 {
+				assert.Equal(t, g.Site("b").Value.At(r, 1), x.At(r, 4))
+			}
+		case "z":
+			assert.Equal(t, "c:onehot3 z:real1", c.Layout().String())
+			assert.IsType(t, &q.Net{}, c)
+			for r := range 5 {
+				assert.Equal(t, g.Site("z").Value.At(r, 0), x.At(r, 3))
+			}
+		}
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func TestErrors(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	sh := chain(3)
+	s := newSCG(sh.sites, sh.costs, rng)
+	tr, err := s.run(rng, 4)
+	require.NoError(t, err)
+	net, err := q.Build(tr.Graph(), q.Options{})
+	require.NoError(t, err)
+	other, err := newSCG(chain(4).sites, chain(4).costs, rng).run(rng, 4)
+	require.NoError(t, err)
+
+	_, err = q.Build(nil, q.Options{})
+	assert.ErrorContains(t, err, "q: Build: nil graph")
+	_, err = q.Build(tr.Graph(), q.Options{Reduce: 9})
+	assert.ErrorContains(t, err, "unknown reduction")
+
+	set := q.NewSet(q.Config{Kind: q.TabularKind})
+	_, err = set.Update(net, other, q.TD{})
+	assert.ErrorContains(t, err, "trace shape differs")
+	_, err = set.Update(net, tr, q.TD{Lambda: 2})
+	assert.ErrorContains(t, err, "lambda must be in [0, 1], got 2")
+	_, err = set.Update(net, tr, q.TD{Gamma: 1.5})
+	assert.ErrorContains(t, err, "gamma must be in (0, 1]")
+	_, err = q.NewSet(q.Config{Kind: q.LinearKind}).Update(net, tr, q.TD{})
+	assert.ErrorContains(t, err, "Config.Rand is nil")
+
+	// A non-finite cost is an error, and the critic reading it is unchanged.
+	v, err := set.Evaluate(net, tr)
+	require.NoError(t, err)
+	v.Costs["f"][2] = math.NaN()
+	_, err = set.Apply(net, v, q.TD{})
+	assert.ErrorContains(t, err, `q: critic "x3|f": target NaN at row 2 is not finite`)
+	assert.Empty(t, set.Critic("x3|f").(*q.Tabular).Weights()[0])
+
+	// Values of one set cannot update another.
+	_, err = q.NewSet(q.Config{}).Apply(net, v, q.TD{})
+	assert.ErrorContains(t, err, "values of another set")
+
+	// Tabular critics refuse continuous layouts.
+	_, err = q.NewTabular(q.Layout{Fields: []q.Field{{Addr: "z", Kind: q.Real, Width: 1}}}, 0)
+	assert.ErrorContains(t, err, "not discrete")
+
+	// Buffers hold one shape; replay needs rows and a random source.
+	buf := q.NewBuffer(10)
+	_, err = set.Replay(net, buf, s.model(), ppl.Config{Rand: rng}, q.ReplayOptions{})
+	assert.ErrorContains(t, err, "empty buffer")
+	require.NoError(t, buf.Add(tr))
+	assert.ErrorContains(t, buf.Add(other), "shape differs")
+	_, err = set.Replay(net, buf, s.model(), ppl.Config{}, q.ReplayOptions{})
+	assert.ErrorContains(t, err, "env.Rand is nil")
+	assert.Panics(t, func() { q.NewBuffer(0) })
+}
+
+// Bad checkpoint files are errors that change nothing.
+func TestLoadRejects(t *testing.T) {
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(1, 2))
+	sh := chain(3)
+	s := newSCG(sh.sites, sh.costs, rng)
+	set := q.NewSet(q.Config{Kind: q.TabularKind})
+	train(t, s, set, q.Options{}, q.TD{}, 2, 16, rng)
+	good, err := set.MarshalSections()
+	require.NoError(t, err)
+	data := good[q.Section]
+
+	write := func(name string, sections map[string][]byte) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, ckpt.WriteFile(p, sections))
+		return p
+	}
+	bumped := append([]byte{}, data...)
+	bumped[0] = 9
+	tests := []struct {
+		name string
+		path string
+		want string
+	}{
+		{"missing file", filepath.Join(dir, "nope"), "no such file"},
+		{"no section", write("empty", map[string][]byte{"other": {1}}), `no section "q.critics"`},
+		{"version", write("version", map[string][]byte{q.Section: bumped}), "version 9"},
+		{"truncated section", write("trunc", map[string][]byte{q.Section: data[:len(data)-5]}), "q.critics"},
+		{"trailing bytes", write("trail", map[string][]byte{q.Section: append(append([]byte{}, data...), 0)}), "q.critics"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			target := q.NewSet(q.Config{Kind: q.TabularKind})
+			err := q.Load(tt.path, target, q.LoadOptions{})
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+			assert.Empty(t, target.Keys())
+		})
+	}
+	// Loading into a set whose critic of the same key has another layout.
+	p := write("good", good)
+	clash := q.NewSet(q.Config{Kind: q.TabularKind})
+	c, err := q.NewTabular(q.Layout{Fields: []q.Field{{Addr: "x0", Kind: q.Binary, Width: 1}}}, 0)
+	require.NoError(t, err)
+	clash.Put("x1|f", c)
+	assert.ErrorContains(t, q.Load(p, clash, q.LoadOptions{}), `critic "x1|f": saved for scope layout "x1:binary1"`)
+	assert.Same(t, c, clash.Critic("x1|f"))
+	_, err = os.Stat(p)
+	require.NoError(t, err)
+}
