@@ -185,3 +185,142 @@ func ExampleBuildSurrogate() {
 	// Output:
 	// 1 1 [b]
 }
+
+// gradientAtZero returns the toy problem's gradient at theta = 0 estimated
+// by est from rows particles, per particle.
+func gradientAtZero(est infer.Estimator, rows int) float64 {
+	store := nn.NewStore()
+	svi := &infer.SVI{
+		Objective:  vi.Program{Model: toy},
+		Estimators: infer.Estimators{Default: est},
+		Optimizer:  &nn.SGD{LR: 0}, // keep theta at 0
+		Params:     store,
+		Particles:  rows,
+		Seed:       5,
+	}
+	if _, err := svi.Step(); err != nil {
+		panic(err)
+	}
+	return store.Get("theta").Grad.At(0, 0) / float64(rows)
+}
+
+// ExampleARM estimates the toy problem's gradient at theta = 0, exactly
+// 0.0005, from 10000 particles.
+func ExampleARM() {
+	fmt.Printf("%.4f\n", gradientAtZero(infer.ARM{}, 10000))
+	// Output:
+	// 0.0005
+}
+
+// ExampleDisARM shows DisARM's estimate at theta = 0 on the toy problem:
+// there the two antithetic values always differ, and the estimate of every
+// single particle is the exact gradient.
+func ExampleDisARM() {
+	fmt.Printf("%.6f %.6f\n", gradientAtZero(infer.DisARM{}, 1), gradientAtZero(infer.DisARM{}, 3))
+	// Output:
+	// 0.000500 0.000500
+}
+
+// ExamplePathwise fits the mean of a Normal site by its pathwise gradient.
+func ExamplePathwise() {
+	model := func(ctx *ppl.Ctx) {
+		loc := ppl.Param(ctx, "loc", 1, 1, nn.Zeros{})
+		z := ppl.Sample(ctx, "z", dist.Normal{Loc: ppl.Expand(ctx, loc), Scale: ctx.Tape().Full(ctx.Batch(), 1, 1)})
+		ppl.Cost(ctx, "f", ad.Square(ad.Sub(z, ctx.Tape().Scalar(3))))
+	}
+	store := nn.NewStore()
+	svi := &infer.SVI{
+		Objective:  vi.Program{Model: model},
+		Estimators: infer.Estimators{Default: infer.Pathwise{}},
+		Optimizer:  nn.NewAdam(0.1),
+		Params:     store,
+		Particles:  16,
+		Seed:       1,
+	}
+	for i := 0; i < 300; i++ {
+		if _, err := svi.Step(); err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+	fmt.Printf("loc = %.1f\n", store.Get("loc").Value.At(0, 0))
+	// Output:
+	// loc = 3.0
+}
+
+// ExampleNVIL gives the NVIL baseline network the data as its input, as
+// Mnih and Gregor do; the network's parameters live in the training store.
+func ExampleNVIL() {
+	x := []float64{1, 0, 1, 1}
+	data := func(tp *ad.Tape, rows int) *ad.Tensor {
+		d := make([]float64, 0, rows*len(x))
+		for r := 0; r < rows; r++ {
+			d = append(d, x...)
+		}
+		return tp.FromData(rows, len(x), d)
+	}
+	model := func(ctx *ppl.Ctx) {
+		xt := data(ctx.Tape(), ctx.Batch())
+		q := dist.BernoulliLogits(ad.MatMul(xt, ppl.Param(ctx, "q/W", 4, 2, nn.Zeros{})))
+		h := ppl.Sample(ctx, "h", q)
+		ppl.Observe(ctx, "x", dist.BernoulliLogits(ad.MatMul(h, ppl.Param(ctx, "p/W", 2, 4, nn.Zeros{}))), xt)
+		ppl.Cost(ctx, "logq", q.LogProb(h))
+	}
+	nvil := infer.NewNVIL(8)
+	nvil.Features = func(sc *infer.SiteContext) (*ad.Tensor, error) {
+		return data(sc.Signal.Tape(), sc.Signal.Rows()), nil
+	}
+	store := nn.NewStore()
+	svi := &infer.SVI{
+		Objective:  vi.Program{Model: model},
+		Estimators: infer.Estimators{Default: infer.ScoreFunction{Baseline: nvil}},
+		Optimizer:  nn.NewAdam(0.01),
+		Params:     store,
+		Particles:  8,
+		Seed:       1,
+	}
+	for i := 0; i < 5; i++ {
+		if _, err := svi.Step(); err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+	for _, p := range store.Params() {
+		r, c := p.Value.Dims()
+		fmt.Printf("%s [%dx%d]\n", p.Name, r, c)
+	}
+	_, _, ok := nvil.Stats("h")
+	fmt.Println("running statistics:", ok)
+	// Output:
+	// infer/nvil/h/W1 [4x8]
+	// infer/nvil/h/W2 [8x1]
+	// infer/nvil/h/b1 [1x8]
+	// infer/nvil/h/b2 [1x1]
+	// p/W [2x4]
+	// q/W [4x2]
+	// running statistics: true
+}
+
+// ExampleMovingAverage reads the running baseline of a site.
+func ExampleMovingAverage() {
+	baseline := infer.NewMovingAverage(0.9)
+	svi := &infer.SVI{
+		Objective:  vi.Program{Model: toy},
+		Estimators: infer.Estimators{Default: infer.ScoreFunction{Baseline: baseline}},
+		Optimizer:  &nn.SGD{LR: 0},
+		Params:     nn.NewStore(),
+		Particles:  100,
+		Seed:       1,
+	}
+	for i := 0; i < 20; i++ {
+		if _, err := svi.Step(); err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+	// At theta = 0 the cost is 0.499² or 0.501², about 0.25.
+	b, _ := baseline.Value("b")
+	fmt.Printf("%.2f\n", b)
+	// Output:
+	// 0.25
+}
