@@ -115,10 +115,17 @@ func (e Estimators) stateful() (keys []string, ests []Stateful) {
 	seen := map[Stateful]bool{}
 	add := func(key string, est Estimator) {
 		st, ok := est.(Stateful)
-		if !ok || !comparableEstimator(st) || seen[st] {
+		if !ok {
 			return
 		}
-		seen[st] = true
+		// An estimator used under several keys is saved once; one that
+		// cannot be compared is saved under each of its keys.
+		if comparableEstimator(st) {
+			if seen[st] {
+				return
+			}
+			seen[st] = true
+		}
 		keys = append(keys, key)
 		ests = append(ests, st)
 	}

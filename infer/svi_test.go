@@ -530,3 +530,15 @@ func TestStatefulEstimatorParamsAndState(t *testing.T) {
 	require.EqualValues(t, 9, lb2.steps)
 	require.Equal(t, p.Value.At(0, 0), lb2.b.Value.At(0, 0))
 }
+
+func TestELBOMismatchNamesTheAddress(t *testing.T) {
+	bad := sbnELBO
+	bad.Guide = func(ctx *ppl.Ctx) {
+		x, q, _ := sbnParams(ctx)
+		ppl.Sample(ctx, "h1", dist.BernoulliLogits(ad.Add(ad.MatMul(x, q["W1"]), q["b1"])))
+	}
+	s := &SVI{Objective: bad, Optimizer: nn.NewAdam(0.1), Params: nn.NewStore(), Particles: 4, Seed: 1}
+	_, err := s.Step()
+	require.Error(t, err)
+	require.ErrorContains(t, err, `"h2"`)
+}
