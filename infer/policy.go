@@ -39,7 +39,9 @@ import (
 // [ScoreFunction] term, unbiased, as on the first epoch of PPO. With r ≠ 1
 // the clipped step is biased by design (Unbiased reports false).
 //
-// A PPO is safe for concurrent use when its Baseline and Old are.
+// PPO is a [Stateful] estimator whose state is its Baseline's, so a
+// checkpoint saves a moving-average or NVIL baseline with the model. A PPO
+// is safe for concurrent use when its Baseline and Old are.
 type PPO struct {
 	// Clip is ε; 0 means 0.2.
 	Clip float64
@@ -103,6 +105,35 @@ func (e PPO) Surrogate(sc *SiteContext) (Term, error) {
 		loss = ad.Add(loss, extra)
 	}
 	return Term{Loss: loss, Commit: commit, Signal: q}, nil
+}
+
+// Params returns the baseline's trainable parameters, if it has any
+// beyond those it keeps in the training run's store.
+func (e PPO) Params() []*nn.Param {
+	if p, ok := e.Baseline.(interface{ Params() []*nn.Param }); ok {
+		return p.Params()
+	}
+	return nil
+}
+
+// MarshalState returns the baseline's running state, empty when it has
+// none. The snapshot Old is not part of it: it belongs to a batch.
+func (e PPO) MarshalState() ([]byte, error) {
+	if m, ok := e.Baseline.(interface{ MarshalState() ([]byte, error) }); ok {
+		return m.MarshalState()
+	}
+	return nil, nil
+}
+
+// UnmarshalState restores what MarshalState returned.
+func (e PPO) UnmarshalState(data []byte) error {
+	if m, ok := e.Baseline.(interface{ UnmarshalState([]byte) error }); ok {
+		return m.UnmarshalState(data)
+	}
+	if len(data) != 0 {
+		return errors.New("infer: PPO: state given to an estimator without a stateful baseline")
+	}
+	return nil
 }
 
 // PolicySnapshot holds the log-probabilities of sample sites' values under

@@ -3,6 +3,7 @@ package infer
 import (
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -208,4 +209,36 @@ func TestTRPOErrors(t *testing.T) {
 	_, err = TRPO{MaxKL: -1}.Step([]*nn.Param{w}, prob.policy, mat.NewDense(4, 1, nil), make([]float64, 4))
 	require.ErrorContains(t, err, "invalid settings")
 	require.Equal(t, 0.0, mat.Sum(w.Value))
+}
+
+// TestPPOCheckpointsItsBaseline checks that PPO's state is its baseline's:
+// a resumed run continues bit-identically.
+func TestPPOCheckpointsItsBaseline(t *testing.T) {
+	var _ Stateful = PPO{}
+	newSVI := func() *SVI {
+		return &SVI{Objective: vi.Program{Model: ppoModel}, Estimators: Estimators{Default: PPO{Baseline: NewMovingAverage(0.8)}},
+			Optimizer: nn.NewAdam(0.05), Params: nn.NewStore(), Particles: 4, Seed: 5}
+	}
+	a := newSVI()
+	for i := 0; i < 3; i++ {
+		_, err := a.Step()
+		require.NoError(t, err)
+	}
+	path := filepath.Join(t.TempDir(), "ppo.ckpt")
+	require.NoError(t, a.SaveCheckpoint(path))
+	state, err := a.Estimators.Default.(PPO).MarshalState()
+	require.NoError(t, err)
+	require.NotEmpty(t, state)
+	b := newSVI()
+	_, err = b.Step() // creates the parameters
+	require.NoError(t, err)
+	require.NoError(t, b.LoadCheckpoint(path))
+	for i := 0; i < 3; i++ {
+		ma, err := a.Step()
+		require.NoError(t, err)
+		mb, err := b.Step()
+		require.NoError(t, err)
+		require.Equal(t, ma.Loss, mb.Loss)
+	}
+	require.Equal(t, a.Params.Get("theta").Value.RawMatrix().Data, b.Params.Get("theta").Value.RawMatrix().Data)
 }
