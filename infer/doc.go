@@ -76,7 +76,12 @@
 //
 // With chunks, every estimator sees only its chunk's rows: a baseline
 // updates once per chunk, in chunk order, and an estimator that pools rows
-// (a leave-one-out signal across particles) pools within a chunk.
+// (a leave-one-out signal across particles) pools within a chunk. An
+// objective that ties rows together must not have its groups split: with
+// vi.IWAE's K particles per data point, give SVI a Chunk function whose
+// chunks hold whole data points. Results are then identical for any number
+// of workers, but not for any number of chunks, which is part of the
+// configuration like the seed.
 //
 // # Concurrency
 //
