@@ -238,6 +238,13 @@ func (n *Net) Update(x *mat.Dense, target []float64) error {
 	return nil
 }
 
+// Forward returns the critic's values at the feature rows x, [B x W], as a
+// [B x 1] tensor on x's tape with gradient paths to x and to the critic's
+// parameters: what a control variate needs for dQ/dz (eq. 27). Backward
+// passes on x's tape add into the parameters' gradients, which the
+// critic's own Update clears first.
+func (n *Net) Forward(x *ad.Tensor) *ad.Tensor { return n.mlp.Forward(x) }
+
 // Weights returns the parameters' values.
 func (n *Net) Weights() [][]float64 {
 	var w [][]float64

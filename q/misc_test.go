@@ -107,13 +107,14 @@ func TestErrors(t *testing.T) {
 	_, err = q.NewSet(q.Config{Kind: q.LinearKind}).Update(net, tr, q.TD{})
 	assert.ErrorContains(t, err, "Config.Rand is nil")
 
-	// A non-finite cost is an error, and the critic reading it is unchanged.
+	// A non-finite cost is an error before anything changes: the critics
+	// first seen in v are not even added.
 	v, err := set.Evaluate(net, tr)
 	require.NoError(t, err)
 	v.Costs["f"][2] = math.NaN()
 	_, err = set.Apply(net, v, q.TD{})
-	assert.ErrorContains(t, err, `q: critic "x3|f": target NaN at row 2 is not finite`)
-	assert.Empty(t, set.Critic("x3|f").(*q.Tabular).Weights()[0])
+	assert.ErrorContains(t, err, `q: cost "f" is NaN at row 2`)
+	assert.Empty(t, set.Keys())
 
 	// Values of one set cannot update another.
 	_, err = q.NewSet(q.Config{}).Apply(net, v, q.TD{})

@@ -124,8 +124,8 @@ type Stats struct {
 // Carlo return. Reading critics after their update lets a cost reach the
 // far end of a chain in one pass. Stats reports delta_X = G_X - Q_X before
 // the node's update. Nodes that share a critic (a template) update it once
-// each. If a target is not finite, Update returns an error; the critics of
-// the nodes visited before have changed then.
+// each. A cost or critic value that is not finite is an error before any
+// critic changes.
 func (s *Set) Update(net *Network, tr *trace.Trace, td TD) (*Stats, error) {
 	if err := td.check(); err != nil {
 		return nil, err
@@ -149,8 +149,39 @@ func (s *Set) Apply(net *Network, v *Values, td TD) (*Stats, error) {
 	if err := td.check(); err != nil {
 		return nil, err
 	}
+	if err := v.checkFinite(net); err != nil {
+		return nil, err
+	}
 	v.install()
 	return s.sequential(net, v, td, nil)
+}
+
+// checkFinite reports the first cost or critic value that is not finite,
+// so that an update fails before it changes anything: targets are then
+// finite too, short of overflow.
+func (v *Values) checkFinite(net *Network) error {
+	bad := func(xs []float64) int {
+		for k, x := range xs {
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				return k
+			}
+		}
+		return -1
+	}
+	for _, c := range net.costs {
+		if k := bad(v.Costs[c]); k >= 0 {
+			return fmt.Errorf("q: cost %q is %v at row %d", c, v.Costs[c][k], k)
+		}
+	}
+	for i, nd := range net.Nodes {
+		if k := bad(v.Q[i]); k >= 0 {
+			return fmt.Errorf("q: critic %q of site %q is %v at row %d", v.keys[i], nd.Site, v.Q[i][k], k)
+		}
+		if k := bad(v.Target[i]); k >= 0 {
+			return fmt.Errorf("q: target copy of critic %q of site %q is %v at row %d", v.keys[i], nd.Site, v.Target[i][k], k)
+		}
+	}
+	return nil
 }
 
 // sequential runs the backward pass of [Set.Update] on v over the nodes in

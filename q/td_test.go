@@ -97,7 +97,13 @@ func TestTabularTDReachesExactQ(t *testing.T) {
 				bound[i] = 2*eps[i] + 2*g*up
 				assert.LessOrEqual(t, h[i], bound[i]*(1+1e-9)+1e-15, "node %s %v", nd.Site, nd.Sources)
 				if len(nd.Sources) == 1 {
-					// Theorem 2 as stated, for one-cost networks.
+					// Theorem 2 as stated, for one-cost networks. (The
+					// proof's last line, h_i <= (3*2^(i-1) - 2) eps,
+					// contradicts its own recursion h_i <= 2 h_(i-1) + 2 eps
+					// with h_0 = 0, which gives h_1 <= 2 eps and in general
+					// (2^(i+1) - 2) eps; both lie within the statement's
+					// (3*2^l - 2) eps checked here, and the per-node
+					// recursion above is the tighter check.)
 					assert.LessOrEqual(t, h[i], (3*math.Exp2(float64(nd.Depth))-2)*epsMax+1e-15,
 						"node %s at distance %d", nd.Site, nd.Depth)
 				}
