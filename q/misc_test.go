@@ -185,3 +185,37 @@ func TestLoadRejects(t *testing.T) {
 	_, err = os.Stat(p)
 	require.NoError(t, err)
 }
+
+// Rows a mask leaves out of a cost are left out of the updates of the
+// Q-nodes that carry it: critics trained on half-masked batches still reach
+// the exact Q-functions (with masked rows counted as zero costs they would
+// be about half of them).
+func TestMaskedRowsLeftOut(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	sh := chain(3)
+	s := newSCG(sh.sites, sh.costs, rng)
+	set := q.NewSet(q.Config{Kind: q.TabularKind})
+	var cache q.Cache
+	var net *q.Network
+	const iters, b = 100, 256
+	for range iters {
+		tp := ad.NewTape()
+		m := make([]float64, b)
+		for r := range m {
+			m[r] = float64(r % 2)
+		}
+		tr, err := trace.Run(s.model(), ppl.Config{Tape: tp, Rand: rng, Batch: b}, trace.Mask(tp.FromData(b, 1, m)))
+		require.NoError(t, err)
+		net, err = cache.Network(tr.Graph())
+		require.NoError(t, err)
+		_, err = set.Update(net, tr, q.TD{})
+		require.NoError(t, err)
+	}
+	h, _ := s.errorsByNode(net, set)
+	for i, nd := range net.Nodes {
+		// Half the rows count: the tolerance of TestTabularTDReachesExactQ
+		// with N/2 rows.
+		tol := 9 * float64(nd.Depth) * 2 * 0.25 / float64(iters*b/2)
+		assert.LessOrEqual(t, h[i], tol, "node %s", nd.Site)
+	}
+}

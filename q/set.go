@@ -250,6 +250,10 @@ type Values struct {
 	Costs map[string][]float64
 	// Rows is the batch size B.
 	Rows int
+	// Counted maps a cost whose site has a mask to the rows that count;
+	// rows a mask leaves out of any of a node's sources are left out of
+	// that node's update. A cost without a mask is absent.
+	Counted map[string][]bool
 
 	x     []*mat.Dense
 	keys  []string
@@ -288,8 +292,18 @@ func (s *Set) Evaluate(net *Network, tr *trace.Trace) (*Values, error) {
 		Costs: map[string][]float64{}, Rows: b, x: make([]*mat.Dense, len(net.Nodes)), keys: make([]string, len(net.Nodes)),
 		fresh: map[string]*entry{}, set: s}
 	for _, c := range net.costs {
-		sc := g.Site(c).ScaledCost()
-		v.Costs[c] = append([]float64(nil), sc.Data()...)
+		site := g.Site(c)
+		v.Costs[c] = append([]float64(nil), site.ScaledCost().Data()...)
+		if site.Mask != nil {
+			counted := make([]bool, b)
+			for r := range counted {
+				counted[r] = site.Mask.At(r, 0) != 0
+			}
+			if v.Counted == nil {
+				v.Counted = map[string][]bool{}
+			}
+			v.Counted[c] = counted
+		}
 	}
 	for i, nd := range net.Nodes {
 		key := s.Key(nd)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 
+	"gonum.org/v1/gonum/mat"
+
 	"github.com/backpropq/backpropq/trace"
 )
 
@@ -240,8 +242,14 @@ func (s *Set) sequential(net *Network, v *Values, td TD, only []int) (*Stats, er
 				return nil, fmt.Errorf("q: critic %q: target %v at row %d is not finite", key, y, k)
 			}
 		}
-		if err := e.critic.Update(v.x[i], target); err != nil {
-			return nil, err
+		x, y := v.x[i], target
+		if rows := v.countedRows(nd); rows != nil {
+			x, y = selectRows(x, target, rows)
+		}
+		if len(y) > 0 {
+			if err := e.critic.Update(x, y); err != nil {
+				return nil, err
+			}
 		}
 		if e.slow != nil {
 			e.slow.track(e.critic)
@@ -365,4 +373,46 @@ func isParent(g *trace.Graph, x, y string) bool {
 		}
 	}
 	return false
+}
+
+// countedRows returns the rows that count for node nd's update, or nil
+// when all do.
+func (v *Values) countedRows(nd *Node) []int {
+	if v.Counted == nil {
+		return nil
+	}
+	masked := false
+	for _, f := range nd.Sources {
+		if v.Counted[f] != nil {
+			masked = true
+		}
+	}
+	if !masked {
+		return nil
+	}
+	rows := []int{}
+	for r := 0; r < v.Rows; r++ {
+		ok := true
+		for _, f := range nd.Sources {
+			if c := v.Counted[f]; c != nil && !c[r] {
+				ok = false
+			}
+		}
+		if ok {
+			rows = append(rows, r)
+		}
+	}
+	return rows
+}
+
+// selectRows returns the given rows of x and target.
+func selectRows(x *mat.Dense, target []float64, rows []int) (*mat.Dense, []float64) {
+	_, w := x.Dims()
+	out := mat.NewDense(max(len(rows), 1), w, nil)
+	y := make([]float64, len(rows))
+	for k, r := range rows {
+		out.SetRow(k, x.RawRowView(r))
+		y[k] = target[r]
+	}
+	return out, y
 }
