@@ -33,10 +33,13 @@ import (
 // value b_d is relaxed too, with noise ε_d ~ p(ε | b_d) consistent with its
 // drawn value and independent of b, and every other site downstream draws
 // from one random source shared by the re-runs at z and z~ (Tucker et al.
-// relax a multi-layer network the same way). The estimate stays unbiased as
+// relax a multi-layer network the same way; the random source is passed
+// to the re-runs as a ppl.Config handler). The estimate stays unbiased as
 // long as the downstream cost is then a differentiable function of the
-// relaxed value: a Categorical (index-valued) descendant, which cannot be
-// relaxed, makes it a step function and biases the estimate.
+// relaxed value: a discrete descendant that is not relaxed (a Categorical,
+// index-valued site, or one whose training value was itself substituted,
+// by a [GumbelSoftmax] say) is drawn afresh in each re-run, which makes
+// the cost a step function of the relaxed value and biases the estimate.
 //
 // Training η and λ: REBAR minimizes the variance of the estimate of the
 // gradient with respect to the site's parameter tensor, E[|ĝ|²]. ĝ is affine
