@@ -70,6 +70,9 @@ func (DisARM) Surrogate(sc *SiteContext) (Term, error) {
 // construction, and only the other value needs a re-run.
 func antithetic(sc *SiteContext, name string, disarm bool) (Term, error) {
 	s := sc.Site
+	if sc.TiedRows {
+		return Term{}, fmt.Errorf("%s: the objective ties its rows together (an importance-weighted bound); use ScoreFunction", name)
+	}
 	rows := sc.Signal.Rows()
 	logits, err := antitheticSite(s, rows)
 	if err != nil {

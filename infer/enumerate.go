@@ -1,6 +1,7 @@
 package infer
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/backpropq/backpropq/ad"
@@ -39,6 +40,9 @@ func (Enumerate) Unbiased() bool { return true }
 // Surrogate returns the enumerated term.
 func (e Enumerate) Surrogate(sc *SiteContext) (Term, error) {
 	s := sc.Site
+	if sc.TiedRows {
+		return Term{}, errors.New("Enumerate: the objective ties its rows together (an importance-weighted bound); use ScoreFunction")
+	}
 	rows := sc.Signal.Rows()
 	limit := e.MaxConfigs
 	if limit <= 0 {

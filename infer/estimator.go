@@ -90,6 +90,13 @@ type SiteContext struct {
 	// evaluate the downstream cost at substituted values (MuProp, REBAR,
 	// RELAX, ARM, Enumerate).
 	Rerun func(handlers ...ppl.Handler) (*ad.Tensor, error)
+	// TiedRows reports that the objective ties rows together (its
+	// particles share a cost, as vi.IWAE's do; see [VIMCOSignaler]), so
+	// that Signal is the objective's own signal and a row's cost in a
+	// re-run depends on the other rows' values. Estimators that read one
+	// row's downstream cost from a re-run with the site's value changed in
+	// every row (Enumerate, ARM, DisARM) are then wrong and fail.
+	TiedRows bool
 	// Rand is the step's random source (the random source of the site's
 	// chunk of particles; see [SVI]).
 	Rand *rand.Rand

@@ -91,6 +91,10 @@ func BuildSurrogate(obj vi.Objective, est Estimators, env ppl.Config) (sur *Surr
 		return nil, fmt.Errorf("infer: %w", err)
 	}
 	graph := tr.Graph()
+	shared, err := sharedSignal(obj, tr)
+	if err != nil {
+		return nil, err
+	}
 	sur = &Surrogate{Trace: tr}
 	costs := make(map[string]*ad.Tensor)
 	var total *ad.Tensor
@@ -125,14 +129,19 @@ func BuildSurrogate(obj vi.Objective, est Estimators, env ppl.Config) (sur *Surr
 			continue
 		}
 		current = s.Addr
+		signal := shared
+		if signal == nil {
+			signal = signalOf(env.Tape, tr.Batch(), graph.CostsFrom(s.Addr), costs)
+		}
 		sc := &SiteContext{
-			Site:   s,
-			Trace:  tr,
-			Graph:  graph,
-			Signal: signalOf(env.Tape, tr.Batch(), graph.CostsFrom(s.Addr), costs),
-			Rerun:  rerunner(obj, env, tr, graph, s.Addr),
-			Rand:   env.Rand,
-			Params: env.Params,
+			Site:     s,
+			Trace:    tr,
+			Graph:    graph,
+			Signal:   signal,
+			TiedRows: shared != nil,
+			Rerun:    rerunner(obj, env, tr, graph, s.Addr),
+			Rand:     env.Rand,
+			Params:   env.Params,
 		}
 		e := est.For(s.Addr, s.Dist)
 		term, err := e.Surrogate(sc)
@@ -152,6 +161,47 @@ func BuildSurrogate(obj vi.Objective, est Estimators, env ppl.Config) (sur *Surr
 	}
 	sur.Loss = total
 	return sur, nil
+}
+
+// VIMCOSignaler is an optional interface of a [vi.Objective] whose rows
+// are tied together, so that the costs a site can reach in a row are not
+// its score-function learning signal: vi.IWAE, whose K particles of a data
+// point share one bound. [BuildSurrogate] then gives every site the
+// objective's signal ([SiteContext].Signal), multiplied by the Scale of the
+// cost site at vi.IWAEAddr when there is one. vi.IWAE with K < 2 keeps the
+// graph's signal, which is then the right one.
+type VIMCOSignaler interface {
+	VIMCOSignal(tr *trace.Trace) (*ad.Tensor, error)
+}
+
+// sharedSignal returns the objective's own learning signal for every site,
+// or nil when the graph's Rao-Blackwellized signal is the one to use.
+func sharedSignal(obj vi.Objective, tr *trace.Trace) (*ad.Tensor, error) {
+	vs, ok := obj.(VIMCOSignaler)
+	if !ok {
+		return nil, nil
+	}
+	switch w := obj.(type) {
+	case vi.IWAE:
+		if w.K < 2 {
+			return nil, nil
+		}
+	case *vi.IWAE:
+		if w.K < 2 {
+			return nil, nil
+		}
+	}
+	sig, err := vs.VIMCOSignal(tr)
+	if err != nil {
+		return nil, fmt.Errorf("infer: the objective's learning signal: %w", err)
+	}
+	if err := checkFinite(sig); err != nil {
+		return nil, fmt.Errorf("infer: the objective's learning signal %w", err)
+	}
+	if c := tr.Site(vi.IWAEAddr); c != nil && c.Scale != 1 {
+		sig = ad.Scale(sig, c.Scale)
+	}
+	return ad.StopGradient(sig), nil
 }
 
 // signalOf returns the stop-gradient sum of the given costs, [rows x 1].
