@@ -9,10 +9,11 @@ import (
 )
 
 // Buffer is a graph experience-replay buffer (section 4.1, appendix 4.2):
-// it keeps the sampled values of the stochastic sites of the last Cap rows
-// of traces of one shape. A row holds, for every Q-node Q_X, the tuple of
-// eq. 15: the scope of X and the co-parents of X's children, since it
-// holds every site. A Buffer is not safe for concurrent use.
+// it keeps the sampled values of the stochastic sites of the last rows
+// (up to its capacity) of traces of one shape. A row holds, for every
+// Q-node Q_X, the tuple of eq. 15: the scope of X and the co-parents of
+// X's children, since it holds every site. A Buffer is not safe for
+// concurrent use.
 type Buffer struct {
 	capacity int
 	shape    string
