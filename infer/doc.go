@@ -18,6 +18,12 @@
 // with values substituted at the site, the sites that do not descend from
 // it keeping their values.
 //
+// An objective whose rows share a cost (vi.IWAE with K >= 2 particles per
+// data point) gives every site its own learning signal instead, VIMCO's
+// leave-one-out signal (see [VIMCOSignaler]); the estimators that read a
+// row's cost from a re-run (Enumerate, ARM, DisARM) refuse such an
+// objective ([SiteContext].TiedRows).
+//
 // Sites whose estimator is not [Reparameterizing] are drawn without a
 // pathwise gradient, so the value's dependence on the parameters is counted
 // once, by the estimator's term; the direct dependence of a cost on the
