@@ -309,7 +309,7 @@ func (t TRPO) Step(params []*nn.Param, policy PolicyFunc, actions *mat.Dense, co
 	if err != nil {
 		return TRPOResult{}, err
 	}
-	if !allFinite(g) || math.IsNaN(before) || math.IsInf(before, 0) {
+	if !finiteSlice(g) || math.IsNaN(before) || math.IsInf(before, 0) {
 		return TRPOResult{}, errors.New("infer: TRPO: the surrogate or its gradient is not finite")
 	}
 	res := TRPOResult{Before: before, After: before}
@@ -363,7 +363,7 @@ func (t TRPO) Step(params []*nn.Param, policy PolicyFunc, actions *mat.Dense, co
 		return TRPOResult{}, err
 	}
 	sFs := floats.Dot(s, fs)
-	if !(sFs > 0) || !allFinite(s) {
+	if !(sFs > 0) || !finiteSlice(s) {
 		return TRPOResult{}, errors.New("infer: TRPO: the conjugate-gradient direction has no positive curvature")
 	}
 	full := math.Sqrt(2 * maxKL / sFs)
@@ -421,8 +421,8 @@ func unflattenParams(params []*nn.Param, theta []float64) {
 	}
 }
 
-// allFinite reports whether every element of v is finite.
-func allFinite(v []float64) bool {
+// finiteSlice reports whether every element of v is finite.
+func finiteSlice(v []float64) bool {
 	for _, x := range v {
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			return false

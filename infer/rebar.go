@@ -117,7 +117,7 @@ func (e REBAR) Surrogate(sc *SiteContext) (Term, error) {
 
 	z := rx.reparam(rx.d.ConditionalRelaxedSample(s.Value, sc.Rand))
 	zt := rx.d.ConditionalRelaxedSample(s.Value, sc.Rand)
-	ch := newChain(sc)
+	ch := newRelaxedRerun(sc)
 	logp := s.LogProb
 	// controlGrad returns B at temperature lambda and the relaxed cost at
 	// z~.

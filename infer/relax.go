@@ -94,7 +94,7 @@ func (r relaxation) substitutable(name string) error {
 	return nil
 }
 
-// chain is the relaxed re-run of a site and its descendants used by REBAR
+// relaxedRerun is the relaxed re-run of a site and its descendants used by REBAR
 // and RELAX (Tucker et al. 2017, section 3): every relaxable descendant
 // with a drawn value b_d gets logistic or Gumbel noise ε_d ~ p(ε | b_d) under
 // its training-run distribution, and in a re-run its value becomes
@@ -102,16 +102,16 @@ func (r relaxation) substitutable(name string) error {
 // parents. ε_d is independent of the site's value, so the control variate
 // c(z) = f(soft(z), ...) is a smooth function of z alone, shared by the
 // re-runs at z and z~ together with one random source for everything else.
-type chain struct {
+type relaxedRerun struct {
 	site  string
 	noise map[string]*ad.Tensor
 	seed1 uint64
 	seed2 uint64
 }
 
-// newChain draws the descendants' noise from sc.Rand.
-func newChain(sc *SiteContext) *chain {
-	c := &chain{site: sc.Site.Addr, noise: map[string]*ad.Tensor{}}
+// newRelaxedRerun draws the descendants' noise from sc.Rand.
+func newRelaxedRerun(sc *SiteContext) *relaxedRerun {
+	c := &relaxedRerun{site: sc.Site.Addr, noise: map[string]*ad.Tensor{}}
 	for _, addr := range sc.Graph.Descendants(sc.Site.Addr) {
 		s := sc.Trace.Site(addr)
 		if s == nil || !s.Stochastic() || s.Substituted || s.LogProb == nil {
@@ -132,7 +132,7 @@ func newChain(sc *SiteContext) *chain {
 // eval re-runs the objective with the site's value replaced by soft(z) at
 // temperature temp and the descendants relaxed, and returns the
 // downstream cost, [B x 1].
-func (c *chain) eval(sc *SiteContext, rx relaxation, z, temp *ad.Tensor) (*ad.Tensor, error) {
+func (c *relaxedRerun) eval(sc *SiteContext, rx relaxation, z, temp *ad.Tensor) (*ad.Tensor, error) {
 	value := rx.soft(z, temp)
 	override := trace.Override(func(s *ppl.Site) *ad.Tensor {
 		if s.Addr == c.site {
@@ -302,7 +302,7 @@ func (e RELAX) Surrogate(sc *SiteContext) (Term, error) {
 	tw1, tb1, tw2, tb2 := rp.bind(tp, w1), rp.bind(tp, b1), rp.bind(tp, w2), rp.bind(tp, b2)
 	temp := tp.Scalar(temp0)
 	var eta *ad.Tensor
-	var ch *chain
+	var ch *relaxedRerun
 	if e.Concrete {
 		pe, err := storeScalar(sc.Params, prefix+"eta", 1)
 		if err != nil {
@@ -314,7 +314,7 @@ func (e RELAX) Surrogate(sc *SiteContext) (Term, error) {
 		}
 		eta = rp.bind(tp, pe)
 		temp = ad.Exp(rp.bind(tp, pl))
-		ch = newChain(sc)
+		ch = newRelaxedRerun(sc)
 	}
 	cv := func(zz *ad.Tensor) (*ad.Tensor, error) {
 		x := rx.soft(zz, temp)
