@@ -104,7 +104,10 @@ type Metrics struct {
 
 // SiteMetrics is the learning signal of one site in one step.
 type SiteMetrics struct {
-	Addr       string
+	// Addr is the site's address.
+	Addr string
+	// SignalMean and SignalVar are the mean and the unbiased variance of
+	// the learning signal (Term.Signal) over the step's rows.
 	SignalMean float64
 	SignalVar  float64
 }
