@@ -219,3 +219,49 @@ func TestMaskedRowsLeftOut(t *testing.T) {
 		assert.LessOrEqual(t, h[i], tol, "node %s", nd.Site)
 	}
 }
+
+// Values.Forward reproduces the critic's value on the tape and its gradient
+// with respect to a replaced (relaxed) value matches finite differences.
+func TestForwardGradient(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	tp := ad.NewTape()
+	tr, err := trace.Run(mixed, ppl.Config{Tape: tp, Rand: rng, Batch: 4})
+	require.NoError(t, err)
+	net, err := q.Build(tr.Graph(), q.Options{})
+	require.NoError(t, err)
+	set := q.NewSet(q.Config{Kind: q.MLPKind, Rand: rng})
+	v, err := set.Evaluate(net, tr)
+	require.NoError(t, err)
+	i := net.NodesAt("b")[0].Index // scope (c, b): one-hot and binary
+	out, err := v.Forward(net, tr, i, nil)
+	require.NoError(t, err)
+	assert.InDeltaSlice(t, v.Q[i], out.Data(), 1e-12)
+
+	// Replace b by a relaxed value and differentiate.
+	relaxed := tp.FromData(4, 2, []float64{0.2, 0.7, 0.9, 0.1, 0.4, 0.4, 0.6, 0.3})
+	out, err = v.Forward(net, tr, i, map[string]*ad.Tensor{"b": relaxed})
+	require.NoError(t, err)
+	grad := tp.Gradients(ad.Sum(out), relaxed)[0]
+	const h = 1e-6
+	for r := range 4 {
+		for j := range 2 {
+			shift := func(d float64) float64 {
+				data := append([]float64(nil), relaxed.Data()...)
+				data[r*2+j] += d
+				o, err := v.Forward(net, tr, i, map[string]*ad.Tensor{"b": tp.FromData(4, 2, data)})
+				require.NoError(t, err)
+				return sum(o.Data())
+			}
+			fd := (shift(h) - shift(-h)) / (2 * h)
+			// Central differences: error O(h^2) plus rounding ~1e-10/h.
+			assert.InDelta(t, fd, grad.At(r, j), 1e-6)
+		}
+	}
+	_, err = v.Forward(net, tr, i, map[string]*ad.Tensor{"b": tp.Zeros(4, 3)})
+	assert.ErrorContains(t, err, `value of "b" is [4x3], the critic reads [4x2]`)
+	tab := q.NewSet(q.Config{Rand: rng}) // Auto: b's scope is discrete
+	tv, err := tab.Evaluate(net, tr)
+	require.NoError(t, err)
+	_, err = tv.Forward(net, tr, i, nil)
+	assert.ErrorContains(t, err, "not differentiable")
+}
