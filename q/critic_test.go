@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -95,7 +97,7 @@ func TestTemplateCritic(t *testing.T) {
 	net := train(t, s, set, q.Options{}, q.TD{}, iters, b, rng)
 	assert.Equal(t, []string{"y[*]|f"}, set.Keys())
 	layout := set.Critic("y[*]|f").Layout()
-	assert.Equal(t, "y[*]:binary1 index:index1", layout.String())
+	assert.Equal(t, "y[*]@0:binary1 index:index1", layout.String())
 	// The critic takes the index as a feature: compare with the exact Q
 	// at each (index, value).
 	qs, ps := s.exactQ(net)
@@ -267,3 +269,59 @@ func TestSaveLoad(t *testing.T) {
 }
 
 func matRow(xs ...float64) *mat.Dense { return mat.NewDense(1, len(xs), xs) }
+
+// A template over a chain with pairwise costs c[t](y[t-1], y[t]): y[0]'s
+// scope lacks the previous y, so the shared critic's layout is the union
+// and y[0] reads zeros there; the critic still reaches the exact
+// Q-functions of every index.
+func TestTemplateUnionLayout(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	sh := shape{name: "pairs"}
+	for i := range 5 {
+		if i == 0 {
+			sh.sites = append(sh.sites, n(ppl.At("y", 0)))
+			sh.costs = append(sh.costs, n(ppl.At("c", 0), 0))
+		} else {
+			sh.sites = append(sh.sites, n(ppl.At("y", i), i-1))
+			sh.costs = append(sh.costs, n(ppl.At("c", i), i-1, i))
+		}
+	}
+	s := newSCG(sh.sites, sh.costs, rng)
+	set := q.NewSet(q.Config{Kind: q.TabularKind, Templates: []string{"y[*]"}})
+	const iters, b = 100, 256
+	// The chain reduction lets the per-cost networks merge into one
+	// Q-node per site (without it, c[t] and c[t+1] reach y[t] by different
+	// rules at y[t-1]).
+	net := train(t, s, set, q.Options{Merge: true, Reduce: q.ReduceChain}, q.TD{}, iters, b, rng)
+	require.Equal(t, []string{"y[*]|c[*]"}, set.Keys())
+	c := set.Critic("y[*]|c[*]")
+	assert.Equal(t, "y[*]@-1:binary1 y[*]@0:binary1 index:index1", c.Layout().String())
+	qs, ps := s.exactQ(net)
+	for i, nd := range net.Nodes {
+		_, idx := q.Template(nd.Site)
+		for k, p := range ps[i] {
+			var row []float64
+			for _, f := range strings.Fields(strings.Trim(k, "[]")) {
+				x, err := strconv.ParseFloat(f, 64)
+				require.NoError(t, err)
+				row = append(row, x)
+			}
+			if len(row) == 1 {
+				row = []float64{0, row[0]} // y[0]: no previous y
+			}
+			got := make([]float64, 1)
+			c.Predict(matRow(append(row, float64(idx[0]))...), got)
+			// Sums of up to 5 costs in [0, 1]: sigma <= 5/2; three
+			// standard errors of the cell average, times the depth.
+			tol := 3 * math.Sqrt(25.0/4/(p*iters*b)) * float64(nd.Depth)
+			assert.InDelta(t, qs[i][k], got[0], tol, "%s at %s", nd.Site, k)
+		}
+	}
+	// Per-cost networks would give one site several nodes of one key.
+	tr, err := s.run(rng, 4)
+	require.NoError(t, err)
+	perCost, err := q.Build(tr.Graph(), q.Options{})
+	require.NoError(t, err)
+	_, err = q.NewSet(q.Config{Kind: q.TabularKind, Templates: []string{"y[*]"}}).Evaluate(perCost, tr)
+	assert.ErrorContains(t, err, `would serve two Q-nodes of site "y[3]"`)
+}

@@ -3,6 +3,7 @@ package q
 import (
 	"fmt"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -54,8 +55,9 @@ func (k FieldKind) String() string {
 // Field is one part of a critic's input: the value of a scope site, the
 // template index or the extra inputs.
 type Field struct {
-	// Addr is the site's address, templated ("y[*]") when the critic serves
-	// a template.
+	// Addr is the site's address; when the critic serves a template, its
+	// indices are written relative to the site's ("y[*]@-1" is the
+	// previous y), see [Set].
 	Addr string
 	Kind FieldKind
 	// Width is the number of input columns.
@@ -158,10 +160,10 @@ type featurizer struct {
 // whether the critic is shared by a template.
 func newFeaturizer(nd *Node, tr *trace.Trace, g *trace.Graph, templated bool) (*featurizer, error) {
 	fz := &featurizer{rows: tr.Batch()}
+	_, siteIdx := Template(nd.Site)
 	name := func(a string) string {
 		if templated {
-			t, _ := Template(a)
-			return t
+			return relativeName(a, siteIdx)
 		}
 		return a
 	}
@@ -206,6 +208,85 @@ func newFeaturizer(nd *Node, tr *trace.Trace, g *trace.Graph, templated bool) (*
 		fz.sites = append(fz.sites, in)
 	}
 	return fz, nil
+}
+
+// relativeName templates address a for a critic that serves a template:
+// its indices become offsets from the site's indices when it has as many
+// ("y[2]" for the site "y[3]" gives "y[*]@-1"), so that one name means the
+// same relative site at every index; otherwise every index becomes "*".
+func relativeName(a string, siteIdx []int) string {
+	t, idx := Template(a)
+	if len(idx) == 0 || len(idx) != len(siteIdx) {
+		return t
+	}
+	var b strings.Builder
+	b.WriteString(t)
+	for i, k := range idx {
+		if i == 0 {
+			b.WriteByte('@')
+		} else {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(k - siteIdx[i]))
+	}
+	return b.String()
+}
+
+// unionLayout returns a layout holding the fields of every layout in ls:
+// the scope fields sorted by name, then the index and extra fields. Fields
+// of one name must agree; otherwise it returns an error.
+func unionLayout(ls []Layout) (Layout, error) {
+	seen := map[string]Field{}
+	var scope, tail []Field
+	for _, l := range ls {
+		for _, f := range l.Fields {
+			if g, ok := seen[f.Addr]; ok {
+				if g != f {
+					return Layout{}, fmt.Errorf("field %q is %s%d in one node and %s%d in another", f.Addr, g.Kind, g.Width, f.Kind, f.Width)
+				}
+				continue
+			}
+			seen[f.Addr] = f
+			if f.Kind == Index || f.Kind == Extra {
+				tail = append(tail, f)
+			} else {
+				scope = append(scope, f)
+			}
+		}
+	}
+	sort.SliceStable(scope, func(i, j int) bool { return scope[i].Addr < scope[j].Addr })
+	return Layout{Fields: append(scope, tail...)}, nil
+}
+
+// into writes the input rows in layout, a superset of fz.layout, into a
+// new [B x W] matrix: the columns of fields fz lacks are zero. It returns an
+// error if a field of fz is not in layout.
+func (fz *featurizer) into(layout Layout) (*mat.Dense, error) {
+	if layout.String() == fz.layout.String() {
+		return fz.features(), nil
+	}
+	at := map[string]int{}
+	col := 0
+	for _, f := range layout.Fields {
+		at[f.Addr+"\x00"+f.Kind.String()+strconv.Itoa(f.Width)] = col
+		col += f.Width
+	}
+	own := fz.features()
+	x := mat.NewDense(fz.rows, max(col, 1), nil)
+	src := 0
+	for _, f := range fz.layout.Fields {
+		dst, ok := at[f.Addr+"\x00"+f.Kind.String()+strconv.Itoa(f.Width)]
+		if !ok {
+			return nil, fmt.Errorf("field %s:%s%d is not in the critic's layout %q", f.Addr, f.Kind, f.Width, layout.String())
+		}
+		for r := 0; r < fz.rows; r++ {
+			for j := 0; j < f.Width; j++ {
+				x.Set(r, dst+j, own.At(r, src+j))
+			}
+		}
+		src += f.Width
+	}
+	return x, nil
 }
 
 // features writes the input rows into a new [B x W] matrix.

@@ -97,6 +97,13 @@ func (s *Set) templated(addr string) bool {
 // Key returns the key of node nd's critic: the site's address (templated
 // when a template serves it), a bar and the node's cost sources (each
 // templated likewise, without repeats).
+//
+// A template's critic serves the Q-nodes of every index: its layout is the
+// union of theirs, with scope sites named relative to the node's indices
+// ("y[*]@-1" for the previous y), and a node without some field (y[0] has no
+// previous y) reads zeros there, the index feature telling the cases
+// apart. Since sources are templated too, a template is meant for merged
+// networks: two Q-nodes of one site that map to one key are an error.
 func (s *Set) Key(nd *Node) string {
 	site := nd.Site
 	tmpl := s.templated(site)
@@ -305,25 +312,67 @@ func (s *Set) Evaluate(net *Network, tr *trace.Trace) (*Values, error) {
 			v.Counted[c] = counted
 		}
 	}
+	fzs := make([]*featurizer, len(net.Nodes))
+	byKey := map[string][]int{}
+	var order []string
 	for i, nd := range net.Nodes {
 		key := s.Key(nd)
 		fz, err := newFeaturizer(nd, tr, g, s.templated(nd.Site))
 		if err != nil {
 			return nil, err
 		}
-		e, err := s.lookup(key, fz.layout, v.fresh)
-		if err != nil {
-			return nil, err
+		fzs[i], v.keys[i] = fz, key
+		if _, ok := byKey[key]; !ok {
+			order = append(order, key)
 		}
-		x := fz.features()
-		v.x[i], v.keys[i] = x, key
-		v.Q[i] = make([]float64, b)
-		e.critic.Predict(x, v.Q[i])
-		if e.slow != nil {
-			v.Target[i] = make([]float64, b)
-			e.slow.target.Predict(x, v.Target[i])
+		byKey[key] = append(byKey[key], i)
+	}
+	for _, key := range order {
+		nodes := byKey[key]
+		sites := map[string]bool{}
+		for _, i := range nodes {
+			if a := net.Nodes[i].Site; sites[a] {
+				return nil, fmt.Errorf("q: critic %q would serve two Q-nodes of site %q; merge the network (Options.Merge, with a Reduce if needed) or drop the template", key, a)
+			} else {
+				sites[a] = true
+			}
+		}
+		layouts := make([]Layout, len(nodes))
+		for k, i := range nodes {
+			layouts[k] = fzs[i].layout
+		}
+		layout := layouts[0]
+		if len(nodes) > 1 {
+			var err error
+			if layout, err = unionLayout(layouts); err != nil {
+				return nil, fmt.Errorf("q: critic %q: %w", key, err)
+			}
+		}
+		var e *entry
+		if cur, ok := s.critics[key]; ok && s.templated(net.Nodes[nodes[0]].Site) {
+			// A template's critic keeps its layout; each node fills the
+			// fields it has.
+			e = cur
 		} else {
-			v.Target[i] = v.Q[i]
+			var err error
+			if e, err = s.lookup(key, layout, v.fresh); err != nil {
+				return nil, err
+			}
+		}
+		for _, i := range nodes {
+			x, err := fzs[i].into(e.critic.Layout())
+			if err != nil {
+				return nil, fmt.Errorf("q: critic %q: scope layout changed: %w", key, err)
+			}
+			v.x[i] = x
+			v.Q[i] = make([]float64, b)
+			e.critic.Predict(x, v.Q[i])
+			if e.slow != nil {
+				v.Target[i] = make([]float64, b)
+				e.slow.target.Predict(x, v.Target[i])
+			} else {
+				v.Target[i] = v.Q[i]
+			}
 		}
 	}
 	return v, nil
