@@ -48,7 +48,7 @@ func (v *Values) Forward(net *Network, tr *trace.Trace, i int, values map[string
 		return nil, err
 	}
 	tp := g0(fz)
-	var parts []*ad.Tensor
+	own := map[string]*ad.Tensor{}
 	for fi, f := range fz.layout.Fields {
 		s := fz.sites[fi]
 		var t *ad.Tensor
@@ -70,6 +70,16 @@ func (v *Values) Forward(net *Network, tr *trace.Trace, i int, values map[string
 		}
 		if r, c := t.Dims(); r != fz.rows || c != f.Width {
 			return nil, fmt.Errorf("q: Forward: value of %q is [%dx%d], the critic reads [%dx%d]", s.Addr, r, c, fz.rows, f.Width)
+		}
+		own[f.Addr] = t
+	}
+	// The critic's layout may hold fields this node lacks (a template's
+	// union): they read zeros, as in Evaluate.
+	var parts []*ad.Tensor
+	for _, f := range e.critic.Layout().Fields {
+		t, ok := own[f.Addr]
+		if !ok {
+			t = tp.Zeros(fz.rows, f.Width)
 		}
 		parts = append(parts, t)
 	}

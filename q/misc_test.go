@@ -265,3 +265,32 @@ func TestForwardGradient(t *testing.T) {
 	_, err = tv.Forward(net, tr, i, nil)
 	assert.ErrorContains(t, err, "not differentiable")
 }
+
+// Forward of a template critic fills the fields a node lacks with zeros,
+// as Evaluate does.
+func TestForwardTemplate(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	sh := shape{name: "pairs"}
+	for i := range 3 {
+		if i == 0 {
+			sh.sites = append(sh.sites, n(ppl.At("y", 0)))
+			sh.costs = append(sh.costs, n(ppl.At("c", 0), 0))
+		} else {
+			sh.sites = append(sh.sites, n(ppl.At("y", i), i-1))
+			sh.costs = append(sh.costs, n(ppl.At("c", i), i-1, i))
+		}
+	}
+	s := newSCG(sh.sites, sh.costs, rng)
+	tr, err := s.run(rng, 6)
+	require.NoError(t, err)
+	net, err := q.Build(tr.Graph(), q.Options{Merge: true, Reduce: q.ReduceChain})
+	require.NoError(t, err)
+	set := q.NewSet(q.Config{Kind: q.MLPKind, Templates: []string{"y[*]"}, Rand: rng})
+	v, err := set.Evaluate(net, tr)
+	require.NoError(t, err)
+	for i := range net.Nodes {
+		out, err := v.Forward(net, tr, i, nil)
+		require.NoError(t, err)
+		assert.InDeltaSlice(t, v.Q[i], out.Data(), 1e-12, net.Nodes[i].Site)
+	}
+}
