@@ -37,7 +37,8 @@
 // scopes, [Net] critics (linear or MLP, trained with Adam) the others. A
 // scope is featurized by a [Layout]: one-hot for Categorical sites, raw
 // values for Bernoulli and continuous ones. [Config].Templates such as
-// "y[*]" make one critic serve every index, with the index as a feature.
+// "y[*]" make one critic serve every index, with the index as a feature
+// and scope sites named relative to it (see [Set.Key]).
 // A model hands extra critic inputs for a site with [Input]; their
 // provenance must lie within the site's scope.
 //
@@ -74,8 +75,12 @@
 //
 // The learning signal of a site in mode "local cost" is [Values.Local];
 // as a control variate with the actual return R, the same values are the c
-// of eq. 27. [Save] and [Load] (or [Set.MarshalSections] and
+// of eq. 27, and [Values.Forward] runs a [Net] critic on the tape at
+// relaxed values for the a*dQ/dz term. [Stats] gives each node's TD error
+// for diagnostics. [Save] and [Load] (or [Set.MarshalSections] and
 // [Set.PrepareLoad] inside a training checkpoint) persist the critics.
+// Rows that a mask leaves out of a cost are left out of the updates of the
+// Q-nodes that carry it.
 //
 // # Concurrency
 //
