@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/backpropq/backpropq/ppl"
 	"github.com/backpropq/backpropq/q"
 )
 
@@ -45,6 +46,34 @@ func BenchmarkBuild(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := q.Build(g, q.Options{Merge: true, InlineCosts: true}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkBuildSequence measures the merged, chain-reduced network of a
+// 50-step chain with a cost on every consecutive pair.
+func BenchmarkBuildSequence(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	sh := shape{name: "pairs"}
+	for i := range 50 {
+		if i == 0 {
+			sh.sites = append(sh.sites, n("y[0]"))
+			sh.costs = append(sh.costs, n("c[0]", 0))
+		} else {
+			sh.sites = append(sh.sites, n(ppl.At("y", i), i-1))
+			sh.costs = append(sh.costs, n(ppl.At("c", i), i-1, i))
+		}
+	}
+	s := newSCG(sh.sites, sh.costs, rng)
+	tr, err := s.run(rng, 2)
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := tr.Graph()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := q.Build(g, q.Options{Merge: true, Reduce: q.ReduceChain}); err != nil {
 			b.Fatal(err)
 		}
 	}
