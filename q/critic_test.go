@@ -325,3 +325,28 @@ func TestTemplateUnionLayout(t *testing.T) {
 	_, err = q.NewSet(q.Config{Kind: q.TabularKind, Templates: []string{"y[*]"}}).Evaluate(perCost, tr)
 	assert.ErrorContains(t, err, `would serve two Q-nodes of site "y[3]"`)
 }
+
+// MarshalState and UnmarshalState round-trip in memory; corrupted bytes are
+// an error that changes nothing.
+func TestMarshalState(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	sh := figure5()
+	s := newSCG(sh.sites, sh.costs, rng)
+	set := q.NewSet(q.Config{Kind: q.TabularKind})
+	net := train(t, s, set, q.Options{}, q.TD{}, 3, 32, rng)
+	data, err := set.MarshalState()
+	require.NoError(t, err)
+	other := q.NewSet(q.Config{Kind: q.TabularKind})
+	bad := append([]byte{}, data...)
+	bad[len(bad)/2] ^= 1
+	require.Error(t, other.UnmarshalState(bad))
+	assert.Empty(t, other.Keys())
+	require.NoError(t, other.UnmarshalState(data))
+	tr, err := s.run(rng, 8)
+	require.NoError(t, err)
+	v1, err := set.Evaluate(net, tr)
+	require.NoError(t, err)
+	v2, err := other.Evaluate(net, tr)
+	require.NoError(t, err)
+	assert.Equal(t, v1.Q, v2.Q)
+}

@@ -1,6 +1,7 @@
 package q
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 
@@ -283,4 +284,34 @@ func (s *Set) PrepareLoad(sections map[string][]byte, opts LoadOptions) (apply f
 			s.pending[key] = p
 		}
 	}, nil
+}
+
+// MarshalState returns the critics as checkpoint bytes (the container of
+// [Save], in memory), for an estimator's state in a training checkpoint.
+func (s *Set) MarshalState() ([]byte, error) {
+	sections, err := s.MarshalSections()
+	if err != nil {
+		return nil, fmt.Errorf("q: %w", err)
+	}
+	var buf bytes.Buffer
+	if err := ckpt.Encode(&buf, sections); err != nil {
+		return nil, fmt.Errorf("q: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// UnmarshalState loads critics from bytes that [Set.MarshalState] returned,
+// as [Load] does with zero [LoadOptions]: it checks everything first and
+// changes nothing on error.
+func (s *Set) UnmarshalState(data []byte) error {
+	sections, err := ckpt.Decode(data)
+	if err != nil {
+		return fmt.Errorf("q: %w", err)
+	}
+	apply, err := s.PrepareLoad(sections, LoadOptions{})
+	if err != nil {
+		return fmt.Errorf("q: %w", err)
+	}
+	apply()
+	return nil
 }
