@@ -69,9 +69,11 @@ func Targets(net *Network, v *Values) [][]float64 {
 //
 //	delta_X = (gamma*T_X - Q_X) + gamma*lambda * sum over groups of the average of the groups' upstream errors,
 //
-// computed from the roots down, the errors of costs being zero. At lambda
-// 0 it is the one-step TD error; at lambda 1 Q_X + delta_X is the
-// discounted Monte Carlo return.
+// computed from the roots down, the errors of costs being zero. Rules read
+// v.Target (the slow-tracking copies, when there are any) and the node's
+// own value is v.Q. At lambda 0 it is the one-step TD error; at lambda 1
+// (with v.Target equal to v.Q) Q_X + delta_X is the discounted Monte Carlo
+// return.
 func Errors(net *Network, v *Values, td TD) ([][]float64, error) {
 	if err := td.check(); err != nil {
 		return nil, err
