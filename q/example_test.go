@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"gonum.org/v1/gonum/mat"
+
 	"github.com/backpropq/backpropq/ad"
 	"github.com/backpropq/backpropq/ppl"
 	"github.com/backpropq/backpropq/ppl/dist"
@@ -249,4 +251,57 @@ func ExampleNetwork_DOT() {
 	// 		f0 -> q0 [label="f"];
 	// 	}
 	// }
+}
+
+// A Cache builds one network per trace shape: runs of one model with other
+// batch sizes share it.
+func ExampleCache() {
+	rng := rand.New(rand.NewPCG(1, 2))
+	cache := q.Cache{Options: q.Options{Merge: true}}
+	for _, b := range []int{1, 8, 64} {
+		tr, _ := trace.Run(figure2Model, ppl.Config{Rand: rng, Batch: b})
+		if _, err := cache.Network(tr.Graph()); err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+	fmt.Println(cache.Len())
+	// Output:
+	// 1
+}
+
+// A tabular critic averages the targets of each cell of its scope.
+func ExampleNewTabular() {
+	layout := q.Layout{Fields: []q.Field{{Addr: "x", Kind: q.Binary, Width: 1}}}
+	critic, _ := q.NewTabular(layout, 0)
+	x := mat.NewDense(4, 1, []float64{0, 1, 0, 1})
+	_ = critic.Update(x, []float64{1, 5, 3, 7})
+	out := make([]float64, 2)
+	critic.Predict(mat.NewDense(2, 1, []float64{0, 1}), out)
+	fmt.Println(out)
+	// Output:
+	// [2 6]
+}
+
+// A neural critic on the tape: its value at a relaxed sample has a
+// gradient, the dQ/dz of a control variate.
+func ExampleValues_Forward() {
+	rng := rand.New(rand.NewPCG(1, 2))
+	tp := ad.NewTape()
+	tr, _ := trace.Run(figure2Model, ppl.Config{Tape: tp, Rand: rng, Batch: 2})
+	net, _ := q.Build(tr.Graph(), q.Options{Merge: true})
+	critics := q.NewSet(q.Config{Kind: q.MLPKind, Rand: rng})
+	vals, _ := critics.Evaluate(net, tr)
+	x := net.NodesAt("X")[0].Index
+	relaxed := tp.FromData(2, 1, []float64{0.3, 0.8})
+	qx, err := vals.Forward(net, tr, x, map[string]*ad.Tensor{"X": relaxed})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	grad := tp.Gradients(ad.Sum(qx), relaxed)[0]
+	r, c := grad.Dims()
+	fmt.Println(r, c)
+	// Output:
+	// 2 1
 }
