@@ -1,0 +1,149 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sync"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/internal/mnist"
+	"github.com/backpropq/backpropq/nn"
+	"github.com/backpropq/backpropq/ppl"
+	"github.com/backpropq/backpropq/ppl/dist"
+	"github.com/backpropq/backpropq/vi"
+)
+
+// latent is the width of every stochastic layer.
+const latent = 200
+
+// arch describes one of the sigmoid belief networks of NVIL, MuProp, REBAR
+// and RELAX.
+type arch struct {
+	name string
+	help string
+	// layers is the number of stochastic layers (1 or 2).
+	layers int
+	// hidden is the number of deterministic tanh layers between two
+	// stochastic layers (0 for linear networks).
+	hidden int
+}
+
+var archs = []arch{
+	{"linear", "784-200: one layer of 200 Bernoulli latents, linear maps", 1, 0},
+	{"linear2", "784-200-200: two layers of 200 Bernoulli latents, linear maps", 2, 0},
+	{"nonlinear", "784-(200-200)-200: 200 latents behind two 200-unit tanh layers each way", 1, 2},
+}
+
+func findArch(name string) (arch, error) {
+	for _, a := range archs {
+		if a.name == name {
+			return a, nil
+		}
+	}
+	names := make([]string, len(archs))
+	for i, a := range archs {
+		names[i] = a.name
+	}
+	return arch{}, fmt.Errorf("unknown model %q (have %v)", name, names)
+}
+
+// latentAddr returns the address of stochastic layer i (1 is nearest the
+// data).
+func latentAddr(i int) string { return fmt.Sprintf("h%d", i) }
+
+// sbn is a sigmoid belief network and its mirrored inference network, as
+// ppl programs over a batch of binary images that they read by closure.
+type sbn struct {
+	arch arch
+	// pixelLogit is the logit of each pixel's mean over the training set,
+	// the initial bias of the generative network's output layer.
+	pixelLogit []float64
+	// data maps each tape to the batch its current run reads, for the
+	// NVIL baseline's input (see features).
+	data sync.Map
+}
+
+func newSBN(a arch, train *mnist.Split) *sbn {
+	mean := make([]float64, mnist.Pixels)
+	for i := 0; i < train.Len(); i++ {
+		for j, p := range train.Images[i*mnist.Pixels : (i+1)*mnist.Pixels] {
+			mean[j] += float64(p) / 255
+		}
+	}
+	for j := range mean {
+		m := min(max(mean[j]/float64(train.Len()), 1e-3), 1-1e-3)
+		mean[j] = math.Log(m / (1 - m))
+	}
+	return &sbn{arch: a, pixelLogit: mean}
+}
+
+// dense applies the affine map named name (parameters name/W, name/b) to x.
+func dense(ctx *ppl.Ctx, name string, x *ad.Tensor, out int, bias nn.Initializer) *ad.Tensor {
+	w := ppl.Param(ctx, name+"/W", x.Cols(), out, nn.GlorotUniform{})
+	b := ppl.Param(ctx, name+"/b", 1, out, bias)
+	return ad.Add(ad.MatMul(x, w), b)
+}
+
+// net maps x through the arch's deterministic tanh layers, then an affine
+// map to out units.
+func (m *sbn) net(ctx *ppl.Ctx, name string, x *ad.Tensor, out int, bias nn.Initializer) *ad.Tensor {
+	for i := 0; i < m.arch.hidden; i++ {
+		x = ad.Tanh(dense(ctx, fmt.Sprintf("%s/%d", name, i), x, latent, nn.Zeros{}))
+	}
+	return dense(ctx, fmt.Sprintf("%s/%d", name, m.arch.hidden), x, out, bias)
+}
+
+// model is the generative network p(x, h): the top layer's prior has
+// learned logits, each layer below is Bernoulli given the one above, and
+// the image is Bernoulli given h1.
+func (m *sbn) model(x *mat.Dense) ppl.Model {
+	return func(ctx *ppl.Ctx) {
+		top := m.arch.layers
+		prior := ppl.Param(ctx, "p/prior", 1, latent, nn.Zeros{})
+		h := ppl.Sample(ctx, latentAddr(top), dist.BernoulliLogits(ppl.Expand(ctx, prior)))
+		for i := top - 1; i >= 1; i-- {
+			h = ppl.Sample(ctx, latentAddr(i), dist.BernoulliLogits(m.net(ctx, fmt.Sprintf("p/%d", i), h, latent, nn.Zeros{})))
+		}
+		bias := nn.InitFunc(func(d *mat.Dense, _ *rand.Rand) { copy(d.RawMatrix().Data, m.pixelLogit) })
+		logits := m.net(ctx, "p/x", h, mnist.Pixels, bias)
+		ppl.Observe(ctx, "x", dist.BernoulliLogits(logits), ppl.Tile(ctx, ctx.Tape().Const(x)))
+	}
+}
+
+// guide is the inference network q(h | x), mirroring the model: h1 given x,
+// then each layer given the one below.
+func (m *sbn) guide(x *mat.Dense) ppl.Model {
+	return func(ctx *ppl.Ctx) {
+		in := ppl.Tile(ctx, ctx.Tape().Const(x))
+		m.data.Store(ctx.Tape(), in)
+		// Centering the input as NVIL does speeds up early training.
+		in = ad.Sub(in, ctx.Tape().Full(1, mnist.Pixels, 0.5))
+		for i := 1; i <= m.arch.layers; i++ {
+			in = ppl.Sample(ctx, latentAddr(i), dist.BernoulliLogits(m.net(ctx, fmt.Sprintf("q/%d", i), in, latent, nn.Zeros{})))
+		}
+	}
+}
+
+// elbo returns the ELBO objective of the images x.
+func (m *sbn) elbo(x *mat.Dense) vi.ELBO {
+	return vi.ELBO{Model: m.model(x), Guide: m.guide(x)}
+}
+
+// iwae returns the importance-weighted objective of the images x with k
+// particles each.
+func (m *sbn) iwae(x *mat.Dense, k int) vi.IWAE {
+	return vi.IWAE{Model: m.model(x), Guide: m.guide(x), K: k}
+}
+
+// features returns the batch of images of the run on tape tp, the input of
+// the NVIL baseline.
+func (m *sbn) features(tp *ad.Tape) (*ad.Tensor, error) {
+	v, ok := m.data.Load(tp)
+	if !ok {
+		return nil, fmt.Errorf("sbn: no data recorded for this run")
+	}
+	return v.(*ad.Tensor), nil
+}

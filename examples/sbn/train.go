@@ -1,0 +1,424 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/schollz/progressbar/v3"
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/backpropq/backpropq/infer"
+	"github.com/backpropq/backpropq/internal/ckpt"
+	"github.com/backpropq/backpropq/internal/mnist"
+	"github.com/backpropq/backpropq/nn"
+	"github.com/backpropq/backpropq/vi"
+)
+
+// meta is what a checkpoint holds beyond the SVI's state: the run's
+// configuration and the bookkeeping of its metrics.
+type meta struct {
+	RunID     string  `json:"run_id"`
+	Model     string  `json:"model"`
+	Estimator string  `json:"estimator"`
+	Batch     int     `json:"batch"`
+	LR        float64 `json:"lr"`
+	Seed      uint64  `json:"seed"`
+	Workers   int     `json:"workers"`
+	// Seconds is the training time of the steps taken so far.
+	Seconds float64 `json:"seconds"`
+	// AvgSum and AvgWeight make the bias-corrected running mean of the
+	// training ELBO (decay 0.99): AvgSum / AvgWeight.
+	AvgSum    float64 `json:"avg_sum"`
+	AvgWeight float64 `json:"avg_weight"`
+}
+
+// metaSection is the checkpoint section this command adds to the SVI's.
+const metaSection = "sbn.meta"
+
+// session is a model, its data and its training loop.
+type session struct {
+	meta meta
+	data *mnist.Data
+	net  *sbn
+	svi  *infer.SVI
+	// x is the current minibatch, which the objective reads by closure.
+	x *mat.Dense
+}
+
+// newSession builds the model and training loop that o describes, from the
+// checkpoint o.resume when given (whose configuration then wins over flags
+// not given on the command line, and must agree with those given).
+func newSession(o options, data *mnist.Data) (*session, error) {
+	m := meta{RunID: uuid.NewString(), Model: o.model, Estimator: o.estimator, Batch: o.batch, LR: o.lr, Seed: o.seed, Workers: o.workers}
+	var sections map[string][]byte
+	if o.resume != "" {
+		var err error
+		sections, err = ckpt.ReadFile(o.resume)
+		if err != nil {
+			return nil, fmt.Errorf("resume %s: %w", o.resume, err)
+		}
+		raw, ok := sections[metaSection]
+		if !ok {
+			return nil, fmt.Errorf("resume %s: not a checkpoint of this command (no %s section)", o.resume, metaSection)
+		}
+		var saved meta
+		if err := json.Unmarshal(raw, &saved); err != nil {
+			return nil, fmt.Errorf("resume %s: %w", o.resume, err)
+		}
+		if o.mode == "train" {
+			for _, c := range []struct {
+				flag      string
+				got, want any
+			}{
+				{"model", o.model, saved.Model}, {"estimator", o.estimator, saved.Estimator},
+				{"batch", o.batch, saved.Batch}, {"lr", o.lr, saved.LR}, {"seed", o.seed, saved.Seed},
+				{"workers", o.workers, saved.Workers},
+			} {
+				if o.set[c.flag] && c.got != c.want {
+					return nil, fmt.Errorf("resume %s: -%s %v differs from the checkpoint's %v", o.resume, c.flag, c.got, c.want)
+				}
+			}
+			m = saved
+		} else {
+			m.Model, m.Batch, m.Seed, m.Workers = saved.Model, saved.Batch, saved.Seed, saved.Workers
+			m.RunID, m.Seconds = saved.RunID, saved.Seconds
+			if !o.set["estimator"] {
+				m.Estimator = saved.Estimator
+			}
+		}
+	}
+	a, err := findArch(m.Model)
+	if err != nil {
+		return nil, err
+	}
+	if m.Batch < 1 || m.Workers < 1 || m.Workers > m.Batch {
+		return nil, fmt.Errorf("need 1 <= -workers <= -batch, got workers %d, batch %d", m.Workers, m.Batch)
+	}
+	s := &session{meta: m, data: data, net: newSBN(a, data.Train), x: mat.NewDense(m.Batch, mnist.Pixels, nil)}
+	spec, err := findEstimator(firstName(m.Estimator))
+	if err != nil {
+		return nil, err
+	}
+	s.svi = &infer.SVI{
+		Chunk: func(from, to int) vi.Objective {
+			return s.net.elbo(s.x.Slice(from, to, 0, mnist.Pixels).(*mat.Dense))
+		},
+		Estimators: infer.Estimators{Default: spec.make(s.net)},
+		Optimizer:  nn.NewAdam(m.LR),
+		Params:     nn.NewStore(),
+		Particles:  m.Batch,
+		Chunks:     m.Workers,
+		Workers:    m.Workers,
+		Seed:       m.Seed,
+	}
+	if sections != nil && o.mode == "train" {
+		if err := s.loadSVI(sections); err != nil {
+			return nil, fmt.Errorf("resume %s: %w", o.resume, err)
+		}
+	}
+	if sections != nil && o.mode != "train" {
+		apply, err := nn.PrepareLoad(sections, s.svi.Params, nil)
+		if err == nil {
+			err = apply()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", o.resume, err)
+		}
+	}
+	return s, nil
+}
+
+// firstName returns the first name of a comma-separated list.
+func firstName(list string) string {
+	for i, c := range list {
+		if c == ',' {
+			return list[:i]
+		}
+	}
+	return list
+}
+
+func (s *session) loadSVI(sections map[string][]byte) error {
+	var buf bytes.Buffer
+	if err := ckpt.Encode(&buf, sections); err != nil {
+		return err
+	}
+	return s.svi.DecodeCheckpoint(&buf)
+}
+
+// save writes the SVI's checkpoint with this command's section added.
+func (s *session) save(path string) error {
+	var buf bytes.Buffer
+	if err := s.svi.EncodeCheckpoint(&buf); err != nil {
+		return err
+	}
+	sections, err := ckpt.Decode(buf.Bytes())
+	if err != nil {
+		return err
+	}
+	raw, err := json.Marshal(s.meta)
+	if err != nil {
+		return err
+	}
+	sections[metaSection] = raw
+	if err := ckpt.WriteFile(path, sections); err != nil {
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	return nil
+}
+
+// fillBatch draws the images of step t, from a source that depends only on
+// the seed and t so that a resumed run sees the same images.
+func (s *session) fillBatch(t int64) {
+	rng := rand.New(rand.NewPCG(s.meta.Seed^0x6d6e697374, uint64(t)))
+	idx := make([]int, s.meta.Batch)
+	for i := range idx {
+		idx[i] = rng.IntN(s.data.Train.Len())
+	}
+	s.data.Train.Batch(s.x.RawMatrix().Data, idx, mnist.Dynamic, rng)
+}
+
+// record is one line of a metrics file.
+type record struct {
+	RunID     string   `json:"run_id"`
+	Model     string   `json:"model"`
+	Estimator string   `json:"estimator"`
+	Step      int64    `json:"step"`
+	Seconds   float64  `json:"seconds"`
+	ELBO      float64  `json:"elbo"`
+	ELBOAvg   float64  `json:"elbo_avg"`
+	GradNorm  float64  `json:"grad_norm"`
+	ValidELBO *float64 `json:"valid_elbo,omitempty"`
+	TestELBO  *float64 `json:"test_elbo,omitempty"`
+	TestIWAE  *float64 `json:"test_iwae,omitempty"`
+	IWAEK     int      `json:"iwae_k,omitempty"`
+}
+
+// result is what a training run ends with.
+type result struct {
+	steps             int64
+	seconds           float64
+	trainAvg          float64
+	valid, test, iwae float64
+}
+
+// progress reports training on a terminal (a bar) or elsewhere (log lines).
+type progress struct {
+	bar   *progressbar.ProgressBar
+	out   io.Writer
+	start int64
+	quiet bool
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func newProgress(o options, start int64, out io.Writer) *progress {
+	p := &progress{out: out, start: start, quiet: o.quiet}
+	if !o.quiet && isTerminal(os.Stderr) {
+		max := int64(-1)
+		if o.steps > 0 {
+			max = int64(o.steps)
+		}
+		p.bar = progressbar.NewOptions64(max,
+			progressbar.OptionSetWriter(os.Stderr),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString("steps"),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionSetWidth(30),
+			progressbar.OptionThrottle(200*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+		)
+		_ = p.bar.Set64(start)
+	}
+	return p
+}
+
+func (p *progress) update(step int64, seconds, avg float64, logLine bool) {
+	switch {
+	case p.quiet:
+	case p.bar != nil:
+		p.bar.Describe(fmt.Sprintf("ELBO %8.2f", avg))
+		_ = p.bar.Set64(step)
+	case logLine:
+		fmt.Fprintf(p.out, "step %7d  %7.1fs  %6.1f steps/s  train ELBO (avg) %8.2f\n", step, seconds, float64(step-p.start)/max(seconds, 1e-9), avg)
+	}
+}
+
+func (p *progress) println(format string, args ...any) {
+	if p.bar != nil {
+		_ = p.bar.Clear()
+	}
+	if !p.quiet {
+		fmt.Fprintf(p.out, format+"\n", args...)
+	}
+}
+
+func (p *progress) finish() {
+	if p.bar != nil {
+		_ = p.bar.Finish()
+	}
+}
+
+// metricsWriter appends records to a JSONL file.
+type metricsWriter struct {
+	mu  sync.Mutex
+	f   *os.File
+	enc *json.Encoder
+}
+
+func openMetrics(path string) (*metricsWriter, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return &metricsWriter{f: f, enc: json.NewEncoder(f)}, nil
+}
+
+func (w *metricsWriter) write(r record) error {
+	if w == nil {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.enc.Encode(r)
+}
+
+func (w *metricsWriter) close() error {
+	if w == nil {
+		return nil
+	}
+	return w.f.Close()
+}
+
+// train runs the training loop o describes and reports to out.
+func train(ctx context.Context, o options, out io.Writer) (*result, error) {
+	data, err := mnist.Load()
+	if err != nil {
+		return nil, err
+	}
+	return trainOn(ctx, o, data, out)
+}
+
+func trainOn(ctx context.Context, o options, data *mnist.Data, out io.Writer) (*result, error) {
+	s, err := newSession(o, data)
+	if err != nil {
+		return nil, err
+	}
+	mw, err := openMetrics(o.metrics)
+	if err != nil {
+		return nil, err
+	}
+	defer mw.close()
+	m := &s.meta
+	if !o.quiet {
+		fmt.Fprintf(out, "SBN %s on MNIST (train %d, valid %d, test %d), estimator %s, batch %d, Adam lr %g, seed %d, run %s\n",
+			m.Model, data.Train.Len(), data.Valid.Len(), data.Test.Len(), m.Estimator, m.Batch, m.LR, m.Seed, m.RunID)
+		if s.svi.StepCount() > 0 {
+			fmt.Fprintf(out, "resumed from %s at step %d\n", o.resume, s.svi.StepCount())
+		}
+	}
+	prog := newProgress(o, s.svi.StepCount(), out)
+	start := time.Now()
+	base := m.Seconds
+	seconds := func() float64 { return base + time.Since(start).Seconds() }
+	evalRecord := func(step int64, rec record) error {
+		v := s.evaluate(data.Valid, o.evalLimit, s.meta.Seed)
+		rec.ValidELBO = &v
+		prog.println("step %d  %.1fs  valid ELBO %.2f", step, rec.Seconds, v)
+		if err := mw.write(rec); err != nil {
+			return err
+		}
+		if o.save != "" {
+			m.Seconds = rec.Seconds
+			return s.save(o.save)
+		}
+		return nil
+	}
+	var last record
+	interrupted := false
+	for o.steps <= 0 || s.svi.StepCount() < int64(o.steps) {
+		if ctx.Err() != nil {
+			interrupted = true
+			break
+		}
+		if o.duration > 0 && time.Since(start) >= o.duration {
+			break
+		}
+		t := s.svi.StepCount()
+		s.fillBatch(t)
+		sm, err := s.svi.Step()
+		if err != nil {
+			prog.finish()
+			return nil, err
+		}
+		elbo := sm.ELBO / float64(sm.Rows)
+		m.AvgSum = 0.99*m.AvgSum + 0.01*elbo
+		m.AvgWeight = 0.99*m.AvgWeight + 0.01
+		step := t + 1
+		last = record{RunID: m.RunID, Model: m.Model, Estimator: m.Estimator, Step: step, Seconds: seconds(),
+			ELBO: elbo, ELBOAvg: m.AvgSum / m.AvgWeight, GradNorm: sm.GradNorm}
+		logLine := o.logEvery > 0 && step%int64(o.logEvery) == 0
+		prog.update(step, last.Seconds-base, last.ELBOAvg, logLine)
+		if o.evalEvery > 0 && step%int64(o.evalEvery) == 0 {
+			if err := evalRecord(step, last); err != nil {
+				return nil, err
+			}
+		} else if logLine {
+			if err := mw.write(last); err != nil {
+				return nil, err
+			}
+		}
+	}
+	prog.finish()
+	m.Seconds = seconds()
+	steps := s.svi.StepCount()
+	res := &result{steps: steps, seconds: m.Seconds, trainAvg: last.ELBOAvg}
+	if o.save != "" {
+		if err := s.save(o.save); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(out, "saved %s at step %d\n", o.save, steps)
+	}
+	if interrupted {
+		fmt.Fprintf(out, "interrupted after step %d\n", steps)
+		return res, nil
+	}
+	session := m.Seconds - base
+	fmt.Fprintf(out, "trained to step %d in %.1fs this session (%.1f steps/s)\n", steps, session, float64(steps-prog.start)/max(session, 1e-9))
+	res.valid = s.evaluate(data.Valid, o.evalLimit, m.Seed)
+	res.test = s.evaluate(data.Test, o.evalLimit, m.Seed)
+	final := last
+	final.Step, final.Seconds = steps, m.Seconds
+	final.ValidELBO, final.TestELBO = &res.valid, &res.test
+	fmt.Fprintf(out, "train ELBO (avg of recent steps) %.2f  valid ELBO %.2f  test ELBO %.2f\n", res.trainAvg, res.valid, res.test)
+	if o.iwae > 0 {
+		res.iwae = s.logLikelihood(data.Test, o.evalLimit, o.iwae, m.Seed)
+		final.TestIWAE, final.IWAEK = &res.iwae, o.iwae
+		fmt.Fprintf(out, "test log-likelihood (IWAE, K=%d) %.2f\n", o.iwae, res.iwae)
+	}
+	if err := mw.write(final); err != nil {
+		return nil, err
+	}
+	if o.plot != "" && o.metrics != "" {
+		if err := plotFiles(o.plot, []string{o.metrics}); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(out, "plot %s\n", o.plot)
+	}
+	return res, nil
+}
