@@ -93,8 +93,12 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	return o, nil
 }
 
+func newFlagSet() *flag.FlagSet {
+	return flag.NewFlagSet("sbn", flag.ExitOnError)
+}
+
 func main() {
-	fs := flag.NewFlagSet("sbn", flag.ExitOnError)
+	fs := newFlagSet()
 	o, err := parseFlags(fs, os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sbn:", err)
