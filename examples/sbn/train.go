@@ -216,6 +216,9 @@ type progress struct {
 	out   io.Writer
 	start int64
 	quiet bool
+	// duration is the session's time limit when the bar counts no
+	// steps, for the time left in its description.
+	duration time.Duration
 }
 
 func isTerminal(f *os.File) bool {
@@ -225,6 +228,9 @@ func isTerminal(f *os.File) bool {
 
 func newProgress(o options, start int64, out io.Writer) *progress {
 	p := &progress{out: out, start: start, quiet: o.quiet}
+	if o.steps <= 0 {
+		p.duration = o.duration
+	}
 	if !o.quiet && isTerminal(os.Stderr) {
 		max := int64(-1)
 		if o.steps > 0 {
@@ -249,7 +255,12 @@ func (p *progress) update(step int64, seconds, avg float64, logLine bool) {
 	switch {
 	case p.quiet:
 	case p.bar != nil:
-		p.bar.Describe(fmt.Sprintf("ELBO %8.2f", avg))
+		desc := fmt.Sprintf("ELBO %8.2f", avg)
+		if p.duration > 0 {
+			left := p.duration - time.Duration(seconds*float64(time.Second))
+			desc += fmt.Sprintf(" | %v left", max(left, 0).Round(time.Second))
+		}
+		p.bar.Describe(desc)
 		_ = p.bar.Set64(step)
 	case logLine:
 		fmt.Fprintf(p.out, "step %7d  %7.1fs  %6.1f steps/s  train ELBO (avg) %8.2f\n", step, seconds, float64(step-p.start)/max(seconds, 1e-9), avg)
