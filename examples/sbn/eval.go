@@ -103,6 +103,10 @@ type variance struct {
 	meanLogVar float64
 	// meanNorm is the norm of the mean gradient.
 	meanNorm float64
+	// logRelVar is log(mean variance / mean square of the mean gradient),
+	// which a rescaling of the estimate (NVIL's variance normalization)
+	// leaves unchanged.
+	logRelVar float64
 	perDraw  time.Duration
 }
 
@@ -127,10 +131,12 @@ func varianceMode(ctx context.Context, o options, out io.Writer) error {
 
 func printVariances(out io.Writer, o options, rows []variance) {
 	fmt.Fprintf(out, "gradient variance of the inference network at %s, batch of %d images, M=%d draws, %d warm-up steps\n", o.resume, o.batch, o.draws, o.warmup)
-	fmt.Fprintf(out, "%-12s %14s %14s %12s %10s\n", "estimator", "log mean var", "mean log var", "|mean grad|", "ms/draw")
+	fmt.Fprintf(out, "%-12s %14s %14s %14s %12s %10s\n", "estimator", "log mean var", "mean log var", "log rel var", "|mean grad|", "ms/draw")
 	for _, r := range rows {
-		fmt.Fprintf(out, "%-12s %14.3f %14.3f %12.4g %10.1f\n", r.estimator, r.logMeanVar, r.meanLogVar, r.meanNorm, float64(r.perDraw.Microseconds())/1000)
+		fmt.Fprintf(out, "%-12s %14.3f %14.3f %14.3f %12.4g %10.1f\n", r.estimator, r.logMeanVar, r.meanLogVar, r.logRelVar, r.meanNorm, float64(r.perDraw.Microseconds())/1000)
 	}
+	fmt.Fprintln(out, "log mean var: ln of the variance averaged over the parameters' elements; mean log var: ln variance averaged over elements with nonzero variance;")
+	fmt.Fprintln(out, "log rel var: ln(mean variance / mean squared mean gradient), unchanged by a rescaled estimate (NVIL normalizes its signal).")
 }
 
 // estimatorOnly wraps an optimizer so that it steps only the estimators'
@@ -243,6 +249,7 @@ func measureVariances(ctx context.Context, o options, data *mnist.Data) ([]varia
 			logMeanVar: math.Log(meanVar / float64(size)),
 			meanLogVar: logSum / float64(max(nonzero, 1)),
 			meanNorm:   math.Sqrt(norm2),
+			logRelVar:  math.Log(meanVar / norm2),
 			perDraw:    per,
 		})
 	}
