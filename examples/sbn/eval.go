@@ -107,7 +107,7 @@ type variance struct {
 	// which a rescaling of the estimate (NVIL's variance normalization)
 	// leaves unchanged.
 	logRelVar float64
-	perDraw  time.Duration
+	perDraw   time.Duration
 }
 
 // varianceMode measures, at the parameters of a checkpoint, the variance
