@@ -18,37 +18,48 @@ var errNotAvailable = errors.New("not available yet")
 type estimatorSpec struct {
 	name string
 	help string
-	// make returns a fresh estimator (with fresh state) for the model m;
-	// nil means the estimator is not available in this build.
-	make func(m *sbn) infer.Estimator
+	// make returns a fresh estimator (with fresh state) for the model m
+	// and the command's options (critic files and settings, for
+	// Backprop-Q); nil means the estimator is not available in this build.
+	make func(m *sbn, o options) (infer.Estimator, error)
+	// critics reports that the estimator learns critics, which -critics
+	// loads and saves.
+	critics bool
 }
 
 // estimators is the table behind -estimator; each Backprop-Q mode plugs in
 // with one entry.
 var estimators = []estimatorSpec{
-	{"reinforce", "score function, no baseline", func(*sbn) infer.Estimator { return infer.ScoreFunction{} }},
-	{"reinforce-ma", "score function, moving-average baseline (decay 0.9)", func(*sbn) infer.Estimator {
-		return infer.ScoreFunction{Baseline: infer.NewMovingAverage(0.9)}
-	}},
-	{"nvil", "score function, NVIL input-dependent baseline (100 tanh units) and variance normalization", func(m *sbn) infer.Estimator {
+	{"reinforce", "score function, no baseline", fixed(infer.ScoreFunction{}), false},
+	{"reinforce-ma", "score function, moving-average baseline (decay 0.9)", func(*sbn, options) (infer.Estimator, error) {
+		return infer.ScoreFunction{Baseline: infer.NewMovingAverage(0.9)}, nil
+	}, false},
+	{"nvil", "score function, NVIL input-dependent baseline (100 tanh units) and variance normalization", func(m *sbn, _ options) (infer.Estimator, error) {
 		n := infer.NewNVIL(100)
 		n.Features = func(sc *infer.SiteContext) (*ad.Tensor, error) { return m.features(sc.Signal.Tape()) }
-		return infer.ScoreFunction{Baseline: n}
-	}},
-	{"muprop", "MuProp: first-order Taylor control variate at the mean-field point", func(*sbn) infer.Estimator { return infer.MuProp{} }},
-	{"gumbel", "Gumbel-softmax (Concrete) relaxation, temperature 0.5 (biased)", func(*sbn) infer.Estimator {
-		return infer.GumbelSoftmax{Temperature: 0.5}
-	}},
-	{"gumbel-st", "straight-through Gumbel-softmax, temperature 0.5 (biased)", func(*sbn) infer.Estimator {
-		return infer.GumbelSoftmax{Temperature: 0.5, StraightThrough: true}
-	}},
-	{"rebar", "REBAR with learned temperature and scale", func(*sbn) infer.Estimator { return infer.REBAR{} }},
-	{"relax", "RELAX: learned control variate plus the REBAR one", func(*sbn) infer.Estimator { return infer.RELAX{Concrete: true} }},
-	{"arm", "augment-REINFORCE-merge", func(*sbn) infer.Estimator { return infer.ARM{} }},
-	{"disarm", "DisARM (antithetic ARM)", func(*sbn) infer.Estimator { return infer.DisARM{} }},
-	{"bpq", "Backprop-Q, local cost", nil},
-	{"bpq-cv", "Backprop-Q, critic as control variate", nil},
-	{"bpq-adv", "Backprop-Q, advantage", nil},
+		return infer.ScoreFunction{Baseline: n}, nil
+	}, false},
+	{"muprop", "MuProp: first-order Taylor control variate at the mean-field point", fixed(infer.MuProp{}), false},
+	{"gumbel", "Gumbel-softmax (Concrete) relaxation, temperature 0.5 (biased)", func(*sbn, options) (infer.Estimator, error) {
+		return infer.GumbelSoftmax{Temperature: 0.5}, nil
+	}, false},
+	{"gumbel-st", "straight-through Gumbel-softmax, temperature 0.5 (biased)", func(*sbn, options) (infer.Estimator, error) {
+		return infer.GumbelSoftmax{Temperature: 0.5, StraightThrough: true}, nil
+	}, false},
+	{"rebar", "REBAR with learned temperature and scale", fixed(infer.REBAR{}), false},
+	{"relax", "RELAX: learned control variate plus the REBAR one", fixed(infer.RELAX{Concrete: true}), false},
+	{"arm", "augment-REINFORCE-merge", fixed(infer.ARM{}), false},
+	{"disarm", "DisARM (antithetic ARM)", fixed(infer.DisARM{}), false},
+	// Backprop-Q: the entries get a make function (reading o.critics
+	// and the critic settings) when package q's estimator lands in infer.
+	{"bpq", "Backprop-Q, local cost", nil, true},
+	{"bpq-cv", "Backprop-Q, critic as control variate", nil, true},
+	{"bpq-adv", "Backprop-Q, advantage", nil, true},
+}
+
+// fixed returns the maker of a stateless estimator.
+func fixed(e infer.Estimator) func(*sbn, options) (infer.Estimator, error) {
+	return func(*sbn, options) (infer.Estimator, error) { return e, nil }
 }
 
 // defaultEstimator is the estimator of a run without -estimator.
@@ -92,4 +103,22 @@ func estimatorHelp() string {
 		fmt.Fprintf(&b, "\n  %-12s %s%s", e.name, e.help, avail)
 	}
 	return b.String()
+}
+
+// checkCritics reports a -critics flag given with estimators that learn no
+// critics.
+func checkCritics(o options) error {
+	if o.critics == "" {
+		return nil
+	}
+	for _, name := range strings.Split(o.estimator, ",") {
+		spec, err := findEstimator(strings.TrimSpace(name))
+		if err != nil {
+			return err
+		}
+		if !spec.critics {
+			return fmt.Errorf("-critics %s: estimator %s learns no critics (only the bpq estimators do)", o.critics, spec.name)
+		}
+	}
+	return nil
 }

@@ -124,8 +124,8 @@ func run(ctx context.Context, o options) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if o.critics != "" {
-		return fmt.Errorf("-critics: Backprop-Q critics are %w (they come with package q's infer estimator)", errNotAvailable)
+	if err := checkCritics(o); err != nil {
+		return err
 	}
 	switch o.mode {
 	case "train":

@@ -188,7 +188,13 @@ func TestEstimatorErrors(t *testing.T) {
 
 	o := testOptions(t, "arm", 1)
 	o.critics = filepath.Join(t.TempDir(), "critics")
-	err = run(context.Background(), o)
+	err = checkCritics(o)
+	require.Error(t, err, "arm learns no critics")
+	assert.False(t, errors.Is(err, errNotAvailable))
+	o.estimator = "bpq-cv"
+	assert.True(t, errors.Is(checkCritics(o), errNotAvailable))
+	o.critics = ""
+	_, err = newSession(o, smallData(t))
 	assert.True(t, errors.Is(err, errNotAvailable), "%v", err)
 }
 

@@ -107,11 +107,15 @@ func newSession(o options, data *mnist.Data) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
+	est, err := spec.make(s.net, o)
+	if err != nil {
+		return nil, fmt.Errorf("estimator %s: %w", spec.name, err)
+	}
 	s.svi = &infer.SVI{
 		Chunk: func(from, to int) vi.Objective {
 			return s.net.elbo(s.x.Slice(from, to, 0, mnist.Pixels).(*mat.Dense))
 		},
-		Estimators: infer.Estimators{Default: spec.make(s.net)},
+		Estimators: infer.Estimators{Default: est},
 		Optimizer:  nn.NewAdam(m.LR),
 		Params:     nn.NewStore(),
 		Particles:  m.Batch,
