@@ -66,7 +66,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	fs.StringVar(&o.model, "model", "linear", "model: linear (784-200), linear2 (784-200-200) or nonlinear (two 200-unit tanh layers each way)")
 	fs.StringVar(&o.estimator, "estimator", defaultEstimator, estimatorHelp())
 	fs.IntVar(&o.steps, "steps", 0, "stop after this many steps in all (a resumed run counts the saved ones); 0: no limit")
-	fs.DurationVar(&o.duration, "duration", 3*time.Minute, "stop after this wall-clock time of this session; 0: no limit")
+	fs.DurationVar(&o.duration, "duration", 3*time.Minute, "stop after this much training time in this session (evaluations excluded); 0: no limit")
 	fs.IntVar(&o.batch, "batch", 24, "images per step")
 	fs.Float64Var(&o.lr, "lr", 3e-4, "Adam learning rate")
 	fs.Uint64Var(&o.seed, "seed", 1, "random seed (initialization, minibatches, binarization, estimator noise)")

@@ -350,8 +350,13 @@ func trainOn(ctx context.Context, o options, data *mnist.Data, out io.Writer) (*
 	prog := newProgress(o, s.svi.StepCount(), out)
 	start := time.Now()
 	base := m.Seconds
-	seconds := func() float64 { return base + time.Since(start).Seconds() }
+	// Training time leaves out the evaluations and checkpoints made
+	// along the way, so that runs compare by the time their steps took.
+	var paused time.Duration
+	seconds := func() float64 { return base + (time.Since(start) - paused).Seconds() }
 	evalRecord := func(step int64, rec record) error {
+		evalStart := time.Now()
+		defer func() { paused += time.Since(evalStart) }()
 		v := s.evaluate(data.Valid, o.evalLimit, s.meta.Seed)
 		rec.ValidELBO = &v
 		prog.println("step %d  %.1fs  valid ELBO %.2f", step, rec.Seconds, v)
@@ -371,7 +376,7 @@ func trainOn(ctx context.Context, o options, data *mnist.Data, out io.Writer) (*
 			interrupted = true
 			break
 		}
-		if o.duration > 0 && time.Since(start) >= o.duration {
+		if o.duration > 0 && time.Since(start)-paused >= o.duration {
 			break
 		}
 		t := s.svi.StepCount()
