@@ -25,7 +25,6 @@ type rxModel struct {
 	sites   []string
 	support [][][]float64
 	params  map[string][]float64 // name -> initial row
-	rows    map[string]int
 }
 
 // store returns a new store holding the model's parameters.

@@ -152,7 +152,6 @@ type featurizer struct {
 	layout Layout
 	sites  []*ppl.Site // per field; nil for Index
 	index  []int
-	input  *ppl.Site
 	rows   int
 }
 

@@ -39,14 +39,6 @@ func figure3() shape {
 		[]scgNode{n("f1", 2, 3), n("f2", 3)}}
 }
 
-// figure4: appendix 3's fully connected stochastic layers, N = 3 layers of
-// M = 2 nodes, each node with a cost of its own.
-func figure4() shape {
-	return shape{"figure4",
-		[]scgNode{n("X1"), n("Y1"), n("X2", 0, 1), n("Y2", 0, 1), n("X3", 2, 3), n("Y3", 2, 3)},
-		[]scgNode{n("fX1", 0), n("fY1", 1), n("fX2", 2), n("fY2", 3), n("fX3", 4), n("fY3", 5)}}
-}
-
 // figure5: appendix 4.1's one-cost example: Z feeds f, Y1 and Y2 feed Z,
 // X1 feeds Y1 and Y2 (so delta_X1 averages two upstream errors, and at
 // lambda = 1 it is gamma^3 f - Q_X1); X2 is a second parent of Y2.

@@ -132,7 +132,7 @@ func scaleCosts(sites []*ppl.Site, factor float64) error {
 		return nil
 	}
 	if !(factor > 0) || math.IsInf(factor, 0) {
-		return fmt.Errorf("Scale must be finite and > 0, got %v", factor)
+		return fmt.Errorf("field Scale must be finite and > 0, got %v", factor)
 	}
 	for _, s := range sites {
 		if s.IsCost() {

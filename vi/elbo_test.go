@@ -373,7 +373,7 @@ func TestObjectiveScale(t *testing.T) {
 		}
 		for _, bad := range []float64{-1, math.Inf(1), math.NaN()} {
 			_, err := objs(bad)[i].Run(ppl.Config{Rand: rand.New(rand.NewPCG(1, 2)), Batch: 4})
-			assert.ErrorContains(t, err, "Scale must be finite and > 0")
+			assert.ErrorContains(t, err, "field Scale must be finite and > 0")
 		}
 	}
 }
