@@ -1,0 +1,569 @@
+package infer
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/internal/ckpt"
+	"github.com/backpropq/backpropq/nn"
+	"github.com/backpropq/backpropq/q"
+	"github.com/backpropq/backpropq/trace"
+)
+
+// QMode selects how [BackpropQ] turns its critics into a learning signal.
+type QMode uint8
+
+const (
+	// QLocal uses the learned total local cost Q_X of the site as its cost
+	// (paper eq. 1 with the learned Q in place of the true one, appendix
+	// 5.8 (1)): the term is log p(x) · stopgrad(Q_X - b), with b the
+	// optional [Baseline]. Exact Q-functions make it unbiased (Theorem 1);
+	// learned ones leave a bias that shrinks with their error.
+	QLocal QMode = iota
+	// QControlVariate uses the actual return R (the Rao-Blackwellized
+	// signal) with c = a·Q_X + b as a control variate (eq. 27 without the
+	// relaxed term): the term is
+	//
+	//	log p(x) · stopgrad(R - a·Q_X(x) - b) + a · Σ_x' p(x') stopgrad(Q_X(x'))
+	//
+	// where the sum runs over the site's values at each row, so the
+	// estimate is unbiased whatever the critics' error. a and b minimize
+	// the variance of R - c, fitted from past steps by running least
+	// squares. Only discrete sites (Bernoulli with at most 12 columns,
+	// Categorical, OneHotCategorical) are supported, and the network must
+	// not inline costs.
+	QControlVariate
+	// QAdvantage uses the advantage signal of [q.Advantages] (appendix 4.4).
+	QAdvantage
+)
+
+// String returns the mode's name.
+func (m QMode) String() string {
+	switch m {
+	case QLocal:
+		return "local"
+	case QControlVariate:
+		return "control-variate"
+	case QAdvantage:
+		return "advantage"
+	}
+	return fmt.Sprintf("QMode(%d)", uint8(m))
+}
+
+// BackpropQ is the Backprop-Q estimator (paper section 3, Algorithm 1):
+// critics learned backward through the graph (package q) give each
+// stochastic site a learning signal, in one of the modes of [QMode].
+//
+// The critics of a trace are evaluated once, when the first site of the
+// trace asks for its term, and trained (q.Set.Apply with TD) in the term's
+// Commit, so a step that fails changes no critic. One network serves every
+// trace of one shape (Cache). Every site of a trace must use the same
+// BackpropQ for its critics to be trained exactly once per trace.
+//
+// Create it with [NewBackpropQ], or fill Critics (and optionally Cache)
+// yourself. A BackpropQ is safe for concurrent use (the chunks of an
+// [SVI] step): it serializes its use of the critics.
+type BackpropQ struct {
+	Mode QMode
+	// Critics holds the critics; required.
+	Critics *q.Set
+	// Cache builds the networks; nil uses a cache with zero options
+	// (one Q-node per site and cost, no inlined costs).
+	Cache *q.Cache
+	// TD configures the critics' updates.
+	TD q.TD
+	// Baseline, in mode QLocal, is subtracted from Q_X.
+	Baseline Baseline
+	// FromErrors, in mode QAdvantage, uses the lambda-return errors (see
+	// q.Advantages).
+	FromErrors bool
+	// Decay is the decay of the running moments that fit a and b in mode
+	// QControlVariate, in [0, 1); zero means 0.95.
+	Decay float64
+
+	mu        sync.Mutex
+	cache     q.Cache
+	evals     map[*trace.Trace]*qEval
+	order     []*trace.Trace
+	moments   map[string]cvMoments
+	tdErr     map[string]float64
+	lastAdded map[string]bool
+}
+
+// qEval is the critics' evaluation on one trace.
+type qEval struct {
+	net     *q.Network
+	vals    *q.Values
+	adv     map[string][]float64
+	applied bool
+}
+
+// cvMoments are running moments of the return R and the critic's value Q
+// of one site: means of R, Q, R·Q and Q².
+type cvMoments struct {
+	r, q, rq, qq float64
+}
+
+// coefficients returns a = Cov(R, Q)/Var(Q) and b = E[R] - a·E[Q].
+func (m cvMoments) coefficients() (a, b float64) {
+	v := m.qq - m.q*m.q
+	if v > 1e-12 {
+		a = (m.rq - m.r*m.q) / v
+	}
+	return a, m.r - a*m.q
+}
+
+// maxEvals bounds the evaluations kept for traces whose step has not
+// committed (failed steps leave theirs behind).
+const maxEvals = 256
+
+// NewBackpropQ returns a BackpropQ in the given mode with critics
+// configured by cfg and TD updates td.
+func NewBackpropQ(mode QMode, cfg q.Config, td q.TD) *BackpropQ {
+	return &BackpropQ{Mode: mode, Critics: q.NewSet(cfg), TD: td}
+}
+
+// Unbiased reports true in mode QControlVariate; the other modes are
+// unbiased only with exact critics.
+func (e *BackpropQ) Unbiased() bool { return e.Mode == QControlVariate }
+
+// Surrogate returns the site's term; see [BackpropQ] and [QMode]. Its
+// Signal is the learning signal after the critics (and baseline).
+func (e *BackpropQ) Surrogate(sc *SiteContext) (Term, error) {
+	s := sc.Site
+	if s.LogProb == nil {
+		return Term{}, errors.New("BackpropQ: the site has no log-probability (its value was substituted)")
+	}
+	if e.Critics == nil {
+		return Term{}, errors.New("BackpropQ: no critics (use NewBackpropQ)")
+	}
+	ev, err := e.evaluate(sc)
+	if err != nil {
+		return Term{}, err
+	}
+	tp := s.LogProb.Tape()
+	rows := s.LogProb.Rows()
+	commit := func() { e.apply(sc.Trace, ev) }
+	var signal, extra *ad.Tensor
+	switch e.Mode {
+	case QLocal:
+		local := ev.vals.Local(ev.net, s.Addr)
+		if local == nil {
+			local = make([]float64, rows)
+		}
+		signal = tp.FromData(rows, 1, local)
+		if e.Baseline != nil {
+			var bcommit func()
+			signal, extra, bcommit, err = e.Baseline.Center(sc, signal)
+			if err != nil {
+				return Term{}, fmt.Errorf("BackpropQ: %w", err)
+			}
+			if bcommit != nil {
+				c := commit
+				commit = func() { c(); bcommit() }
+			}
+		}
+	case QAdvantage:
+		adv := ev.adv[s.Addr]
+		if adv == nil {
+			adv = make([]float64, rows)
+		}
+		signal = tp.FromData(rows, 1, adv)
+	case QControlVariate:
+		var cvCommit func()
+		signal, extra, cvCommit, err = e.controlVariate(sc, ev)
+		if err != nil {
+			return Term{}, err
+		}
+		c := commit
+		commit = func() { c(); cvCommit() }
+	default:
+		return Term{}, fmt.Errorf("BackpropQ: unknown mode %v", e.Mode)
+	}
+	loss := ad.Mul(s.LogProb, ad.StopGradient(signal))
+	if extra != nil {
+		loss = ad.Add(loss, extra)
+	}
+	if s.Mask != nil {
+		loss = ad.Where(s.Mask, loss, tp.Scalar(0))
+	}
+	return Term{Loss: loss, Commit: commit, Signal: signal}, nil
+}
+
+// evaluate returns the critics' evaluation on sc's trace, computing it on
+// the first call for that trace.
+func (e *BackpropQ) evaluate(sc *SiteContext) (*qEval, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if ev, ok := e.evals[sc.Trace]; ok {
+		return ev, nil
+	}
+	cache := e.Cache
+	if cache == nil {
+		cache = &e.cache
+	}
+	net, err := cache.Network(sc.Graph)
+	if err != nil {
+		return nil, fmt.Errorf("BackpropQ: %w", err)
+	}
+	vals, err := e.Critics.Evaluate(net, sc.Trace)
+	if err != nil {
+		return nil, fmt.Errorf("BackpropQ: %w", err)
+	}
+	ev := &qEval{net: net, vals: vals}
+	if e.Mode == QAdvantage {
+		if ev.adv, err = q.Advantages(net, vals, e.TD, e.FromErrors); err != nil {
+			return nil, fmt.Errorf("BackpropQ: %w", err)
+		}
+	}
+	if e.evals == nil {
+		e.evals = map[*trace.Trace]*qEval{}
+	}
+	if len(e.order) >= maxEvals {
+		delete(e.evals, e.order[0])
+		e.order = e.order[1:]
+	}
+	e.evals[sc.Trace] = ev
+	e.order = append(e.order, sc.Trace)
+	return ev, nil
+}
+
+// apply trains the critics on ev once (the first committed site of the
+// trace does it) and records the sites' TD errors.
+func (e *BackpropQ) apply(tr *trace.Trace, ev *qEval) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if ev.applied {
+		return
+	}
+	ev.applied = true
+	if e.evals[tr] == ev {
+		delete(e.evals, tr)
+		for i, t := range e.order {
+			if t == tr {
+				e.order = append(e.order[:i], e.order[i+1:]...)
+				break
+			}
+		}
+	}
+	st, err := e.Critics.Apply(ev.net, ev.vals, e.TD)
+	if err != nil {
+		// Apply changes nothing on error (a non-finite cost or critic); the
+		// step itself already succeeded, so the critics skip this trace.
+		return
+	}
+	if e.tdErr == nil {
+		e.tdErr = map[string]float64{}
+	}
+	sum, cnt := map[string]float64{}, map[string]int{}
+	for i, nd := range ev.net.Nodes {
+		sum[nd.Site] += st.MSE[i]
+		cnt[nd.Site]++
+	}
+	for a, v := range sum {
+		e.tdErr[a] = v / float64(cnt[a])
+	}
+}
+
+// TDError returns the mean over the Q-nodes of the site at addr of their
+// mean squared lambda-return (TD) error before the last update of the
+// critics, and whether the site has been trained.
+func (e *BackpropQ) TDError(addr string) (float64, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	v, ok := e.tdErr[addr]
+	return v, ok
+}
+
+// Coefficients returns the a and b of the control variate of the site at
+// addr (mode QControlVariate) that the next step will use; a is zero
+// before the first step.
+func (e *BackpropQ) Coefficients(addr string) (a, b float64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	m, ok := e.moments[addr]
+	if !ok {
+		return 0, 0
+	}
+	return m.coefficients()
+}
+
+// maxEnumBits bounds the columns of a Bernoulli site whose values mode
+// QControlVariate enumerates.
+const maxEnumBits = 12
+
+// controlVariate returns the centered signal R - a·Q - b, the correction
+// term a·Σ p(x')Q(x') and the commit of the running moments.
+func (e *BackpropQ) controlVariate(sc *SiteContext, ev *qEval) (signal, extra *ad.Tensor, commit func(), err error) {
+	s := sc.Site
+	tp := s.LogProb.Tape()
+	rows := s.LogProb.Rows()
+	r := sc.Signal.Data()
+	local := make([]float64, rows)
+	for _, ref := range ev.net.Local(s.Addr) {
+		if ref.IsCost() {
+			return nil, nil, nil, fmt.Errorf("BackpropQ: control variate: site %q: the network inlines cost %q; use a Cache without InlineCosts", s.Addr, ref.Cost)
+		}
+		for i, v := range ev.vals.Q[ref.Node] {
+			local[i] += v
+		}
+	}
+	decay := e.Decay
+	if decay == 0 {
+		decay = 0.95
+	}
+	if !(decay > 0 && decay < 1) {
+		return nil, nil, nil, fmt.Errorf("BackpropQ: decay must be in [0, 1), got %v", e.Decay)
+	}
+	e.mu.Lock()
+	m, seen := e.moments[s.Addr]
+	e.mu.Unlock()
+	a, b := 0.0, 0.0
+	if seen {
+		a, b = m.coefficients()
+	}
+	// A critic first seen in this step is not in the set yet; it gets
+	// a = 0 (plain REINFORCE with baseline b) until it is.
+	known := true
+	for _, ref := range ev.net.Local(s.Addr) {
+		if e.Critics.Critic(e.Critics.Key(ev.net.Nodes[ref.Node])) == nil {
+			known = false
+		}
+	}
+	if !known {
+		a = 0
+	}
+	centered := make([]float64, rows)
+	for i := range centered {
+		centered[i] = r[i] - a*local[i] - b
+	}
+	signal = tp.FromData(rows, 1, centered)
+	if a != 0 {
+		extra, err = e.expectedQ(sc, ev, a)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	var cur cvMoments
+	for i := 0; i < rows; i++ {
+		cur.r += r[i]
+		cur.q += local[i]
+		cur.rq += r[i] * local[i]
+		cur.qq += local[i] * local[i]
+	}
+	n := float64(rows)
+	cur = cvMoments{cur.r / n, cur.q / n, cur.rq / n, cur.qq / n}
+	addr := s.Addr
+	commit = func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if e.moments == nil {
+			e.moments = map[string]cvMoments{}
+		}
+		old, ok := e.moments[addr]
+		if ok {
+			cur = cvMoments{
+				decay*old.r + (1-decay)*cur.r,
+				decay*old.q + (1-decay)*cur.q,
+				decay*old.rq + (1-decay)*cur.rq,
+				decay*old.qq + (1-decay)*cur.qq,
+			}
+		}
+		e.moments[addr] = cur
+	}
+	return signal, extra, commit, nil
+}
+
+// expectedQ returns a · Σ_x' p(x') stopgrad(Q(x')), [B x 1], summing over
+// the values x' of the site at each row with the other scope values fixed.
+func (e *BackpropQ) expectedQ(sc *SiteContext, ev *qEval, a float64) (*ad.Tensor, error) {
+	s := sc.Site
+	tp := s.LogProb.Tape()
+	rows := s.LogProb.Rows()
+	refs := ev.net.Local(s.Addr)
+	// Find the site's columns in each critic's input.
+	type nodeCols struct {
+		critic q.Critic
+		x      *mat.Dense
+		from   int
+		field  q.Field
+		found  bool
+	}
+	nodes := make([]nodeCols, len(refs))
+	var kind q.FieldKind
+	width := 0
+	for j, ref := range refs {
+		c := e.Critics.Critic(e.Critics.Key(ev.net.Nodes[ref.Node]))
+		nodes[j] = nodeCols{critic: c, x: mat.DenseCopyOf(ev.vals.Inputs(ref.Node))}
+		col := 0
+		for _, f := range c.Layout().Fields {
+			if f.Addr == s.Addr && (f.Kind == q.Binary || f.Kind == q.OneHot) {
+				nodes[j].from, nodes[j].field, nodes[j].found = col, f, true
+				kind, width = f.Kind, f.Width
+				break
+			}
+			col += f.Width
+		}
+	}
+	var alts [][]float64 // per alternative: the site's columns in the critic input
+	var values [][]float64
+	switch kind {
+	case 0:
+		// The critics do not read the site's value: Q(x') = Q(x) for every
+		// x', and the correction a·Q·∇Σp(x') is zero.
+		return nil, nil
+	case q.Binary:
+		if width > maxEnumBits {
+			return nil, fmt.Errorf("BackpropQ: control variate: site %q has %d columns, at most %d are enumerated", s.Addr, width, maxEnumBits)
+		}
+		for k := 0; k < 1<<width; k++ {
+			bits := make([]float64, width)
+			for c := range bits {
+				bits[c] = float64(k >> c & 1)
+			}
+			alts = append(alts, bits)
+			values = append(values, bits)
+		}
+	case q.OneHot:
+		for k := 0; k < width; k++ {
+			oh := make([]float64, width)
+			oh[k] = 1
+			alts = append(alts, oh)
+			if s.Value.Cols() == 1 {
+				values = append(values, []float64{float64(k)})
+			} else {
+				values = append(values, oh)
+			}
+		}
+	}
+	var total *ad.Tensor
+	pred := make([]float64, rows)
+	qk := make([]float64, rows)
+	for k, alt := range alts {
+		for i := range qk {
+			qk[i] = 0
+		}
+		for _, nd := range nodes {
+			if nd.found {
+				for i := 0; i < rows; i++ {
+					copy(nd.x.RawRowView(i)[nd.from:], alt)
+				}
+			}
+			nd.critic.Predict(nd.x, pred)
+			for i := range qk {
+				qk[i] += pred[i]
+			}
+		}
+		v := values[k]
+		val := tp.FromData(1, len(v), v)
+		if rows > 1 {
+			val = ad.Add(tp.Zeros(rows, len(v)), val)
+		}
+		p := ad.Exp(s.Dist.LogProb(val))
+		term := ad.Mul(p, tp.FromData(rows, 1, append([]float64(nil), qk...)))
+		total = addOrNil(total, term)
+	}
+	return ad.Scale(total, a), nil
+}
+
+// addOrNil returns a + b, or b when a is nil.
+func addOrNil(a, b *ad.Tensor) *ad.Tensor {
+	if a == nil {
+		return b
+	}
+	return ad.Add(a, b)
+}
+
+// Params returns the baseline's parameters (mode QLocal); the critics
+// train themselves.
+func (e *BackpropQ) Params() []*nn.Param {
+	if p, ok := e.Baseline.(interface{ Params() []*nn.Param }); ok {
+		return p.Params()
+	}
+	return nil
+}
+
+// MarshalState returns the critics, the control variate's moments and the
+// baseline's state.
+func (e *BackpropQ) MarshalState() ([]byte, error) {
+	crit, err := e.Critics.MarshalState()
+	if err != nil {
+		return nil, fmt.Errorf("infer: BackpropQ: %w", err)
+	}
+	var base []byte
+	if m, ok := e.Baseline.(stateMarshaler); ok {
+		if base, err = m.MarshalState(); err != nil {
+			return nil, fmt.Errorf("infer: BackpropQ: %w", err)
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var enc ckpt.Encoder
+	enc.String(string(crit))
+	enc.String(string(base))
+	addrs := sortedKeys(e.moments)
+	enc.Uint32(uint32(len(addrs)))
+	for _, a := range addrs {
+		m := e.moments[a]
+		enc.String(a)
+		enc.Float64s([]float64{m.r, m.q, m.rq, m.qq})
+	}
+	return enc.Bytes(), nil
+}
+
+// UnmarshalState restores what MarshalState returned; on error nothing
+// changes.
+func (e *BackpropQ) UnmarshalState(data []byte) error {
+	d := ckpt.NewDecoder("BackpropQ", data)
+	crit := []byte(d.String())
+	base := []byte(d.String())
+	nb := len(base)
+	cnt := d.Count(36)
+	moments := make(map[string]cvMoments, cnt)
+	for i := 0; i < cnt && d.Err() == nil; i++ {
+		a := d.String()
+		v := d.Float64s(4)
+		if d.Err() == nil {
+			moments[a] = cvMoments{v[0], v[1], v[2], v[3]}
+		}
+	}
+	if err := d.Finish(); err != nil {
+		return fmt.Errorf("infer: %w", err)
+	}
+	m, hasBase := e.Baseline.(stateMarshaler)
+	if !hasBase && nb != 0 {
+		return errors.New("infer: BackpropQ: baseline state given to an estimator without a stateful baseline")
+	}
+	// Check the critics on a scratch set first, so nothing changes on error.
+	scratch := q.NewSet(e.Critics.Config())
+	if err := scratch.UnmarshalState(crit); err != nil {
+		return fmt.Errorf("infer: BackpropQ: %w", err)
+	}
+	if hasBase {
+		if err := m.UnmarshalState(base); err != nil {
+			return fmt.Errorf("infer: BackpropQ: %w", err)
+		}
+	}
+	if err := e.Critics.UnmarshalState(crit); err != nil {
+		return fmt.Errorf("infer: BackpropQ: %w", err)
+	}
+	e.mu.Lock()
+	e.moments = moments
+	e.mu.Unlock()
+	return nil
+}
+
+// sortedKeys returns the keys of m, sorted.
+func sortedKeys(m map[string]cvMoments) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
