@@ -77,7 +77,15 @@ type BackpropQ struct {
 	Cache *q.Cache
 	// TD configures the critics' updates.
 	TD q.TD
-	// Baseline, in mode QLocal, is subtracted from Q_X.
+	// ValueBaseline, in mode QLocal, subtracts from Q_X(x) its expectation
+	// over the site's own value at each row, V = Σ_x' p(x') Q_X(x'), with
+	// the rest of the scope fixed: the advantage Q_X - V, a baseline that
+	// does not depend on x. It needs the discrete sites and networks of
+	// QControlVariate; a site whose critics are first seen in the step
+	// goes without it.
+	ValueBaseline bool
+	// Baseline, in mode QLocal, is subtracted from Q_X (after
+	// ValueBaseline, if set).
 	Baseline Baseline
 	// FromErrors, in mode QAdvantage, uses the lambda-return errors (see
 	// q.Advantages).
@@ -155,6 +163,19 @@ func (e *BackpropQ) Surrogate(sc *SiteContext) (Term, error) {
 		local := ev.vals.Local(ev.net, s.Addr)
 		if local == nil {
 			local = make([]float64, rows)
+		}
+		if e.ValueBaseline && local != nil && e.knownCritics(ev, s.Addr) {
+			v, err := e.expectedQ(sc, ev)
+			if err != nil {
+				return Term{}, err
+			}
+			centered := make([]float64, rows)
+			if v != nil {
+				for i, x := range v.Data() {
+					centered[i] = local[i] - x
+				}
+			}
+			local = centered
 		}
 		signal = tp.FromData(rows, 1, local)
 		if e.Baseline != nil {
@@ -329,13 +350,7 @@ func (e *BackpropQ) controlVariate(sc *SiteContext, ev *qEval) (signal, extra *a
 	}
 	// A critic first seen in this step is not in the set yet; it gets
 	// a = 0 (plain REINFORCE with baseline b) until it is.
-	known := true
-	for _, ref := range ev.net.Local(s.Addr) {
-		if e.Critics.Critic(e.Critics.Key(ev.net.Nodes[ref.Node])) == nil {
-			known = false
-		}
-	}
-	if !known {
+	if !e.knownCritics(ev, s.Addr) {
 		a = 0
 	}
 	centered := make([]float64, rows)
@@ -344,9 +359,12 @@ func (e *BackpropQ) controlVariate(sc *SiteContext, ev *qEval) (signal, extra *a
 	}
 	signal = tp.FromData(rows, 1, centered)
 	if a != 0 {
-		extra, err = e.expectedQ(sc, ev, a)
+		extra, err = e.expectedQ(sc, ev)
 		if err != nil {
 			return nil, nil, nil, err
+		}
+		if extra != nil {
+			extra = ad.Scale(extra, a)
 		}
 	}
 	var cur cvMoments
@@ -379,9 +397,10 @@ func (e *BackpropQ) controlVariate(sc *SiteContext, ev *qEval) (signal, extra *a
 	return signal, extra, commit, nil
 }
 
-// expectedQ returns a · Σ_x' p(x') stopgrad(Q(x')), [B x 1], summing over
-// the values x' of the site at each row with the other scope values fixed.
-func (e *BackpropQ) expectedQ(sc *SiteContext, ev *qEval, a float64) (*ad.Tensor, error) {
+// expectedQ returns Σ_x' p(x') stopgrad(Q(x')), [B x 1], summing over
+// the values x' of the site at each row with the other scope values fixed;
+// nil when the critics do not read the site's value (Q(x') = Q(x)).
+func (e *BackpropQ) expectedQ(sc *SiteContext, ev *qEval) (*ad.Tensor, error) {
 	s := sc.Site
 	tp := s.LogProb.Tape()
 	rows := s.LogProb.Rows()
@@ -468,7 +487,18 @@ func (e *BackpropQ) expectedQ(sc *SiteContext, ev *qEval, a float64) (*ad.Tensor
 		term := ad.Mul(p, tp.FromData(rows, 1, append([]float64(nil), qk...)))
 		total = addOrNil(total, term)
 	}
-	return ad.Scale(total, a), nil
+	return total, nil
+}
+
+// knownCritics reports whether every critic of the site's total local cost
+// is in the set already (a critic first seen in this step is not).
+func (e *BackpropQ) knownCritics(ev *qEval, addr string) bool {
+	for _, ref := range ev.net.Local(addr) {
+		if ref.IsCost() || e.Critics.Critic(e.Critics.Key(ev.net.Nodes[ref.Node])) == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // addOrNil returns a + b, or b when a is nil.
