@@ -353,3 +353,70 @@ func TestBackpropQChain20Variance(t *testing.T) {
 	se := math.Sqrt(reinforce.variance/reps + cv.variance/reps)
 	require.InDelta(t, reinforce.mean, cv.mean, 4*se, "both estimators are unbiased")
 }
+
+// ExampleBackpropQ trains a two-site Bernoulli chain with a delayed cost:
+// tabular critics learn Q_a and Q_b by TD, and each site's term uses its
+// critic as the local cost with the value baseline.
+func ExampleBackpropQ() {
+	model := func(ctx *ppl.Ctx) {
+		theta := ppl.Param(ctx, "theta", 1, 2, nn.Zeros{})
+		a := ppl.Sample(ctx, "a", dist.BernoulliLogits(ppl.Expand(ctx, ad.Slice(theta, 0, 1))))
+		b := ppl.Sample(ctx, "b", dist.BernoulliLogits(ad.Add(ppl.Expand(ctx, ad.Slice(theta, 1, 2)), ad.Scale(a, 2))))
+		// The cost is lowest at a = 1, b = 0.
+		ppl.Cost(ctx, "f", ad.Square(ad.Sub(ad.Sub(b, a), ctx.Tape().Scalar(-1))))
+	}
+	est := NewBackpropQ(QLocal, q.Config{Kind: q.TabularKind}, q.TD{Lambda: 0})
+	est.ValueBaseline = true
+	store := nn.NewStore()
+	svi := &SVI{
+		Objective:  vi.Program{Model: model},
+		Estimators: Estimators{Default: est},
+		Optimizer:  nn.NewAdam(0.05),
+		Params:     store,
+		Particles:  16,
+		Seed:       1,
+	}
+	for i := 0; i < 300; i++ {
+		if _, err := svi.Step(); err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+	theta := store.Get("theta").Value
+	pa := 1 / (1 + math.Exp(-theta.At(0, 0)))
+	pb := 1 / (1 + math.Exp(-theta.At(0, 1)-2))
+	td, _ := est.TDError("a")
+	fmt.Println("p(a = 1) > 0.9:", pa > 0.9)
+	fmt.Println("p(b = 1 | a = 1) < 0.1:", pb < 0.1)
+	fmt.Println("TD error of a below 0.1:", td < 0.1)
+	// Output:
+	// p(a = 1) > 0.9: true
+	// p(b = 1 | a = 1) < 0.1: true
+	// TD error of a below 0.1: true
+}
+
+// TestBackpropQChunks runs steps split into chunks processed by two
+// workers: the critics are evaluated and trained once per chunk's trace,
+// and the result does not depend on the number of workers.
+func TestBackpropQChunks(t *testing.T) {
+	run := func(workers int) []byte {
+		obj := vi.Program{Model: chainModel}
+		store := initObjectiveStore(t, obj)
+		est := NewBackpropQ(QControlVariate, q.Config{Kind: q.TabularKind, LR: 0.1}, q.TD{})
+		s := &SVI{
+			Objective: obj, Estimators: Estimators{Default: est},
+			Optimizer: nn.NewAdam(0.05), Params: store, Particles: 16, Chunks: 4, Workers: workers, Seed: 5,
+		}
+		for i := 0; i < 30; i++ {
+			_, err := s.Step()
+			require.NoError(t, err)
+		}
+		_, ok := est.TDError("z3")
+		require.True(t, ok)
+		require.Empty(t, est.evals, "every chunk's evaluation was applied")
+		state, err := est.MarshalState()
+		require.NoError(t, err)
+		return state
+	}
+	require.True(t, bytes.Equal(run(1), run(2)), "the critics depend on the number of workers")
+}
