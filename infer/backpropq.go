@@ -100,7 +100,7 @@ type BackpropQ struct {
 	order     []*trace.Trace
 	moments   map[string]cvMoments
 	tdErr     map[string]float64
-	lastAdded map[string]bool
+	signalVar map[string][2]float64
 }
 
 // qEval is the critics' evaluation on one trace.
@@ -213,6 +213,18 @@ func (e *BackpropQ) Surrogate(sc *SiteContext) (Term, error) {
 	if s.Mask != nil {
 		loss = ad.Where(s.Mask, loss, tp.Scalar(0))
 	}
+	sigVar, retVar := varianceOf(signal.Data()), varianceOf(sc.Signal.Data())
+	addr := s.Addr
+	inner := commit
+	commit = func() {
+		inner()
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if e.signalVar == nil {
+			e.signalVar = map[string][2]float64{}
+		}
+		e.signalVar[addr] = [2]float64{sigVar, retVar}
+	}
 	return Term{Loss: loss, Commit: commit, Signal: signal}, nil
 }
 
@@ -299,6 +311,46 @@ func (e *BackpropQ) TDError(addr string) (float64, bool) {
 	defer e.mu.Unlock()
 	v, ok := e.tdErr[addr]
 	return v, ok
+}
+
+// QSiteStats are the per-site diagnostics of the last committed step of a
+// [BackpropQ].
+type QSiteStats struct {
+	// TDError is the mean over the site's Q-nodes of their mean squared
+	// lambda-return error before the critics' update.
+	TDError float64
+	// SignalVar is the variance over rows of the learning signal the term
+	// used (after critics and baselines).
+	SignalVar float64
+	// ReturnVar is the variance over rows of the Rao-Blackwellized return
+	// R, the signal of plain REINFORCE without baseline.
+	ReturnVar float64
+}
+
+// Stats returns the diagnostics of the site at addr from the last
+// committed step (of the last chunk, in a chunked step), and whether there
+// are any.
+func (e *BackpropQ) Stats(addr string) (QSiteStats, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	v, ok := e.signalVar[addr]
+	if !ok {
+		return QSiteStats{}, false
+	}
+	return QSiteStats{TDError: e.tdErr[addr], SignalVar: v[0], ReturnVar: v[1]}, true
+}
+
+// varianceOf returns the unbiased variance of xs, 0 for fewer than two.
+func varianceOf(xs []float64) float64 {
+	if len(xs) < 2 {
+		return 0
+	}
+	m := meanOf(xs)
+	v := 0.0
+	for _, x := range xs {
+		v += (x - m) * (x - m)
+	}
+	return v / float64(len(xs)-1)
 }
 
 // Coefficients returns the a and b of the control variate of the site at

@@ -256,6 +256,10 @@ func TestBackpropQSVI(t *testing.T) {
 			state, err := est.MarshalState()
 			require.NoError(t, err)
 			tdErr, _ := est.TDError("z1")
+			st, ok := est.Stats("z1")
+			require.True(t, ok)
+			require.Equal(t, tdErr, st.TDError)
+			require.Greater(t, st.ReturnVar, 0.0)
 			opt := s.Optimizer
 			s.Optimizer = failingOptimizer{opt}
 			_, err = s.Step()
@@ -266,6 +270,8 @@ func TestBackpropQSVI(t *testing.T) {
 			require.True(t, bytes.Equal(state, state2), "a failed step changed the estimator's state")
 			tdErr2, _ := est.TDError("z1")
 			require.Equal(t, tdErr, tdErr2)
+			st2, _ := est.Stats("z1")
+			require.Equal(t, st, st2)
 
 			// The state round-trips into a fresh estimator.
 			est2 := NewBackpropQ(mode, q.Config{Kind: q.TabularKind, LR: 0.1}, q.TD{Lambda: 0.5})
@@ -348,7 +354,7 @@ func TestBackpropQChain20Variance(t *testing.T) {
 		name string
 		r    result
 	}{{"control-variate", cv}, {"local", local}, {"advantage", adv}, {"local+value", localV}} {
-		t.Logf("%-16s mean %.4f var %.4g, variance ratio REINFORCE+MA / BackpropQ = %.2f", r.name, r.r.mean, r.r.variance, reinforce.variance/r.r.variance)
+		t.Logf("%-24s mean %.4f var %.4g, variance ratio REINFORCE+MA / this = %.2f", r.name, r.r.mean, r.r.variance, reinforce.variance/r.r.variance)
 	}
 	se := math.Sqrt(reinforce.variance/reps + cv.variance/reps)
 	require.InDelta(t, reinforce.mean, cv.mean, 4*se, "both estimators are unbiased")
