@@ -426,3 +426,43 @@ func TestBackpropQChunks(t *testing.T) {
 	}
 	require.True(t, bytes.Equal(run(1), run(2)), "the critics depend on the number of workers")
 }
+
+// TestBackpropQWithPathwise trains a model with a reparameterized Normal
+// site (Pathwise) feeding a Bernoulli site (BackpropQ, MLP critics of the
+// continuous scope) in one step, and checks both parameters move toward
+// the optimum.
+func TestBackpropQWithPathwise(t *testing.T) {
+	model := func(ctx *ppl.Ctx) {
+		tp := ctx.Tape()
+		mu := ppl.Param(ctx, "mu", 1, 1, nn.Zeros{})
+		theta := ppl.Param(ctx, "theta", 1, 1, nn.Zeros{})
+		z := ppl.Sample(ctx, "z", dist.Normal{Loc: ppl.Expand(ctx, mu), Scale: tp.Scalar(0.5)})
+		b := ppl.Sample(ctx, "b", dist.BernoulliLogits(ad.Add(ppl.Expand(ctx, theta), z)))
+		ppl.Cost(ctx, "fz", ad.Square(ad.Sub(z, tp.Scalar(1))))
+		ppl.Cost(ctx, "fb", ad.Scale(ad.Square(ad.Sub(b, tp.Scalar(0.1))), 3))
+	}
+	for _, mode := range []QMode{QLocal, QControlVariate} {
+		t.Run(mode.String(), func(t *testing.T) {
+			est := NewBackpropQ(mode, q.Config{Kind: q.Auto, Rand: rand.New(rand.NewPCG(1, 2))}, q.TD{})
+			est.ValueBaseline = true
+			store := nn.NewStore()
+			s := &SVI{
+				Objective:  vi.Program{Model: model},
+				Estimators: Estimators{Default: est, Sites: map[string]Estimator{"z": Pathwise{}}},
+				Optimizer:  nn.NewAdam(0.05), Params: store, Particles: 16, Seed: 9,
+			}
+			for i := 0; i < 200; i++ {
+				_, err := s.Step()
+				require.NoError(t, err)
+			}
+			// The optimum has mu near 1 (pulled down a little by fb) and
+			// p(b = 1) small, theta + z far below 0.
+			mu := store.Get("mu").Value.At(0, 0)
+			theta := store.Get("theta").Value.At(0, 0)
+			require.Greater(t, mu, 0.5)
+			require.Less(t, theta+mu, -1.5)
+			_, ok := est.Stats("b")
+			require.True(t, ok)
+		})
+	}
+}
