@@ -3,11 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sort"
 	"strings"
 
 	"github.com/backpropq/backpropq/ad"
 	"github.com/backpropq/backpropq/infer"
+	"github.com/backpropq/backpropq/q"
 )
 
 // errNotAvailable is the error of an estimator or option that is named
@@ -50,11 +52,22 @@ var estimators = []estimatorSpec{
 	{"relax", "RELAX: learned control variate plus the REBAR one", fixed(infer.RELAX{Concrete: true}), false},
 	{"arm", "augment-REINFORCE-merge", fixed(infer.ARM{}), false},
 	{"disarm", "DisARM (antithetic ARM)", fixed(infer.DisARM{}), false},
-	// Backprop-Q: the entries get a make function (reading o.critics
-	// and the critic settings) when package q's estimator lands in infer.
-	{"bpq", "Backprop-Q, local cost", nil, true},
-	{"bpq-cv", "Backprop-Q, critic as control variate", nil, true},
-	{"bpq-adv", "Backprop-Q, advantage", nil, true},
+	// Backprop-Q with one MLP critic per (latent layer, cost source),
+	// trained by one-step TD. The control-variate form enumerates a
+	// site's values to correct its bias, which a 200-unit layer forbids.
+	{"bpq", "Backprop-Q, learned critic as the local cost (MLP critics, TD(0))", backpropQ(infer.QLocal), true},
+	{"bpq-cv", "Backprop-Q, critic as control variate", func(*sbn, options) (infer.Estimator, error) {
+		return nil, fmt.Errorf("bpq-cv sums each site's critic over the site's values (Bernoulli sites of at most 12 units); the SBN's layers have 200: %w", errNotAvailable)
+	}, true},
+	{"bpq-adv", "Backprop-Q, advantage (appendix 4.4)", backpropQ(infer.QAdvantage), true},
+}
+
+// backpropQ returns the maker of a Backprop-Q estimator in mode.
+func backpropQ(mode infer.QMode) func(*sbn, options) (infer.Estimator, error) {
+	return func(_ *sbn, o options) (infer.Estimator, error) {
+		cfg := q.Config{Kind: q.MLPKind, Hidden: []int{64}, LR: 1e-3, Rand: rand.New(rand.NewPCG(o.seed, 0xb9))}
+		return infer.NewBackpropQ(mode, cfg, q.TD{Lambda: 0}), nil
+	}
 }
 
 // fixed returns the maker of a stateless estimator.
@@ -119,6 +132,7 @@ func checkCritics(o options) error {
 		if !spec.critics {
 			return fmt.Errorf("-critics %s: estimator %s learns no critics (only the bpq estimators do)", o.critics, spec.name)
 		}
+		return fmt.Errorf("-critics %s: saving and loading critics is %w in examples/sbn", o.critics, errNotAvailable)
 	}
 	return nil
 }
