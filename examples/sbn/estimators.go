@@ -66,7 +66,9 @@ var estimators = []estimatorSpec{
 func backpropQ(mode infer.QMode) func(*sbn, options) (infer.Estimator, error) {
 	return func(_ *sbn, o options) (infer.Estimator, error) {
 		cfg := q.Config{Kind: q.MLPKind, Hidden: []int{64}, LR: 1e-3, Rand: rand.New(rand.NewPCG(o.seed, 0xb9))}
-		return infer.NewBackpropQ(mode, cfg, q.TD{Lambda: 0}), nil
+		b := infer.NewBackpropQ(mode, cfg, q.TD{Lambda: 0})
+		b.Baseline = infer.NewMovingAverage(0.9)
+		return b, nil
 	}
 }
 
