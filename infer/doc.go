@@ -49,6 +49,8 @@
 //	REBAR                  yes       Bernoulli, OneHot          2-4 re-runs                  binary/one-hot latents, low variance
 //	RELAX                  yes       discrete                   an MLP (+2 re-runs Concrete) learned control variates
 //	PPO                    no (3)    any                        one log-prob                 several steps on one batch
+//	BackpropQ (a) local    no        any                        critic evaluation + TD step  long chains: learned Q per node (package q)
+//	BackpropQ (b) cv       yes       small discrete             critic over the site values  unbiased with an imperfect critic
 //
 // (1) NVIL's variance normalization multiplies the site's estimate by
 // 1/max(1, σ), a step size set by past steps only: unbiased in direction.
