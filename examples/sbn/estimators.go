@@ -134,7 +134,6 @@ func checkCritics(o options) error {
 		if !spec.critics {
 			return fmt.Errorf("-critics %s: estimator %s learns no critics (only the bpq estimators do)", o.critics, spec.name)
 		}
-		return fmt.Errorf("-critics %s: saving and loading critics is %w in examples/sbn", o.critics, errNotAvailable)
 	}
-	return nil
+	return fmt.Errorf("-critics %s: saving and loading critics is %w in examples/sbn", o.critics, errNotAvailable)
 }
