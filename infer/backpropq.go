@@ -563,12 +563,7 @@ func addOrNil(a, b *ad.Tensor) *ad.Tensor {
 
 // Params returns the baseline's parameters (mode QLocal); the critics
 // train themselves.
-func (e *BackpropQ) Params() []*nn.Param {
-	if p, ok := e.Baseline.(interface{ Params() []*nn.Param }); ok {
-		return p.Params()
-	}
-	return nil
-}
+func (e *BackpropQ) Params() []*nn.Param { return baselineParams(e.Baseline) }
 
 // MarshalState returns the critics, the control variate's moments and the
 // baseline's state.
@@ -577,11 +572,9 @@ func (e *BackpropQ) MarshalState() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("infer: BackpropQ: %w", err)
 	}
-	var base []byte
-	if m, ok := e.Baseline.(stateMarshaler); ok {
-		if base, err = m.MarshalState(); err != nil {
-			return nil, fmt.Errorf("infer: BackpropQ: %w", err)
-		}
+	base, err := baselineState(e.Baseline)
+	if err != nil {
+		return nil, fmt.Errorf("infer: BackpropQ: %w", err)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()

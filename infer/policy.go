@@ -109,32 +109,14 @@ func (e PPO) Surrogate(sc *SiteContext) (Term, error) {
 
 // Params returns the baseline's trainable parameters, if it has any
 // beyond those it keeps in the training run's store.
-func (e PPO) Params() []*nn.Param {
-	if p, ok := e.Baseline.(interface{ Params() []*nn.Param }); ok {
-		return p.Params()
-	}
-	return nil
-}
+func (e PPO) Params() []*nn.Param { return baselineParams(e.Baseline) }
 
 // MarshalState returns the baseline's running state, empty when it has
 // none. The snapshot Old is not part of it: it belongs to a batch.
-func (e PPO) MarshalState() ([]byte, error) {
-	if m, ok := e.Baseline.(interface{ MarshalState() ([]byte, error) }); ok {
-		return m.MarshalState()
-	}
-	return nil, nil
-}
+func (e PPO) MarshalState() ([]byte, error) { return baselineState(e.Baseline) }
 
 // UnmarshalState restores what MarshalState returned.
-func (e PPO) UnmarshalState(data []byte) error {
-	if m, ok := e.Baseline.(interface{ UnmarshalState([]byte) error }); ok {
-		return m.UnmarshalState(data)
-	}
-	if len(data) != 0 {
-		return errors.New("infer: PPO: state given to an estimator without a stateful baseline")
-	}
-	return nil
-}
+func (e PPO) UnmarshalState(data []byte) error { return setBaselineState("PPO", e.Baseline, data) }
 
 // PolicySnapshot holds the log-probabilities of sample sites' values under
 // the policy that drew them, by address, for [PPO]'s probability ratio. It

@@ -62,10 +62,7 @@ func (e ScoreFunction) Surrogate(sc *SiteContext) (Term, error) {
 			return Term{}, fmt.Errorf("ScoreFunction: %w", err)
 		}
 	}
-	loss := ad.Mul(s.LogProb, ad.StopGradient(signal))
-	if s.Mask != nil {
-		loss = ad.Where(s.Mask, loss, loss.Tape().Scalar(0))
-	}
+	loss := rowMask(s, ad.Mul(s.LogProb, ad.StopGradient(signal)))
 	if extra != nil {
 		loss = ad.Add(loss, extra)
 	}
@@ -74,8 +71,12 @@ func (e ScoreFunction) Surrogate(sc *SiteContext) (Term, error) {
 
 // Params returns the baseline's trainable parameters, if it has any
 // beyond those it keeps in the training run's store.
-func (e ScoreFunction) Params() []*nn.Param {
-	if p, ok := e.Baseline.(interface{ Params() []*nn.Param }); ok {
+func (e ScoreFunction) Params() []*nn.Param { return baselineParams(e.Baseline) }
+
+// baselineParams returns b's own trainable parameters, if it has any; the
+// estimators that take a [Baseline] report them as theirs.
+func baselineParams(b Baseline) []*nn.Param {
+	if p, ok := b.(interface{ Params() []*nn.Param }); ok {
 		return p.Params()
 	}
 	return nil
@@ -89,8 +90,11 @@ type stateMarshaler interface {
 
 // MarshalState returns the baseline's running state, empty when it has
 // none.
-func (e ScoreFunction) MarshalState() ([]byte, error) {
-	if m, ok := e.Baseline.(stateMarshaler); ok {
+func (e ScoreFunction) MarshalState() ([]byte, error) { return baselineState(e.Baseline) }
+
+// baselineState returns b's running state, empty when it has none.
+func baselineState(b Baseline) ([]byte, error) {
+	if m, ok := b.(stateMarshaler); ok {
 		return m.MarshalState()
 	}
 	return nil, nil
@@ -98,11 +102,17 @@ func (e ScoreFunction) MarshalState() ([]byte, error) {
 
 // UnmarshalState restores what MarshalState returned.
 func (e ScoreFunction) UnmarshalState(data []byte) error {
-	if m, ok := e.Baseline.(stateMarshaler); ok {
+	return setBaselineState("ScoreFunction", e.Baseline, data)
+}
+
+// setBaselineState restores into b what [baselineState] returned; data
+// for a baseline without state is an error naming the estimator.
+func setBaselineState(estimator string, b Baseline, data []byte) error {
+	if m, ok := b.(stateMarshaler); ok {
 		return m.UnmarshalState(data)
 	}
 	if len(data) != 0 {
-		return errors.New("infer: ScoreFunction: state given to an estimator without a stateful baseline")
+		return fmt.Errorf("infer: %s: state given to an estimator without a stateful baseline", estimator)
 	}
 	return nil
 }
