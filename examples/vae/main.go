@@ -1,169 +1,143 @@
-// Command vae trains a Gaussian variational autoencoder on dynamically
-// binarized MNIST and prints the validation and test ELBO.
+// Command vae trains variational autoencoders on dynamically binarized
+// MNIST with continuous, discrete and mixed latents, all through the same
+// machinery: ppl models and guides, the vi.ELBO (or vi.IWAE) objective and
+// infer.SVI with per-site estimators.
 //
-// The model is the one-stochastic-layer architecture of the IWAE paper: 50
-// Gaussian latents behind two 200-unit tanh layers each way, a Bernoulli
-// likelihood, a standard normal prior, and a diagonal Gaussian inference
-// network trained with pathwise (reparameterized) gradients and Adam.
+// Models (-model):
 //
-// This first version is written directly on the numeric packages (ad, nn,
-// ppl/dist); it moves onto the ppl/vi/infer training loop once those exist.
+//   - gauss: the IWAE paper's one-stochastic-layer VAE, 50 Gaussian latents
+//     behind two 200-unit tanh layers each way, pathwise gradients, with
+//     -analytic-kl for the closed-form KL and -iwae-train K to train the
+//     importance-weighted bound instead of the ELBO.
+//   - discrete: 20 Categorical latents of 10 classes (one-hot), trained with
+//     the estimator -estimator names (gumbel-st, reinforce, nvil, relax,
+//     bpq, bpq-cv, bpq-adv).
+//   - mixed: one Gaussian and one Categorical latent in one ELBO, trained in
+//     one step with pathwise gradients for the Gaussian site and -estimator
+//     for the Categorical one (infer.Estimators by address).
 //
-// Usage:
+// Examples:
 //
-//	go run ./examples/vae -steps 3000 -batch 100 -lr 1e-3 -seed 1
+//	go run ./examples/vae -model gauss -steps 5000 -iwae 100 -grid results/gauss
+//	go run ./examples/vae -model discrete -estimator bpq -steps 2000 -critics critics.q
+//	go run ./examples/vae -model mixed -estimator bpq-cv -steps 2000 -save mixed.ckpt
+//	go run ./examples/vae -resume mixed.ckpt -steps 4000   # continue bit for bit
+//
+// -critics FILE loads Backprop-Q critics from FILE at the start (when it
+// exists) and saves them there at the end, keyed by address: a model with
+// an added site reuses the critics of the others. Ctrl-C stops training
+// after the current step; the checkpoint is written if -save was given.
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
-	"math"
-	"math/rand/v2"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
-
-	"github.com/backpropq/backpropq/ad"
-	"github.com/backpropq/backpropq/internal/mnist"
-	"github.com/backpropq/backpropq/nn"
-	"github.com/backpropq/backpropq/ppl/dist"
 )
 
+// options are the command's flags.
 type options struct {
-	steps, batch, latent, hidden, evalEvery int
-	lr                                      float64
-	seed                                    uint64
-	duration                                time.Duration
-	save                                    string
+	model      string
+	estimator  string
+	steps      int
+	duration   time.Duration
+	batch      int
+	lr         float64
+	seed       uint64
+	evalEvery  int
+	logEvery   int
+	iwae       int
+	iwaeTrain  int
+	analyticKL bool
+	evalLimit  int
+	iwaeLimit  int
+	metrics    string
+	plot       string
+	grid       string
+	save       string
+	resume     string
+	critics    string
+	workers    int
+	varDraws   int
+	quiet      bool
+	// set holds the names of the flags given on the command line.
+	set map[string]bool
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
+	var o options
+	fs.StringVar(&o.model, "model", "gauss", "model: gauss, discrete or mixed")
+	fs.StringVar(&o.estimator, "estimator", defaultEstimator, estimatorHelp())
+	fs.IntVar(&o.steps, "steps", 0, "stop after this many steps in all (a resumed run counts the saved ones); 0: no limit")
+	fs.DurationVar(&o.duration, "duration", 3*time.Minute, "stop after this much training time in this session (evaluations excluded); 0: no limit")
+	fs.IntVar(&o.batch, "batch", 20, "images per step")
+	fs.Float64Var(&o.lr, "lr", 1e-3, "Adam learning rate")
+	fs.Uint64Var(&o.seed, "seed", 1, "random seed (initialization, minibatches, binarization, estimator noise)")
+	fs.IntVar(&o.evalEvery, "eval-every", 5000, "steps between validation ELBOs (0: only at the end)")
+	fs.IntVar(&o.logEvery, "log-every", 100, "steps between metrics records and log lines")
+	fs.IntVar(&o.iwae, "iwae", 0, "at the end, estimate the test log-likelihood with this many importance samples per image (0: skip)")
+	fs.IntVar(&o.iwaeTrain, "iwae-train", 0, "train the importance-weighted bound with K particles instead of the ELBO (gauss only; 0: ELBO)")
+	fs.BoolVar(&o.analyticKL, "analytic-kl", false, "use the closed-form KL of the Gaussian latents in the training ELBO")
+	fs.IntVar(&o.evalLimit, "eval-limit", 0, "evaluate on the first N images of each split only (0: whole splits)")
+	fs.IntVar(&o.iwaeLimit, "iwae-limit", 1000, "estimate the test log-likelihood on the first N test images only (0: all; the estimate costs K forward passes per image)")
+	fs.StringVar(&o.metrics, "metrics", "", "append metrics records to this JSONL file")
+	fs.StringVar(&o.plot, "plot", "", "write a plot of this run's training ELBO against steps to this PNG file (needs -metrics)")
+	fs.StringVar(&o.grid, "grid", "", "at the end, write PREFIX-recon.png (test inputs beside their reconstructions) and PREFIX-samples.png (samples from the prior)")
+	fs.StringVar(&o.save, "save", "", "write a checkpoint to this file at each evaluation and at the end")
+	fs.StringVar(&o.resume, "resume", "", "continue from this checkpoint")
+	fs.StringVar(&o.critics, "critics", "", "load Backprop-Q critics from this file at the start (if it exists) and save them there at the end (bpq estimators only)")
+	fs.IntVar(&o.workers, "workers", 1, "split each step's batch into this many chunks processed in parallel (changes the random numbers, like -seed)")
+	fs.IntVar(&o.varDraws, "var-draws", 0, "at the end, measure the log-variance of the inference network's gradient over this many draws on one test batch (0: skip)")
+	fs.BoolVar(&o.quiet, "quiet", false, "no log lines")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	o.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
+	return o, o.check()
+}
+
+// check reports flag values that cannot work, before any data is read.
+func (o options) check() error {
+	if err := checkKind(o.model); err != nil && !(o.resume != "" && !o.set["model"]) {
+		return err
+	}
+	if _, err := findEstimator(o.estimator); err != nil {
+		return err
+	}
+	switch {
+	case o.steps < 0:
+		return fmt.Errorf("-steps must be >= 0, got %d", o.steps)
+	case o.batch < 1:
+		return fmt.Errorf("-batch must be >= 1, got %d", o.batch)
+	case o.iwae < 0 || o.iwaeLimit < 0:
+		return fmt.Errorf("-iwae and -iwae-limit must be >= 0, got %d and %d", o.iwae, o.iwaeLimit)
+	case o.varDraws < 0 || o.varDraws == 1:
+		return fmt.Errorf("-var-draws must be 0 or >= 2, got %d", o.varDraws)
+	case o.plot != "" && o.metrics == "":
+		return fmt.Errorf("-plot needs -metrics")
+	}
+	return nil
 }
 
 func main() {
-	var o options
-	flag.IntVar(&o.steps, "steps", 3000, "training steps")
-	flag.DurationVar(&o.duration, "duration", 0, "stop after this wall-clock time (0: no limit)")
-	flag.IntVar(&o.batch, "batch", 100, "minibatch size")
-	flag.IntVar(&o.latent, "latent", 50, "latent dimensions")
-	flag.IntVar(&o.hidden, "hidden", 200, "units per hidden layer")
-	flag.Float64Var(&o.lr, "lr", 1e-3, "Adam learning rate")
-	flag.Uint64Var(&o.seed, "seed", 1, "random seed")
-	flag.IntVar(&o.evalEvery, "eval-every", 500, "steps between validation ELBO reports")
-	flag.StringVar(&o.save, "save", "", "write the trained parameters and optimizer state to this file")
-	flag.Parse()
-	if err := run(o); err != nil {
+	fs := flag.NewFlagSet("vae", flag.ExitOnError)
+	o, err := parseFlags(fs, os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vae:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if _, err := train(ctx, o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "vae:", err)
 		os.Exit(1)
 	}
-}
-
-// vae holds the encoder, which outputs the mean and log-scale of q(z|x),
-// and the decoder, which outputs Bernoulli logits.
-type vae struct {
-	latent   int
-	enc, dec *nn.MLP
-	store    *nn.Store
-}
-
-func newVAE(latent, hidden int, rng *rand.Rand) (*vae, error) {
-	m := &vae{
-		latent: latent,
-		enc:    nn.NewMLP([]int{mnist.Pixels, hidden, hidden, 2 * latent}, []nn.Activation{nn.Tanh, nn.Tanh}, rng),
-		dec:    nn.NewMLP([]int{latent, hidden, hidden, mnist.Pixels}, []nn.Activation{nn.Tanh, nn.Tanh}, rng),
-		store:  nn.NewStore(),
-	}
-	if err := m.store.Register("encoder", m.enc); err != nil {
-		return nil, err
-	}
-	if err := m.store.Register("decoder", m.dec); err != nil {
-		return nil, err
-	}
-	return m, nil
-}
-
-// elbo returns the single-sample ELBO of each row of x, [B x 1].
-func (m *vae) elbo(x *ad.Tensor, rng *rand.Rand) *ad.Tensor {
-	tp := x.Tape()
-	h := m.enc.Forward(x)
-	q := dist.Normal{Loc: ad.Slice(h, 0, m.latent), Scale: ad.Exp(ad.Slice(h, m.latent, 2*m.latent))}
-	z := q.RSample(rng)
-	prior := dist.Normal{Loc: tp.Zeros(1, m.latent), Scale: tp.Full(1, m.latent, 1)}
-	px := dist.BernoulliLogits(m.dec.Forward(z)).LogProb(x)
-	return ad.Sub(ad.Add(px, prior.LogProb(z)), q.LogProb(z))
-}
-
-// evaluate returns the mean ELBO over a whole split, with a fixed seed so
-// that every evaluation sees the same binarization and noise.
-func (m *vae) evaluate(s *mnist.Split, seed uint64) float64 {
-	const chunk = 500
-	rng := rand.New(rand.NewPCG(seed, 99))
-	tp := ad.NewTape()
-	buf := make([]float64, chunk*mnist.Pixels)
-	idx := make([]int, 0, chunk)
-	total := 0.0
-	for from := 0; from < s.Len(); from += chunk {
-		idx = idx[:0]
-		for i := from; i < min(from+chunk, s.Len()); i++ {
-			idx = append(idx, i)
-		}
-		b := buf[:len(idx)*mnist.Pixels]
-		s.Batch(b, idx, mnist.Dynamic, rng)
-		tp.Reset()
-		total += ad.Sum(m.elbo(tp.FromData(len(idx), mnist.Pixels, b), rng)).Item()
-	}
-	return total / float64(s.Len())
-}
-
-func run(o options) error {
-	data, err := mnist.Load()
-	if err != nil {
-		return err
-	}
-	rng := rand.New(rand.NewPCG(o.seed, 1))
-	m, err := newVAE(o.latent, o.hidden, rng)
-	if err != nil {
-		return err
-	}
-	opt := nn.NewAdam(o.lr)
-	params := m.store.Params()
-	tp := ad.NewTape()
-	buf := make([]float64, o.batch*mnist.Pixels)
-	idx := make([]int, o.batch)
-	fmt.Printf("Gaussian VAE %d-%d-%d-%d on MNIST (train %d, valid %d, test %d), batch %d, Adam lr %g, seed %d\n",
-		mnist.Pixels, o.hidden, o.hidden, o.latent, data.Train.Len(), data.Valid.Len(), data.Test.Len(), o.batch, o.lr, o.seed)
-	start := time.Now()
-	running, step := 0.0, 0
-	for step = 1; step <= o.steps; step++ {
-		if o.duration > 0 && time.Since(start) > o.duration {
-			step--
-			break
-		}
-		for i := range idx {
-			idx[i] = rng.IntN(data.Train.Len())
-		}
-		data.Train.Batch(buf, idx, mnist.Dynamic, rng)
-		tp.Reset()
-		elbo := ad.Mean(m.elbo(tp.FromData(o.batch, mnist.Pixels, buf), rng))
-		tp.Backward(ad.Neg(elbo))
-		if err := opt.Step(params); err != nil {
-			return fmt.Errorf("step %d: %w", step, err)
-		}
-		m.store.ZeroGrad()
-		running = 0.99*running + 0.01*elbo.Item()
-		if step%o.evalEvery == 0 {
-			elapsed := time.Since(start).Seconds()
-			fmt.Printf("step %6d  %6.1fs  %5.1f steps/s  train ELBO (avg) %8.2f  valid ELBO %8.2f\n",
-				step, elapsed, float64(step)/elapsed, running/(1-math.Pow(0.99, float64(step))), m.evaluate(data.Valid, o.seed))
-		}
-	}
-	if step > o.steps {
-		step = o.steps
-	}
-	elapsed := time.Since(start).Seconds()
-	fmt.Printf("trained %d steps in %.1fs (%.1f steps/s)\n", step, elapsed, float64(step)/elapsed)
-	fmt.Printf("test ELBO %.2f nats (10,000 images, one sample each)\n", m.evaluate(data.Test, o.seed))
-	if o.save != "" {
-		if err := nn.SaveFile(o.save, m.store, opt); err != nil {
-			return err
-		}
-		fmt.Println("saved", o.save)
-	}
-	return nil
 }

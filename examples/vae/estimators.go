@@ -1,0 +1,102 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+
+	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/infer"
+	"github.com/backpropq/backpropq/q"
+)
+
+// estimatorSpec is one value of the -estimator flag for the Categorical
+// latents of -model discrete and mixed.
+type estimatorSpec struct {
+	name string
+	help string
+	// make returns a fresh estimator (with fresh state).
+	make func(m *vae, o options) infer.Estimator
+	// critics reports that the estimator learns Backprop-Q critics, which
+	// -critics loads and saves.
+	critics bool
+}
+
+// estimators is the table behind -estimator.
+var estimators = []estimatorSpec{
+	{"gumbel-st", "straight-through Gumbel-softmax, temperature 0.5 (biased)", func(*vae, options) infer.Estimator {
+		return infer.GumbelSoftmax{Temperature: 0.5, StraightThrough: true}
+	}, false},
+	{"reinforce", "score function, moving-average baseline (decay 0.9)", func(*vae, options) infer.Estimator {
+		return infer.ScoreFunction{Baseline: infer.NewMovingAverage(0.9)}
+	}, false},
+	{"nvil", "score function, NVIL input-dependent baseline (100 tanh units) and variance normalization", func(m *vae, _ options) infer.Estimator {
+		n := infer.NewNVIL(100)
+		n.Features = func(sc *infer.SiteContext) (*ad.Tensor, error) { return m.features(sc.Signal.Tape()) }
+		return infer.ScoreFunction{Baseline: n}
+	}, false},
+	// RELAX without the REBAR part: the REBAR control variate re-runs the
+	// objective once per site, 20 times per step here.
+	{"relax", "RELAX with a learned control variate c_phi of the relaxed value (no REBAR term)", func(*vae, options) infer.Estimator {
+		return infer.RELAX{}
+	}, false},
+	{"bpq", "Backprop-Q, learned critic as the local cost (MLP critics, TD(0)), moving-average baseline", backpropQ(infer.QLocal), true},
+	{"bpq-cv", "Backprop-Q, critic as control variate (sums the critic over the 10 classes of each latent)", backpropQ(infer.QControlVariate), true},
+	{"bpq-adv", "Backprop-Q, advantage (appendix 4.4)", backpropQ(infer.QAdvantage), true},
+}
+
+// backpropQ returns the maker of a Backprop-Q estimator in mode.
+func backpropQ(mode infer.QMode) func(*vae, options) infer.Estimator {
+	return func(_ *vae, o options) infer.Estimator {
+		cfg := q.Config{Kind: q.MLPKind, Hidden: []int{64}, LR: 1e-3, Rand: rand.New(rand.NewPCG(o.seed, 0xb9))}
+		b := infer.NewBackpropQ(mode, cfg, q.TD{Lambda: 0})
+		if mode == infer.QLocal {
+			b.Baseline = infer.NewMovingAverage(0.9)
+		}
+		return b
+	}
+}
+
+// defaultEstimator is the estimator of the Categorical latents of a run
+// without -estimator.
+const defaultEstimator = "bpq"
+
+// findEstimator returns the estimator named name, or an error naming the
+// known ones.
+func findEstimator(name string) (estimatorSpec, error) {
+	for _, e := range estimators {
+		if e.name == name {
+			return e, nil
+		}
+	}
+	names := make([]string, len(estimators))
+	for i, e := range estimators {
+		names[i] = e.name
+	}
+	sort.Strings(names)
+	return estimatorSpec{}, fmt.Errorf("unknown estimator %q; use one of %s", name, strings.Join(names, ", "))
+}
+
+// estimatorHelp is the -estimator flag's usage.
+func estimatorHelp() string {
+	var b strings.Builder
+	b.WriteString("gradient estimator of the Categorical latents (discrete, mixed; the Gaussian ones are always pathwise):")
+	for _, e := range estimators {
+		fmt.Fprintf(&b, "\n  %-10s %s", e.name, e.help)
+	}
+	return b.String()
+}
+
+// siteEstimators returns the estimators of model kind: pathwise for the
+// Gaussian latent, est for the Categorical ones, by address glob.
+func siteEstimators(kind string, est infer.Estimator) infer.Estimators {
+	switch kind {
+	case "gauss":
+		return infer.Estimators{Default: infer.Pathwise{}}
+	case "discrete":
+		return infer.Estimators{Sites: map[string]infer.Estimator{"c*": est}}
+	default:
+		return infer.Estimators{Sites: map[string]infer.Estimator{gaussAddr: infer.Pathwise{}, catAddr: est}}
+	}
+}
