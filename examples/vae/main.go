@@ -21,7 +21,8 @@
 //	go run ./examples/vae -model gauss -steps 5000 -iwae 100 -grid results/gauss
 //	go run ./examples/vae -model discrete -estimator bpq -steps 2000 -critics critics.q
 //	go run ./examples/vae -model mixed -estimator bpq-cv -steps 2000 -save mixed.ckpt
-//	go run ./examples/vae -resume mixed.ckpt -steps 4000   # continue bit for bit
+//	go run ./examples/vae -resume mixed.ckpt -steps 4000   # continue from the checkpoint
+//	go run ./examples/vae -plot curves.png a.jsonl b.jsonl # plot metrics files, train nothing
 //
 // -critics FILE loads Backprop-Q critics from FILE at the start (when it
 // exists) and saves them there at the end, keyed by address: a model with
@@ -64,6 +65,8 @@ type options struct {
 	workers    int
 	varDraws   int
 	quiet      bool
+	// files are metrics files to plot (with -plot) instead of training.
+	files []string
 	// set holds the names of the flags given on the command line.
 	set map[string]bool
 }
@@ -85,7 +88,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	fs.IntVar(&o.evalLimit, "eval-limit", 0, "evaluate on the first N images of each split only (0: whole splits)")
 	fs.IntVar(&o.iwaeLimit, "iwae-limit", 1000, "estimate the test log-likelihood on the first N test images only (0: all; the estimate costs K forward passes per image)")
 	fs.StringVar(&o.metrics, "metrics", "", "append metrics records to this JSONL file")
-	fs.StringVar(&o.plot, "plot", "", "write a plot of this run's training ELBO against steps to this PNG file (needs -metrics)")
+	fs.StringVar(&o.plot, "plot", "", "write a plot of the training bound against steps of every run in the -metrics file to this PNG file; with metrics files as arguments, plot those and train nothing")
 	fs.StringVar(&o.grid, "grid", "", "at the end, write PREFIX-recon.png (test inputs beside their reconstructions) and PREFIX-samples.png (samples from the prior)")
 	fs.StringVar(&o.save, "save", "", "write a checkpoint to this file at each evaluation and at the end")
 	fs.StringVar(&o.resume, "resume", "", "continue from this checkpoint")
@@ -96,8 +99,9 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	o.files = fs.Args()
+	if len(o.files) > 0 && o.plot == "" {
+		return o, fmt.Errorf("unexpected arguments %q (metrics files to plot go with -plot FILE.png)", o.files)
 	}
 	o.set = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
@@ -121,8 +125,8 @@ func (o options) check() error {
 		return fmt.Errorf("-iwae and -iwae-limit must be >= 0, got %d and %d", o.iwae, o.iwaeLimit)
 	case o.varDraws < 0 || o.varDraws == 1:
 		return fmt.Errorf("-var-draws must be 0 or >= 2, got %d", o.varDraws)
-	case o.plot != "" && o.metrics == "":
-		return fmt.Errorf("-plot needs -metrics")
+	case o.plot != "" && o.metrics == "" && len(o.files) == 0:
+		return fmt.Errorf("-plot needs -metrics, or metrics files as arguments")
 	}
 	return nil
 }
@@ -136,7 +140,12 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if _, err := train(ctx, o, os.Stdout); err != nil {
+	if len(o.files) > 0 {
+		err = plotFiles(o.plot, o.files)
+	} else {
+		_, err = train(ctx, o, os.Stdout)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "vae:", err)
 		os.Exit(1)
 	}

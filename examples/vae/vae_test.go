@@ -300,3 +300,25 @@ func TestBadFlags(t *testing.T) {
 		assert.Error(t, err, "%v", args)
 	}
 }
+
+func TestPlotOfMetricsFiles(t *testing.T) {
+	dir := t.TempDir()
+	metrics := filepath.Join(dir, "m.jsonl")
+	for _, model := range []string{"gauss", "mixed"} {
+		run(t, opts(t, "-model", model, "-steps", "6", "-log-every", "2", "-metrics", metrics))
+	}
+	curves, err := readCurves([]string{metrics})
+	require.NoError(t, err)
+	require.Len(t, curves, 2)
+	for _, c := range curves {
+		require.Len(t, c.pts, 3, c.label)
+		assert.Equal(t, []float64{2, 4, 6}, []float64{c.pts[0].X, c.pts[1].X, c.pts[2].X})
+	}
+	out := filepath.Join(dir, "p.png")
+	require.NoError(t, plotFiles(out, []string{metrics}))
+	raw, err := os.ReadFile(out)
+	require.NoError(t, err)
+	_, err = png.Decode(bytes.NewReader(raw))
+	require.NoError(t, err)
+	require.Error(t, plotFiles(out, []string{filepath.Join(dir, "missing.jsonl")}))
+}
