@@ -322,3 +322,22 @@ func TestPlotOfMetricsFiles(t *testing.T) {
 	require.NoError(t, err)
 	require.Error(t, plotFiles(out, []string{filepath.Join(dir, "missing.jsonl")}))
 }
+
+func TestCancelledRunSavesItsCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	ck := filepath.Join(dir, "c.ckpt")
+	first := run(t, opts(t, "-model", "mixed", "-estimator", "reinforce", "-steps", "3", "-save", ck))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out bytes.Buffer
+	res, err := trainOn(ctx, opts(t, "-resume", ck, "-steps", "10", "-save", ck), mnistSlice(t), &out)
+	require.NoError(t, err)
+	assert.Equal(t, int64(3), res.steps, "no step after the cancellation")
+	assert.Contains(t, out.String(), "interrupted after step 3")
+	again, err := newSession(opts(t, "-resume", ck), mnistSlice(t))
+	require.NoError(t, err)
+	assert.Equal(t, int64(3), again.svi.StepCount())
+	for _, p := range first.s.svi.Params.Params() {
+		require.True(t, mat.Equal(p.Value, again.svi.Params.Get(p.Name).Value), p.Name)
+	}
+}
