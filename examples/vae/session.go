@@ -94,8 +94,8 @@ func newSession(o options, data *mnist.Data) (*session, error) {
 	if m.Batch < 1 || m.Workers < 1 || m.Workers > m.Batch {
 		return nil, fmt.Errorf("need 1 <= -workers <= -batch, got workers %d, batch %d", m.Workers, m.Batch)
 	}
-	if m.IWAETrain < 0 || (m.IWAETrain > 0 && m.Workers != 1) {
-		return nil, fmt.Errorf("-iwae-train %d: need K >= 0, and -workers 1 when K > 0", m.IWAETrain)
+	if m.IWAETrain < 0 {
+		return nil, fmt.Errorf("-iwae-train must be >= 0, got %d", m.IWAETrain)
 	}
 	if m.LR <= 0 {
 		return nil, fmt.Errorf("-lr must be > 0, got %g", m.LR)
@@ -119,14 +119,11 @@ func newSession(o options, data *mnist.Data) (*session, error) {
 	if b, ok := est.(*infer.BackpropQ); ok && m.Model != "gauss" {
 		s.bpq = b
 	}
-	particles := m.Batch
-	k := max(m.IWAETrain, 1)
-	if m.IWAETrain > 0 {
-		particles *= k
-	}
 	s.svi = &infer.SVI{
 		Chunk: func(from, to int) vi.Objective {
-			x := s.x.Slice(from/k, to/k, 0, mnist.Pixels).(*mat.Dense)
+			// With -iwae-train the IWAE objective runs K particles per
+			// image of the chunk.
+			x := s.x.Slice(from, to, 0, mnist.Pixels).(*mat.Dense)
 			if m.IWAETrain > 0 {
 				return net.iwae(x, m.IWAETrain)
 			}
@@ -135,7 +132,7 @@ func newSession(o options, data *mnist.Data) (*session, error) {
 		Estimators: siteEstimators(m.Model, est),
 		Optimizer:  nn.NewAdam(m.LR),
 		Params:     nn.NewStore(),
-		Particles:  particles,
+		Particles:  m.Batch,
 		Chunks:     m.Workers,
 		Workers:    m.Workers,
 		Seed:       m.Seed,
