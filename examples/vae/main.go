@@ -35,9 +35,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
+
+	"github.com/backpropq/backpropq/internal/exrun"
 )
 
 // options are the command's flags.
@@ -95,7 +95,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	fs.StringVar(&o.critics, "critics", "", "load Backprop-Q critics from this file at the start (if it exists) and save them there at the end (bpq estimators only)")
 	fs.IntVar(&o.workers, "workers", 1, "split each step's batch into this many chunks processed in parallel (changes the random numbers, like -seed)")
 	fs.IntVar(&o.varDraws, "var-draws", 0, "at the end, measure the log-variance of the inference network's gradient over this many draws on one test batch (0: skip)")
-	fs.BoolVar(&o.quiet, "quiet", false, "no log lines")
+	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar or log lines")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -138,7 +138,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "vae:", err)
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := exrun.InterruptContext(context.Background())
 	defer stop()
 	if len(o.files) > 0 {
 		err = plotFiles(o.plot, o.files)

@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
-	"os"
 	"strings"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 
 	"github.com/backpropq/backpropq/ad"
 	"github.com/backpropq/backpropq/infer"
+	"github.com/backpropq/backpropq/internal/exrun"
 	"github.com/backpropq/backpropq/internal/mnist"
 	"github.com/backpropq/backpropq/ppl"
 	"github.com/backpropq/backpropq/q"
@@ -64,26 +63,11 @@ func trainOn(ctx context.Context, o options, data *mnist.Data, out io.Writer) (*
 	if err != nil {
 		return nil, err
 	}
-	var mw *json.Encoder
-	if o.metrics != "" {
-		f, err := os.OpenFile(o.metrics, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		mw = json.NewEncoder(f)
+	mw, err := exrun.OpenMetrics(o.metrics)
+	if err != nil {
+		return nil, err
 	}
-	write := func(r record) error {
-		if mw == nil {
-			return nil
-		}
-		return mw.Encode(r)
-	}
-	logf := func(format string, args ...any) {
-		if !o.quiet {
-			fmt.Fprintf(out, format+"\n", args...)
-		}
-	}
+	defer mw.Close()
 	m := &s.meta
 	bound := "ELBO"
 	if m.IWAETrain > 0 {
@@ -93,6 +77,9 @@ func trainOn(ctx context.Context, o options, data *mnist.Data, out io.Writer) (*
 	if m.Model == "gauss" {
 		est = "pathwise"
 	}
+	prog := exrun.NewProgress(exrun.ProgressOptions{Total: int64(o.steps), Start: s.svi.StepCount(), Duration: o.duration,
+		Objective: bound, Quiet: o.quiet, Out: out})
+	logf := prog.Printf
 	logf("VAE %s on MNIST (train %d, valid %d, test %d), estimator %s, batch %d, Adam lr %g, seed %d, training the %s, run %s",
 		m.Model, data.Train.Len(), data.Valid.Len(), data.Test.Len(), est, m.Batch, m.LR, m.Seed, bound, m.RunID)
 	startStep := s.svi.StepCount()
@@ -106,18 +93,17 @@ func trainOn(ctx context.Context, o options, data *mnist.Data, out io.Writer) (*
 	res := &result{s: s}
 	var last record
 	interrupted := false
-	for o.steps <= 0 || s.svi.StepCount() < int64(o.steps) {
+	budget := exrun.Budget{Steps: int64(o.steps), Duration: o.duration}
+	for !budget.Done(s.svi.StepCount(), time.Since(start)-paused) {
 		if ctx.Err() != nil {
 			interrupted = true
-			break
-		}
-		if o.duration > 0 && time.Since(start)-paused >= o.duration {
 			break
 		}
 		t := s.svi.StepCount()
 		s.fillBatch(t)
 		sm, err := s.svi.Step()
 		if err != nil {
+			prog.Finish()
 			return nil, err
 		}
 		elbo := sm.ELBO / float64(m.Batch)
@@ -128,9 +114,7 @@ func trainOn(ctx context.Context, o options, data *mnist.Data, out io.Writer) (*
 		last = record{RunID: m.RunID, Model: m.Model, Estimator: m.Estimator, Step: step, Seconds: seconds(),
 			ELBO: elbo, ELBOAvg: m.AvgSum / m.AvgWeight, GradNorm: sm.GradNorm}
 		logLine := o.logEvery > 0 && step%int64(o.logEvery) == 0
-		if logLine {
-			logf("step %7d  %7.1fs  %6.1f steps/s  train %s (avg) %8.2f", step, last.Seconds, float64(step-startStep)/max(last.Seconds-base, 1e-9), bound, last.ELBOAvg)
-		}
+		prog.Update(step, last.Seconds-base, last.ELBOAvg, logLine)
 		if o.evalEvery > 0 && step%int64(o.evalEvery) == 0 {
 			evalStart := time.Now()
 			v := s.evaluate(data.Valid, o.evalLimit, m.Seed)
@@ -145,11 +129,12 @@ func trainOn(ctx context.Context, o options, data *mnist.Data, out io.Writer) (*
 			paused += time.Since(evalStart)
 		}
 		if logLine || last.ValidELBO != nil {
-			if err := write(last); err != nil {
+			if err := mw.Write(last); err != nil {
 				return nil, err
 			}
 		}
 	}
+	prog.Finish()
 	m.Seconds = seconds()
 	res.steps, res.seconds, res.trainAvg = s.svi.StepCount(), m.Seconds, last.ELBOAvg
 	if o.save != "" {
@@ -201,7 +186,7 @@ func trainOn(ctx context.Context, o options, data *mnist.Data, out io.Writer) (*
 		final.LogVar = &lv
 		fmt.Fprintf(out, "inference network gradient: log mean variance %.3f over %d draws on one test batch of %d\n", lv, o.varDraws, m.Batch)
 	}
-	if err := write(final); err != nil {
+	if err := mw.Write(final); err != nil {
 		return nil, err
 	}
 	if o.grid != "" {

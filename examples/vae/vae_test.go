@@ -313,8 +313,8 @@ func TestPlotOfMetricsFiles(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, curves, 2)
 	for _, c := range curves {
-		require.Len(t, c.pts, 3, c.label)
-		assert.Equal(t, []float64{2, 4, 6}, []float64{c.pts[0].X, c.pts[1].X, c.pts[2].X})
+		assert.Equal(t, []float64{2, 4, 6}, c.Steps, c.Label)
+		require.Len(t, c.Y, 3, c.Label)
 	}
 	out := filepath.Join(dir, "p.png")
 	require.NoError(t, plotFiles(out, []string{metrics}))
