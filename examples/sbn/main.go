@@ -25,10 +25,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"runtime/pprof"
-	"syscall"
 	"time"
+
+	"github.com/backpropq/backpropq/internal/exrun"
 )
 
 // options are the command's flags.
@@ -104,7 +104,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "sbn:", err)
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := exrun.InterruptContext(context.Background())
 	defer stop()
 	if err := run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "sbn:", err)

@@ -265,7 +265,7 @@ func TestPlot(t *testing.T) {
 	runs, err := readRuns(files)
 	require.NoError(t, err)
 	require.Len(t, runs, 2)
-	assert.Len(t, runs[0].steps, 4)
+	assert.Len(t, runs[0].Steps, 4)
 }
 
 // TestModels trains the two deeper models a few steps.

@@ -7,16 +7,14 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/schollz/progressbar/v3"
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/backpropq/backpropq/infer"
 	"github.com/backpropq/backpropq/internal/ckpt"
+	"github.com/backpropq/backpropq/internal/exrun"
 	"github.com/backpropq/backpropq/internal/mnist"
 	"github.com/backpropq/backpropq/nn"
 	"github.com/backpropq/backpropq/vi"
@@ -214,112 +212,6 @@ type result struct {
 	valid, test, iwae float64
 }
 
-// progress reports training on a terminal (a bar) or elsewhere (log lines).
-type progress struct {
-	bar   *progressbar.ProgressBar
-	out   io.Writer
-	start int64
-	quiet bool
-	// duration is the session's time limit when the bar counts no
-	// steps, for the time left in its description.
-	duration time.Duration
-}
-
-func isTerminal(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
-func newProgress(o options, start int64, out io.Writer) *progress {
-	p := &progress{out: out, start: start, quiet: o.quiet}
-	if o.steps <= 0 {
-		p.duration = o.duration
-	}
-	if !o.quiet && isTerminal(os.Stderr) {
-		max := int64(-1)
-		if o.steps > 0 {
-			max = int64(o.steps)
-		}
-		p.bar = progressbar.NewOptions64(max,
-			progressbar.OptionSetWriter(os.Stderr),
-			progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("steps"),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionSetWidth(30),
-			progressbar.OptionThrottle(200*time.Millisecond),
-			progressbar.OptionClearOnFinish(),
-		)
-		_ = p.bar.Set64(start)
-	}
-	return p
-}
-
-func (p *progress) update(step int64, seconds, avg float64, logLine bool) {
-	switch {
-	case p.quiet:
-	case p.bar != nil:
-		desc := fmt.Sprintf("ELBO %8.2f", avg)
-		if p.duration > 0 {
-			left := p.duration - time.Duration(seconds*float64(time.Second))
-			desc += fmt.Sprintf(" | %v left", max(left, 0).Round(time.Second))
-		}
-		p.bar.Describe(desc)
-		_ = p.bar.Set64(step)
-	case logLine:
-		fmt.Fprintf(p.out, "step %7d  %7.1fs  %6.1f steps/s  train ELBO (avg) %8.2f\n", step, seconds, float64(step-p.start)/max(seconds, 1e-9), avg)
-	}
-}
-
-func (p *progress) println(format string, args ...any) {
-	if p.bar != nil {
-		_ = p.bar.Clear()
-	}
-	if !p.quiet {
-		fmt.Fprintf(p.out, format+"\n", args...)
-	}
-}
-
-func (p *progress) finish() {
-	if p.bar != nil {
-		_ = p.bar.Finish()
-	}
-}
-
-// metricsWriter appends records to a JSONL file.
-type metricsWriter struct {
-	mu  sync.Mutex
-	f   *os.File
-	enc *json.Encoder
-}
-
-func openMetrics(path string) (*metricsWriter, error) {
-	if path == "" {
-		return nil, nil
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	return &metricsWriter{f: f, enc: json.NewEncoder(f)}, nil
-}
-
-func (w *metricsWriter) write(r record) error {
-	if w == nil {
-		return nil
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.enc.Encode(r)
-}
-
-func (w *metricsWriter) close() error {
-	if w == nil {
-		return nil
-	}
-	return w.f.Close()
-}
-
 // train runs the training loop o describes and reports to out.
 func train(ctx context.Context, o options, out io.Writer) (*result, error) {
 	data, err := mnist.Load()
@@ -334,11 +226,11 @@ func trainOn(ctx context.Context, o options, data *mnist.Data, out io.Writer) (*
 	if err != nil {
 		return nil, err
 	}
-	mw, err := openMetrics(o.metrics)
+	mw, err := exrun.OpenMetrics(o.metrics)
 	if err != nil {
 		return nil, err
 	}
-	defer mw.close()
+	defer mw.Close()
 	m := &s.meta
 	if !o.quiet {
 		fmt.Fprintf(out, "SBN %s on MNIST (train %d, valid %d, test %d), estimator %s, batch %d, Adam lr %g, seed %d, run %s\n",
@@ -347,7 +239,10 @@ func trainOn(ctx context.Context, o options, data *mnist.Data, out io.Writer) (*
 			fmt.Fprintf(out, "resumed from %s at step %d\n", o.resume, s.svi.StepCount())
 		}
 	}
-	prog := newProgress(o, s.svi.StepCount(), out)
+	startStep := s.svi.StepCount()
+	prog := exrun.NewProgress(exrun.ProgressOptions{Total: int64(o.steps), Start: startStep, Duration: o.duration,
+		Objective: "train ELBO (avg)", Quiet: o.quiet, Out: out})
+	budget := exrun.Budget{Steps: int64(o.steps), Duration: o.duration}
 	start := time.Now()
 	base := m.Seconds
 	// Training time leaves out the evaluations and checkpoints made
@@ -359,8 +254,8 @@ func trainOn(ctx context.Context, o options, data *mnist.Data, out io.Writer) (*
 		defer func() { paused += time.Since(evalStart) }()
 		v := s.evaluate(data.Valid, o.evalLimit, s.meta.Seed)
 		rec.ValidELBO = &v
-		prog.println("step %d  %.1fs  valid ELBO %.2f", step, rec.Seconds, v)
-		if err := mw.write(rec); err != nil {
+		prog.Printf("step %d  %.1fs  valid ELBO %.2f", step, rec.Seconds, v)
+		if err := mw.Write(rec); err != nil {
 			return err
 		}
 		if o.save != "" {
@@ -371,19 +266,16 @@ func trainOn(ctx context.Context, o options, data *mnist.Data, out io.Writer) (*
 	}
 	var last record
 	interrupted := false
-	for o.steps <= 0 || s.svi.StepCount() < int64(o.steps) {
+	for !budget.Done(s.svi.StepCount(), time.Since(start)-paused) {
 		if ctx.Err() != nil {
 			interrupted = true
-			break
-		}
-		if o.duration > 0 && time.Since(start)-paused >= o.duration {
 			break
 		}
 		t := s.svi.StepCount()
 		s.fillBatch(t)
 		sm, err := s.svi.Step()
 		if err != nil {
-			prog.finish()
+			prog.Finish()
 			return nil, err
 		}
 		elbo := sm.ELBO / float64(sm.Rows)
@@ -393,18 +285,18 @@ func trainOn(ctx context.Context, o options, data *mnist.Data, out io.Writer) (*
 		last = record{RunID: m.RunID, Model: m.Model, Estimator: m.Estimator, Step: step, Seconds: seconds(),
 			ELBO: elbo, ELBOAvg: m.AvgSum / m.AvgWeight, GradNorm: sm.GradNorm}
 		logLine := o.logEvery > 0 && step%int64(o.logEvery) == 0
-		prog.update(step, last.Seconds-base, last.ELBOAvg, logLine)
+		prog.Update(step, last.Seconds-base, last.ELBOAvg, logLine)
 		if o.evalEvery > 0 && step%int64(o.evalEvery) == 0 {
 			if err := evalRecord(step, last); err != nil {
 				return nil, err
 			}
 		} else if logLine {
-			if err := mw.write(last); err != nil {
+			if err := mw.Write(last); err != nil {
 				return nil, err
 			}
 		}
 	}
-	prog.finish()
+	prog.Finish()
 	m.Seconds = seconds()
 	steps := s.svi.StepCount()
 	res := &result{steps: steps, seconds: m.Seconds, trainAvg: last.ELBOAvg}
@@ -419,7 +311,7 @@ func trainOn(ctx context.Context, o options, data *mnist.Data, out io.Writer) (*
 		return res, nil
 	}
 	session := m.Seconds - base
-	fmt.Fprintf(out, "trained to step %d in %.1fs this session (%.1f steps/s)\n", steps, session, float64(steps-prog.start)/max(session, 1e-9))
+	fmt.Fprintf(out, "trained to step %d in %.1fs this session (%.1f steps/s)\n", steps, session, float64(steps-startStep)/max(session, 1e-9))
 	res.valid = s.evaluate(data.Valid, o.evalLimit, m.Seed)
 	res.test = s.evaluate(data.Test, o.evalLimit, m.Seed)
 	final := last
@@ -431,7 +323,7 @@ func trainOn(ctx context.Context, o options, data *mnist.Data, out io.Writer) (*
 		final.TestIWAE, final.IWAEK = &res.iwae, o.iwae
 		fmt.Fprintf(out, "test log-likelihood (IWAE, K=%d) %.2f\n", o.iwae, res.iwae)
 	}
-	if err := mw.write(final); err != nil {
+	if err := mw.Write(final); err != nil {
 		return nil, err
 	}
 	if o.plot != "" && o.metrics != "" {
