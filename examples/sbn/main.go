@@ -50,6 +50,7 @@ type options struct {
 	save       string
 	resume     string
 	critics    string
+	reinit     bool
 	workers    int
 	draws      int
 	warmup     int
@@ -78,7 +79,8 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	fs.StringVar(&o.plot, "plot", "", "write a plot of the ELBO against steps and seconds to this PNG file (train: this run's metrics; -mode plot: the JSONL files given as arguments)")
 	fs.StringVar(&o.save, "save", "", "write a checkpoint to this file at each evaluation and at the end")
 	fs.StringVar(&o.resume, "resume", "", "continue from (train) or evaluate (eval, variance) this checkpoint")
-	fs.StringVar(&o.critics, "critics", "", "load and save Backprop-Q critics from this file (bpq estimators only)")
+	fs.StringVar(&o.critics, "critics", "", "train: load Backprop-Q critics from this file if it exists, save them to it at the end and on Ctrl-C (bpq estimators only)")
+	fs.BoolVar(&o.reinit, "critics-reinit", false, "with -critics: start afresh the critics whose saved scope layout differs from the model's, instead of failing")
 	fs.IntVar(&o.workers, "workers", 1, "split each step's batch into this many chunks processed in parallel (changes the random numbers, like -seed)")
 	fs.IntVar(&o.draws, "M", 100, "variance mode: gradient draws per estimator")
 	fs.IntVar(&o.warmup, "warmup", 200, "variance mode: steps that train an estimator's own parameters (baselines, control variates) before measuring, with the model fixed")
@@ -124,7 +126,7 @@ func run(ctx context.Context, o options) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if err := checkCritics(o); err != nil {
+	if err := criticsCheck(o); err != nil {
 		return err
 	}
 	switch o.mode {

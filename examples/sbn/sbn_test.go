@@ -183,11 +183,14 @@ func TestEstimatorErrors(t *testing.T) {
 
 	o := testOptions(t, "arm", 1)
 	o.critics = filepath.Join(t.TempDir(), "critics")
-	err = checkCritics(o)
+	err = criticsCheck(o)
 	require.Error(t, err, "arm learns no critics")
 	assert.False(t, errors.Is(err, errNotAvailable))
 	o.estimator = "bpq"
-	assert.True(t, errors.Is(checkCritics(o), errNotAvailable))
+	assert.NoError(t, criticsCheck(o))
+	o.mode = "eval"
+	assert.Error(t, criticsCheck(o), "critics only in training")
+	o.mode = "train"
 	o.critics = ""
 	o.estimator = "bpq-cv"
 	_, err = newSession(o, smallData(t))
@@ -306,4 +309,63 @@ func TestInterruptSaves(t *testing.T) {
 	assert.Contains(t, out.String(), "interrupted after step 2")
 	_, err = os.Stat(o.save)
 	require.NoError(t, err)
+}
+
+// TestCritics checks -critics: a run saves its critics, a later run loads
+// them (and so trains differently from a fresh start with the same seed),
+// a grown model reuses them, and a bad file is an error that leaves it as
+// it was. Scope-layout mismatches are package q's tests.
+func TestCritics(t *testing.T) {
+	data := smallData(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "critics")
+	o := testOptions(t, "bpq", 3)
+	o.critics = path
+	var out strings.Builder
+	_, err := trainOn(context.Background(), o, data, &out)
+	require.NoError(t, err)
+	assert.NotContains(t, out.String(), "loaded critics", "no file yet")
+	first, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.NotEmpty(t, first)
+
+	out.Reset()
+	loaded, err := trainOn(context.Background(), o, data, &out)
+	require.NoError(t, err)
+	assert.Contains(t, out.String(), "loaded critics")
+	second, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.NotEqual(t, first, second, "the loaded critics trained further and were saved")
+
+	fresh := testOptions(t, "bpq", 3)
+	res, err := trainOn(context.Background(), fresh, data, io.Discard)
+	require.NoError(t, err)
+	assert.NotEqual(t, res.trainAvg, loaded.trainAvg, "loaded critics change the gradients after the first step")
+
+	for _, c := range []struct {
+		name     string
+		model    string
+		contents []byte
+		ok       bool
+	}{
+		{"grown model reuses what it can", "linear2", second, true},
+		{"corrupt file", "linear", second[:len(second)/2], false},
+		{"not a critics file", "linear", []byte("hello"), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "critics")
+			require.NoError(t, os.WriteFile(p, c.contents, 0o644))
+			o := testOptions(t, "bpq", 2)
+			o.model, o.critics = c.model, p
+			_, err := trainOn(context.Background(), o, data, io.Discard)
+			if c.ok {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			after, rerr := os.ReadFile(p)
+			require.NoError(t, rerr)
+			assert.Equal(t, c.contents, after, "a bad file is left as it was")
+		})
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/backpropq/backpropq/internal/exrun"
 	"github.com/backpropq/backpropq/internal/mnist"
 	"github.com/backpropq/backpropq/nn"
+	"github.com/backpropq/backpropq/q"
 	"github.com/backpropq/backpropq/vi"
 )
 
@@ -49,6 +50,10 @@ type session struct {
 	svi  *infer.SVI
 	// x is the current minibatch, which the objective reads by closure.
 	x *mat.Dense
+	// critics are the estimator's critics when -critics is given, and
+	// criticsLoaded says they were read from its file.
+	critics       *q.Set
+	criticsLoaded bool
 }
 
 // newSession builds the model and training loop that o describes, from the
@@ -108,6 +113,14 @@ func newSession(o options, data *mnist.Data) (*session, error) {
 	est, err := spec.make(s.net, o)
 	if err != nil {
 		return nil, fmt.Errorf("estimator %s: %w", spec.name, err)
+	}
+	if o.critics != "" && o.mode == "train" {
+		if s.critics, err = criticsOf(est); err != nil {
+			return nil, err
+		}
+		if s.criticsLoaded, err = loadCritics(o.critics, s.critics, o.reinit); err != nil {
+			return nil, err
+		}
 	}
 	s.svi = &infer.SVI{
 		Chunk: func(from, to int) vi.Objective {
@@ -240,6 +253,9 @@ func trainOn(ctx context.Context, o options, data *mnist.Data, out io.Writer) (*
 		}
 	}
 	startStep := s.svi.StepCount()
+	if s.criticsLoaded {
+		fmt.Fprintf(out, "loaded critics %s\n", o.critics)
+	}
 	prog := exrun.NewProgress(exrun.ProgressOptions{Total: int64(o.steps), Start: startStep, Duration: o.duration,
 		Objective: "train ELBO (avg)", Quiet: o.quiet, Out: out})
 	budget := exrun.Budget{Steps: int64(o.steps), Duration: o.duration}
@@ -305,6 +321,12 @@ func trainOn(ctx context.Context, o options, data *mnist.Data, out io.Writer) (*
 			return nil, err
 		}
 		fmt.Fprintf(out, "saved %s at step %d\n", o.save, steps)
+	}
+	if s.critics != nil {
+		if err := saveCritics(o.critics, s.critics); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(out, "saved critics %s\n", o.critics)
 	}
 	if interrupted {
 		fmt.Fprintf(out, "interrupted after step %d\n", steps)
