@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -368,4 +369,40 @@ func TestCritics(t *testing.T) {
 			assert.Equal(t, c.contents, after, "a bad file is left as it was")
 		})
 	}
+}
+
+// stopAfter is a context whose Err reports cancellation from its n+1th
+// call on: a Ctrl-C that arrives during step n.
+type stopAfter struct {
+	context.Context
+	n int
+}
+
+func (c *stopAfter) Err() error {
+	if c.n <= 0 {
+		return context.Canceled
+	}
+	c.n--
+	return nil
+}
+
+// TestInterruptSavesCritics checks that a run stopped by Ctrl-C still
+// writes the critics it has learned.
+func TestInterruptSavesCritics(t *testing.T) {
+	data := smallData(t)
+	dir := t.TempDir()
+	size := map[int]int64{}
+	for _, n := range []int{0, 2} {
+		o := testOptions(t, "bpq", 5)
+		o.critics = filepath.Join(dir, fmt.Sprintf("critics-%d", n))
+		var out strings.Builder
+		res, err := trainOn(&stopAfter{Context: context.Background(), n: n}, o, data, &out)
+		require.NoError(t, err)
+		assert.EqualValues(t, n, res.steps)
+		assert.Contains(t, out.String(), fmt.Sprintf("interrupted after step %d", n))
+		st, err := os.Stat(o.critics)
+		require.NoError(t, err, "critics saved on interrupt")
+		size[n] = st.Size()
+	}
+	assert.Greater(t, size[2], size[0], "the interrupted run saved critics, not an empty set")
 }
