@@ -40,7 +40,6 @@ type ProgressOptions struct {
 type Progress struct {
 	opt  ProgressOptions
 	bar  *progressbar.ProgressBar
-	last string
 }
 
 // IsTerminal reports whether w is an *os.File open on a terminal.
