@@ -38,8 +38,8 @@ type ProgressOptions struct {
 // objective and the time left when standard error is a terminal, plain
 // log lines otherwise. It is not safe for concurrent use.
 type Progress struct {
-	opt  ProgressOptions
-	bar  *progressbar.ProgressBar
+	opt ProgressOptions
+	bar *progressbar.ProgressBar
 }
 
 // IsTerminal reports whether w is an *os.File open on a terminal.
