@@ -15,6 +15,7 @@
 //	go run ./examples/sbn -mode eval -resume arm.ckpt -iwae 1000
 //	go run ./examples/sbn -mode variance -resume arm.ckpt -M 100 -estimator reinforce,nvil,arm,disarm
 //	go run ./examples/sbn -mode plot -plot elbo.png a.jsonl b.jsonl
+//	go run ./examples/sbn -estimator bpq -critics bpq.critics       # load (if present) and save the critics
 //
 // Ctrl-C stops training after the current step; the checkpoint is written
 // if -save was given.
