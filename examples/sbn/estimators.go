@@ -119,21 +119,3 @@ func estimatorHelp() string {
 	}
 	return b.String()
 }
-
-// checkCritics reports a -critics flag given with estimators that learn no
-// critics.
-func checkCritics(o options) error {
-	if o.critics == "" {
-		return nil
-	}
-	for _, name := range strings.Split(o.estimator, ",") {
-		spec, err := findEstimator(strings.TrimSpace(name))
-		if err != nil {
-			return err
-		}
-		if !spec.critics {
-			return fmt.Errorf("-critics %s: estimator %s learns no critics (only the bpq estimators do)", o.critics, spec.name)
-		}
-	}
-	return fmt.Errorf("-critics %s: saving and loading critics is %w in examples/sbn", o.critics, errNotAvailable)
-}
