@@ -3,6 +3,7 @@ package infer
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"sync"
 
@@ -11,6 +12,8 @@ import (
 	"github.com/backpropq/backpropq/ad"
 	"github.com/backpropq/backpropq/internal/ckpt"
 	"github.com/backpropq/backpropq/nn"
+	"github.com/backpropq/backpropq/ppl"
+	"github.com/backpropq/backpropq/ppl/dist"
 	"github.com/backpropq/backpropq/q"
 	"github.com/backpropq/backpropq/trace"
 )
@@ -26,16 +29,38 @@ const (
 	// learned ones leave a bias that shrinks with their error.
 	QLocal QMode = iota
 	// QControlVariate uses the actual return R (the Rao-Blackwellized
-	// signal) with c = a·Q_X + b as a control variate (eq. 27 without the
-	// relaxed term): the term is
+	// signal) with c = a·Q_X + b as a control variate, so that the
+	// estimate is unbiased whatever the critics' error. It has two forms.
+	//
+	// The enumerated form (eq. 27 without the relaxed term) is
 	//
 	//	log p(x) · stopgrad(R - a·Q_X(x) - b) + a · Σ_x' p(x') stopgrad(Q_X(x'))
 	//
-	// where the sum runs over the site's values at each row, so the
-	// estimate is unbiased whatever the critics' error. a and b minimize
-	// the variance of R - c, fitted from past steps by running least
-	// squares. Only discrete sites (Bernoulli with at most 12 columns,
-	// Categorical, OneHotCategorical) are supported, and the network must
+	// where the sum runs over the site's values at each row. It serves
+	// Categorical and OneHotCategorical sites and Bernoulli sites of at most
+	// 12 columns, with critics of any kind.
+	//
+	// The relaxed form (eq. 26 with Q as c, appendix 5.8 (1)-(2)) is
+	//
+	//	log p(b) · stopgrad(R - a·Q_X(z~) - b0) + a·Q_X(z) - a·Q_X(z~)
+	//
+	// where z is the relaxed pre-threshold sample of the site's value b =
+	// H(z), z~ a second one drawn from p(z | b), and Q_X(z) the site's
+	// critics evaluated with the site's value replaced by its relaxation
+	// σ(z/λ) (softmax(z/λ) for a categorical site) at temperature
+	// [BackpropQ].Temperature, the rest of the scope fixed. The last two
+	// terms are differentiated through z and z~ only (as [RELAX] does): the
+	// gradient reaches the site's distribution parameters and, through
+	// them, the guide, never the critics' weights. It serves sites of any
+	// width whose distribution is relaxable (Bernoulli, Categorical,
+	// OneHotCategorical) and whose critics are [q.Differentiable] (Linear
+	// and MLP critics, not Tabular ones). The relaxed form is used when
+	// [BackpropQ].Relaxed is set, and otherwise for Bernoulli sites wider
+	// than 12 columns, which cannot be enumerated.
+	//
+	// In both forms a and b minimize the variance of R - c, fitted from past
+	// steps by running least squares of R on the critic value the signal
+	// subtracts (Q_X(x), or Q_X(z~) in the relaxed form). The network must
 	// not inline costs.
 	QControlVariate
 	// QAdvantage uses the advantage signal of [q.Advantages] (appendix 4.4).
@@ -93,6 +118,13 @@ type BackpropQ struct {
 	// Decay is the decay of the running moments that fit a and b in mode
 	// QControlVariate, in [0, 1); zero means 0.95.
 	Decay float64
+	// Relaxed, in mode QControlVariate, uses the relaxed form for every
+	// site instead of enumerating the site's values where that is possible
+	// (see [QControlVariate]).
+	Relaxed bool
+	// Temperature is the temperature λ of the relaxed form of mode
+	// QControlVariate; zero means 0.5.
+	Temperature float64
 
 	mu        sync.Mutex
 	cache     q.Cache
@@ -157,7 +189,7 @@ func (e *BackpropQ) Surrogate(sc *SiteContext) (Term, error) {
 	tp := s.LogProb.Tape()
 	rows := s.LogProb.Rows()
 	commit := func() { e.apply(sc.Trace, ev) }
-	var signal, extra *ad.Tensor
+	var signal, extra, post *ad.Tensor
 	switch e.Mode {
 	case QLocal:
 		local := ev.vals.Local(ev.net, s.Addr)
@@ -197,7 +229,7 @@ func (e *BackpropQ) Surrogate(sc *SiteContext) (Term, error) {
 		signal = tp.FromData(rows, 1, adv)
 	case QControlVariate:
 		var cvCommit func()
-		signal, extra, cvCommit, err = e.controlVariate(sc, ev)
+		signal, extra, post, cvCommit, err = e.controlVariate(sc, ev)
 		if err != nil {
 			return Term{}, err
 		}
@@ -212,6 +244,9 @@ func (e *BackpropQ) Surrogate(sc *SiteContext) (Term, error) {
 	}
 	if s.Mask != nil {
 		loss = ad.Where(s.Mask, loss, tp.Scalar(0))
+	}
+	if post != nil {
+		loss = ad.Add(ad.Sum(loss), post)
 	}
 	sigVar, retVar := varianceOf(signal.Data()), varianceOf(sc.Signal.Data())
 	addr := s.Addr
@@ -371,19 +406,16 @@ func (e *BackpropQ) Coefficients(addr string) (a, b float64) {
 const maxEnumBits = 12
 
 // controlVariate returns the centered signal R - a·Q - b, the correction
-// term a·Σ p(x')Q(x') and the commit of the running moments.
-func (e *BackpropQ) controlVariate(sc *SiteContext, ev *qEval) (signal, extra *ad.Tensor, commit func(), err error) {
+// term of the enumerated form ([B x 1], extra) or of the relaxed form
+// ([1 x 1], post, already masked), and the commit of the running moments.
+func (e *BackpropQ) controlVariate(sc *SiteContext, ev *qEval) (signal, extra, post *ad.Tensor, commit func(), err error) {
 	s := sc.Site
 	tp := s.LogProb.Tape()
 	rows := s.LogProb.Rows()
 	r := sc.Signal.Data()
-	local := make([]float64, rows)
 	for _, ref := range ev.net.Local(s.Addr) {
 		if ref.IsCost() {
-			return nil, nil, nil, fmt.Errorf("BackpropQ: control variate: site %q: the network inlines cost %q; use a Cache without InlineCosts", s.Addr, ref.Cost)
-		}
-		for i, v := range ev.vals.Q[ref.Node] {
-			local[i] += v
+			return nil, nil, nil, nil, fmt.Errorf("BackpropQ: control variate: site %q: the network inlines cost %q; use a Cache without InlineCosts", s.Addr, ref.Cost)
 		}
 	}
 	decay := e.Decay
@@ -391,7 +423,23 @@ func (e *BackpropQ) controlVariate(sc *SiteContext, ev *qEval) (signal, extra *a
 		decay = 0.95
 	}
 	if !(decay > 0 && decay < 1) {
-		return nil, nil, nil, fmt.Errorf("BackpropQ: decay must be in [0, 1), got %v", e.Decay)
+		return nil, nil, nil, nil, fmt.Errorf("BackpropQ: decay must be in [0, 1), got %v", e.Decay)
+	}
+	var rc *relaxedQ
+	local := make([]float64, rows)
+	if e.relaxedForm(s) {
+		if rc, err = e.relaxedCritics(sc, ev); err != nil {
+			return nil, nil, nil, nil, err
+		}
+		if rc.czt != nil {
+			copy(local, rc.czt.Data())
+		}
+	} else {
+		for _, ref := range ev.net.Local(s.Addr) {
+			for i, v := range ev.vals.Q[ref.Node] {
+				local[i] += v
+			}
+		}
 	}
 	e.mu.Lock()
 	m, seen := e.moments[s.Addr]
@@ -411,12 +459,16 @@ func (e *BackpropQ) controlVariate(sc *SiteContext, ev *qEval) (signal, extra *a
 	}
 	signal = tp.FromData(rows, 1, centered)
 	if a != 0 {
-		extra, err = e.expectedQ(sc, ev)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		if extra != nil {
-			extra = ad.Scale(extra, a)
+		if rc != nil {
+			post = rc.correction(s, a)
+		} else {
+			extra, err = e.expectedQ(sc, ev)
+			if err != nil {
+				return nil, nil, nil, nil, err
+			}
+			if extra != nil {
+				extra = ad.Scale(extra, a)
+			}
 		}
 	}
 	var cur cvMoments
@@ -446,7 +498,89 @@ func (e *BackpropQ) controlVariate(sc *SiteContext, ev *qEval) (signal, extra *a
 		}
 		e.moments[addr] = cur
 	}
-	return signal, extra, commit, nil
+	return signal, extra, post, commit, nil
+}
+
+// relaxedForm reports whether mode QControlVariate uses the relaxed form
+// for site s: always with Relaxed, otherwise for a Bernoulli site too wide
+// to enumerate.
+func (e *BackpropQ) relaxedForm(s *ppl.Site) bool {
+	if e.Relaxed {
+		return true
+	}
+	switch s.Dist.(type) {
+	case dist.Bernoulli, *dist.Bernoulli:
+		return s.Value.Cols() > maxEnumBits
+	}
+	return false
+}
+
+// relaxedQ holds the site's critics evaluated at the two relaxed samples of
+// the relaxed control variate.
+type relaxedQ struct {
+	rx relaxation
+	// cz and czt are Σ Q_X(soft(z)) and Σ Q_X(soft(z~)) over the site's
+	// Q-nodes, [B x 1], nil when the site reaches no cost.
+	cz, czt *ad.Tensor
+}
+
+// relaxedCritics draws z (with the unconditional reparameterization's
+// gradient path) and z~ ~ p(z | b) for the site's value b and evaluates
+// the site's critics at their relaxations on the site's tape.
+func (e *BackpropQ) relaxedCritics(sc *SiteContext, ev *qEval) (*relaxedQ, error) {
+	s := sc.Site
+	rx, err := newRelaxation(s.Dist)
+	if err != nil {
+		return nil, fmt.Errorf("BackpropQ: control variate: site %q: relaxed form: %w", s.Addr, err)
+	}
+	temp := e.Temperature
+	if temp == 0 {
+		temp = 0.5
+	}
+	if !(temp > 0) || math.IsInf(temp, 0) {
+		return nil, fmt.Errorf("BackpropQ: control variate: site %q: temperature must be > 0 and finite, got %v", s.Addr, e.Temperature)
+	}
+	tp := s.LogProb.Tape()
+	z := rx.reparam(rx.d.ConditionalRelaxedSample(s.Value, sc.Rand))
+	zt := rx.d.ConditionalRelaxedSample(s.Value, sc.Rand)
+	tt := tp.Scalar(temp)
+	refs := ev.net.Local(s.Addr)
+	critics := func(zz *ad.Tensor) (*ad.Tensor, error) {
+		vals := map[string]*ad.Tensor{s.Addr: rx.soft(zz, tt)}
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		var total *ad.Tensor
+		for _, ref := range refs {
+			qv, err := ev.vals.Forward(ev.net, sc.Trace, ref.Node, vals)
+			if err != nil {
+				return nil, fmt.Errorf("BackpropQ: control variate: site %q: relaxed form: %w", s.Addr, err)
+			}
+			total = addOrNil(total, qv)
+		}
+		return total, nil
+	}
+	rc := &relaxedQ{rx: rx}
+	if rc.cz, err = critics(z); err != nil {
+		return nil, err
+	}
+	if rc.czt, err = critics(zt); err != nil {
+		return nil, err
+	}
+	return rc, nil
+}
+
+// correction returns the relaxed form's pathwise term a·Σ(Q_X(z) -
+// Q_X(z~)) over the rows the site's mask keeps, as a [1 x 1] loss whose
+// gradient reaches the site's distribution parameter (and what it is
+// computed from) and nothing else: not the critics' weights, nor the other
+// scope values.
+func (rc *relaxedQ) correction(s *ppl.Site, a float64) *ad.Tensor {
+	if rc.cz == nil {
+		return nil
+	}
+	diff := ad.Sum(rowMask(s, ad.Scale(ad.Sub(rc.cz, rc.czt), a)))
+	g := diff.Tape().Gradients(diff, rc.rx.param)[0]
+	return linearTerm(rc.rx.param, g)
 }
 
 // expectedQ returns Σ_x' p(x') stopgrad(Q(x')), [B x 1], summing over
@@ -519,6 +653,8 @@ func (e *BackpropQ) expectedQ(sc *SiteContext, ev *qEval) (*ad.Tensor, error) {
 		for i := range qk {
 			qk[i] = 0
 		}
+		// A Net critic's Predict uses its own tape: chunks take turns.
+		e.mu.Lock()
 		for _, nd := range nodes {
 			if nd.found {
 				for i := 0; i < rows; i++ {
@@ -530,6 +666,7 @@ func (e *BackpropQ) expectedQ(sc *SiteContext, ev *qEval) (*ad.Tensor, error) {
 				qk[i] += pred[i]
 			}
 		}
+		e.mu.Unlock()
 		v := values[k]
 		val := tp.FromData(1, len(v), v)
 		if rows > 1 {

@@ -245,6 +245,9 @@ func (n *Net) Update(x *mat.Dense, target []float64) error {
 // critic's own Update clears first.
 func (n *Net) Forward(x *ad.Tensor) *ad.Tensor { return n.mlp.Forward(x) }
 
+// Params returns the network's parameters; they alias the critic's.
+func (n *Net) Params() []*nn.Param { return n.mlp.Params() }
+
 // Weights returns the parameters' values.
 func (n *Net) Weights() [][]float64 {
 	var w [][]float64

@@ -1,0 +1,215 @@
+package infer
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/nn"
+	"github.com/backpropq/backpropq/ppl"
+	"github.com/backpropq/backpropq/ppl/dist"
+	"github.com/backpropq/backpropq/q"
+	"github.com/backpropq/backpropq/vi"
+)
+
+// mlpCritics returns a configuration of small MLP critics, differentiable
+// as the relaxed control variate needs them.
+func mlpCritics(seed uint64) q.Config {
+	return q.Config{Kind: q.MLPKind, Hidden: []int{8}, LR: 0.01, Rand: rand.New(rand.NewPCG(seed, 1))}
+}
+
+// TestBackpropQRelaxedControlVariateUnbiased checks the relaxed form of
+// mode QControlVariate (eq. 26 with the learned Q as c) against the exact
+// gradient on enumerable models, with MLP critics trained for a few dozen
+// steps only (imperfect), on Bernoulli, Categorical and OneHotCategorical
+// sites.
+func TestBackpropQRelaxedControlVariateUnbiased(t *testing.T) {
+	models := []struct {
+		name    string
+		obj     vi.Objective
+		support []siteSupport
+		site    string
+	}{
+		{"chain", vi.Program{Model: chainModel}, chainSupport, "z1"},
+		{"categorical", vi.Program{Model: categoricalModel}, categoricalSupport, "z"},
+		{"sbn-elbo", sbnELBO, sbnSupport, "h1"},
+	}
+	for _, m := range models {
+		t.Run(m.name, func(t *testing.T) {
+			store := initObjectiveStore(t, m.obj)
+			exact := exactObjectiveGradient(t, m.obj, store, m.support)
+			est := NewBackpropQ(QControlVariate, mlpCritics(4), q.TD{})
+			est.Relaxed = true
+			s := &SVI{
+				Objective: m.obj, Estimators: Estimators{Default: est},
+				Optimizer: nn.NewAdam(0.01), Params: store, Particles: 20, Seed: 3,
+			}
+			trainCritics(t, s, 50)
+			a, _ := est.Coefficients(m.site)
+			require.NotZero(t, a, "the control variate is in use")
+			mean, se := estimateGradient(t, s, repetitions())
+			requireAgree(t, exact, mean, se)
+		})
+	}
+}
+
+// wideModel draws 16 independent Bernoulli units, too many to enumerate,
+// with the cost (Σ z - 3)².
+func wideModel(ctx *ppl.Ctx) {
+	tp := ctx.Tape()
+	logits := ppl.Param(ctx, "logits", 1, wideUnits, nn.InitFunc(wideInit))
+	z := ppl.Sample(ctx, "z", dist.BernoulliLogits(ppl.Expand(ctx, logits)))
+	ppl.Cost(ctx, "f", ad.Square(ad.Sub(ad.RowSum(z), tp.Scalar(3))))
+}
+
+const wideUnits = 16
+
+// wideLogit is the initial logit of unit j of wideModel.
+func wideLogit(j int) float64 { return -1.5 + 0.2*float64(j) }
+
+func wideInit(m *mat.Dense, _ *rand.Rand) {
+	for j := 0; j < wideUnits; j++ {
+		m.Set(0, j, wideLogit(j))
+	}
+}
+
+// TestBackpropQRelaxedWideSite checks that mode QControlVariate serves a
+// Bernoulli site of 16 units, which it cannot enumerate, with the relaxed
+// form (without setting Relaxed), against the closed-form gradient of
+// E[(S - 3)²] = Σ p(1-p) + (Σ p - 3)², whose derivative in logit j is
+// p_j(1-p_j)(1 - 2p_j + 2(Σ p - 3)). The critic is an MLP trained for 150
+// steps.
+func TestBackpropQRelaxedWideSite(t *testing.T) {
+	p := make([]float64, wideUnits)
+	sum := 0.0
+	for j := range p {
+		p[j] = 1 / (1 + math.Exp(-wideLogit(j)))
+		sum += p[j]
+	}
+	exact := make([]float64, wideUnits)
+	for j := range exact {
+		exact[j] = p[j] * (1 - p[j]) * (1 - 2*p[j] + 2*(sum-3))
+	}
+	obj := vi.Program{Model: wideModel}
+	store := initObjectiveStore(t, obj)
+	cfg := mlpCritics(5)
+	cfg.LR = 0.05
+	est := NewBackpropQ(QControlVariate, cfg, q.TD{})
+	s := &SVI{
+		Objective: obj, Estimators: Estimators{Default: est},
+		Optimizer: nn.NewAdam(0.01), Params: store, Particles: 20, Seed: 3,
+	}
+	trainCritics(t, s, 150)
+	a, _ := est.Coefficients("z")
+	require.NotZero(t, a, "the control variate is in use")
+	st, ok := est.Stats("z")
+	require.True(t, ok)
+	t.Logf("a = %.3f; last step: signal variance %.4g, plain return variance %.4g", a, st.SignalVar, st.ReturnVar)
+	mean, se := estimateGradient(t, s, repetitions())
+	requireAgree(t, exact, mean, se)
+
+	// The same site with tabular critics has no relaxed form and cannot be
+	// enumerated: the error names the site.
+	est2 := NewBackpropQ(QControlVariate, q.Config{Kind: q.TabularKind}, q.TD{})
+	s2 := &SVI{
+		Objective: obj, Estimators: Estimators{Default: est2},
+		Optimizer: nn.NewAdam(0.01), Params: initObjectiveStore(t, obj), Particles: 4, Seed: 3,
+	}
+	_, err := s2.Step()
+	require.ErrorContains(t, err, `site "z"`)
+	require.ErrorContains(t, err, "not differentiable")
+}
+
+// TestBackpropQRelaxedBadInput checks the relaxed control variate's errors:
+// a site whose distribution has no relaxation, tabular critics, and a bad
+// temperature; each names the site, and the failed step changes nothing.
+func TestBackpropQRelaxedBadInput(t *testing.T) {
+	normalModel := func(ctx *ppl.Ctx) {
+		tp := ctx.Tape()
+		mu := ppl.Param(ctx, "mu", 1, 1, nn.Zeros{})
+		z := ppl.Sample(ctx, "x", dist.Normal{Loc: ppl.Expand(ctx, mu), Scale: tp.Scalar(1)})
+		ppl.Cost(ctx, "f", ad.Square(z))
+	}
+	cases := []struct {
+		name  string
+		model ppl.Model
+		cfg   q.Config
+		temp  float64
+		want  []string
+	}{
+		{"not-relaxable", normalModel, mlpCritics(1), 0, []string{`site "x"`, "no relaxation"}},
+		{"tabular", chainModel, q.Config{Kind: q.TabularKind}, 0, []string{`site "z1"`, "not differentiable"}},
+		{"temperature", chainModel, mlpCritics(1), -1, []string{`site "z1"`, "temperature"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			est := NewBackpropQ(QControlVariate, c.cfg, q.TD{})
+			est.Relaxed = true
+			est.Temperature = c.temp
+			obj := vi.Program{Model: c.model}
+			store := initObjectiveStore(t, obj)
+			before := flatValues(store)
+			s := &SVI{
+				Objective: obj, Estimators: Estimators{Default: est},
+				Optimizer: nn.NewAdam(0.01), Params: store, Particles: 4, Seed: 3,
+			}
+			_, err := s.Step()
+			require.Error(t, err)
+			for _, w := range c.want {
+				require.ErrorContains(t, err, w)
+			}
+			require.Equal(t, before, flatValues(store))
+			require.Empty(t, est.Critics.Keys(), "a failed step adds no critic")
+			require.Zero(t, s.StepCount())
+		})
+	}
+}
+
+// flatValues returns the values of every parameter of store, flattened.
+func flatValues(store *nn.Store) []float64 {
+	var out []float64
+	for _, p := range store.Params() {
+		out = append(out, p.Value.RawMatrix().Data...)
+	}
+	return out
+}
+
+// TestBackpropQRelaxedCriticsGetNoGradient checks that the relaxed
+// control variate's term passes no gradient to the critics' weights: with
+// their gradients zeroed, a step's backward pass leaves them zero (the
+// critics move only by their own TD updates).
+func TestBackpropQRelaxedCriticsGetNoGradient(t *testing.T) {
+	obj := vi.Program{Model: chainModel}
+	store := initObjectiveStore(t, obj)
+	est := NewBackpropQ(QControlVariate, mlpCritics(2), q.TD{})
+	est.Relaxed = true
+	s := &SVI{
+		Objective: obj, Estimators: Estimators{Default: est},
+		Optimizer: nn.NewAdam(0.01), Params: store, Particles: 8, Seed: 3,
+	}
+	trainCritics(t, s, 5)
+	a, _ := est.Coefficients("z1")
+	require.NotZero(t, a)
+	var params []*nn.Param
+	for _, k := range est.Critics.Keys() {
+		n, ok := est.Critics.Critic(k).(*q.Net)
+		require.True(t, ok)
+		params = append(params, n.Params()...)
+	}
+	require.NotEmpty(t, params)
+	for _, p := range params {
+		p.ZeroGrad()
+	}
+	_, _, err := s.compute()
+	require.NoError(t, err)
+	require.NotZero(t, s.Params.Get("theta").Grad.At(0, 0), "the guide receives a gradient")
+	for _, p := range params {
+		for _, v := range p.Grad.RawMatrix().Data {
+			require.Zero(t, v, "critic parameter %s received a gradient", p.Name)
+		}
+	}
+}
