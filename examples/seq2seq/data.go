@@ -1,0 +1,117 @@
+package main
+
+import (
+	"math/rand/v2"
+	"slices"
+	"strings"
+)
+
+// The vocabulary: the digits 0-9 are tokens 0-9, then the end token and
+// the decoder's start token.
+const (
+	digits = 10
+	eos    = 10
+	bos    = 11
+	// outputs is the size of the decoder's output distribution: the
+	// digits and the end token.
+	outputs = 11
+	// vocab counts every token, the start token included.
+	vocab = 12
+	// minLen and maxLen bound the length of an input string.
+	minLen, maxLen = 5, 12
+	// maxSteps is the decoder's longest output, the end token included.
+	maxSteps = maxLen + 2
+)
+
+// Seeds of the fixed validation and test sets; the training examples come
+// from -seed and the step.
+const (
+	validSeed = 0x76616c6964
+	testSeed  = 0x74657374
+	trainSalt = 0x747261696e
+)
+
+// example is one input string and its target, the input sorted.
+type example struct {
+	src, tgt []int
+}
+
+// newExample draws an input of minLen to maxLen uniform digits from rng.
+func newExample(rng *rand.Rand) example {
+	n := minLen + rng.IntN(maxLen-minLen+1)
+	src := make([]int, n)
+	for i := range src {
+		src[i] = rng.IntN(digits)
+	}
+	tgt := slices.Clone(src)
+	slices.Sort(tgt)
+	return example{src: src, tgt: tgt}
+}
+
+// makeSet returns n examples drawn from a source seeded by seed.
+func makeSet(seed uint64, n int) []example {
+	rng := rand.New(rand.NewPCG(seed, 0x5e7))
+	out := make([]example, n)
+	for i := range out {
+		out[i] = newExample(rng)
+	}
+	return out
+}
+
+// trainBatch returns the b training examples of step t: they depend only on
+// the seed and t, so a resumed run sees the same ones.
+func trainBatch(seed uint64, t int64, b int) []example {
+	rng := rand.New(rand.NewPCG(seed^trainSalt, uint64(t)))
+	out := make([]example, b)
+	for i := range out {
+		out[i] = newExample(rng)
+	}
+	return out
+}
+
+// editDistance returns the Levenshtein distance between token strings a
+// and b: the fewest insertions, deletions and substitutions that turn a
+// into b.
+func editDistance(a, b []int) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			sub := prev[j-1]
+			if a[i-1] != b[j-1] {
+				sub++
+			}
+			cur[j] = min(sub, prev[j]+1, cur[j-1]+1)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// tokenString writes tokens as digits, the end token as "$".
+func tokenString(tokens []int) string {
+	var b strings.Builder
+	for _, t := range tokens {
+		switch {
+		case t < digits:
+			b.WriteByte(byte('0' + t))
+		case t == eos:
+			b.WriteByte('$')
+		default:
+			b.WriteByte('^')
+		}
+	}
+	return b.String()
+}
+
+// untilEOS returns the tokens before the first end token.
+func untilEOS(tokens []int) []int {
+	if i := slices.Index(tokens, eos); i >= 0 {
+		return tokens[:i]
+	}
+	return tokens
+}

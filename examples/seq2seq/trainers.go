@@ -1,0 +1,112 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+
+	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/infer"
+	"github.com/backpropq/backpropq/q"
+)
+
+// trainerSpec is one value of the -trainer flag.
+type trainerSpec struct {
+	name string
+	help string
+	// estimator returns the estimator of the token sites for the options
+	// o; nil for maximum likelihood, which has no sample sites.
+	estimator func(o options) (infer.Estimator, error)
+	// warm reports that the first -warm steps are maximum likelihood.
+	warm bool
+}
+
+// trainers is the table behind -trainer.
+var trainers = []trainerSpec{
+	{"mle", "teacher forcing: maximum likelihood of the targets (exposure bias)", nil, false},
+	{"reinforce", "score function with a moving-average baseline (decay 0.9) per token site", func(options) (infer.Estimator, error) {
+		return infer.ScoreFunction{Baseline: infer.NewMovingAverage(0.9)}, nil
+	}, false},
+	{"self-critical", "score function with the greedy decode's edit distance of the same input as baseline", func(options) (infer.Estimator, error) {
+		return infer.ScoreFunction{Baseline: greedyBaseline{}}, nil
+	}, false},
+	{"bpq", "Backprop-Q: one MLP critic for all y[*] (address template) fed the decoder state, lambda-return; mode by -bpq-mode", backpropQ, false},
+	{"mle+bpq", "maximum likelihood for -warm steps, then bpq", backpropQ, true},
+}
+
+// defaultBPQMode is the -bpq-mode of a run that does not give it.
+const defaultBPQMode = "cv"
+
+// bpqModes maps the -bpq-mode values to the estimator's modes.
+var bpqModes = map[string]infer.QMode{"local": infer.QLocal, "cv": infer.QControlVariate, "adv": infer.QAdvantage}
+
+// backpropQ returns the Backprop-Q estimator that o describes: one MLP
+// critic (64 tanh units) serves every y[t] through the template "y[*]",
+// with the index and the decoder state before y[t] (q.Input) as extra
+// features, on the merged network reduced to a chain, trained toward the
+// graph lambda-return.
+func backpropQ(o options) (infer.Estimator, error) {
+	mode, ok := bpqModes[o.bpqMode]
+	if !ok {
+		return nil, fmt.Errorf("unknown -bpq-mode %q (local, cv or adv)", o.bpqMode)
+	}
+	if !(o.lambda >= 0 && o.lambda <= 1) {
+		return nil, fmt.Errorf("-lambda must be in [0, 1], got %v", o.lambda)
+	}
+	cfg := q.Config{Kind: q.MLPKind, Hidden: []int{64}, LR: o.criticLR, Templates: []string{"y[*]"},
+		Rand: rand.New(rand.NewPCG(o.seed, 0xb9))}
+	b := infer.NewBackpropQ(mode, cfg, q.TD{Lambda: o.lambda})
+	b.Cache = &q.Cache{Options: q.Options{Merge: true, Reduce: q.ReduceChain}}
+	if mode == infer.QLocal {
+		b.Baseline = infer.NewMovingAverage(0.9)
+	}
+	return b, nil
+}
+
+// greedyBaseline is the self-critical baseline (Rennie et al., 2017): the
+// edit distance of the greedy decode of the row's input, which the program
+// records at greedyAddr. It does not depend on the sampled tokens, so the
+// estimate stays unbiased.
+type greedyBaseline struct{}
+
+// Center subtracts the greedy decode's cost from the signal.
+func (greedyBaseline) Center(sc *infer.SiteContext, signal *ad.Tensor) (*ad.Tensor, *ad.Tensor, func(), error) {
+	g := sc.Trace.Site(greedyAddr)
+	if g == nil {
+		return nil, nil, nil, errors.New("self-critical: the trace has no greedy cost (site " + greedyAddr + ")")
+	}
+	if g.Value.Rows() != signal.Rows() {
+		return nil, nil, nil, fmt.Errorf("self-critical: %d greedy costs for %d rows", g.Value.Rows(), signal.Rows())
+	}
+	return ad.Sub(signal, ad.StopGradient(g.Value)), nil, nil, nil
+}
+
+// findTrainer returns the trainer named name, or an error naming the
+// known ones.
+func findTrainer(name string) (trainerSpec, error) {
+	for _, t := range trainers {
+		if t.name == name {
+			return t, nil
+		}
+	}
+	return trainerSpec{}, fmt.Errorf("unknown -trainer %q; use one of %s", name, trainerNames())
+}
+
+func trainerNames() string {
+	names := make([]string, len(trainers))
+	for i, t := range trainers {
+		names[i] = t.name
+	}
+	return strings.Join(names, ", ")
+}
+
+// trainerHelp is the -trainer flag's usage.
+func trainerHelp() string {
+	var b strings.Builder
+	b.WriteString("training method:")
+	for _, t := range trainers {
+		fmt.Fprintf(&b, "\n  %-14s %s", t.name, t.help)
+	}
+	return b.String()
+}
