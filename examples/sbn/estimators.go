@@ -53,12 +53,11 @@ var estimators = []estimatorSpec{
 	{"arm", "augment-REINFORCE-merge", fixed(infer.ARM{}), false},
 	{"disarm", "DisARM (antithetic ARM)", fixed(infer.DisARM{}), false},
 	// Backprop-Q with one MLP critic per (latent layer, cost source),
-	// trained by one-step TD. The control-variate form enumerates a
-	// site's values to correct its bias, which a 200-unit layer forbids.
+	// trained by one-step TD. The control-variate form is the relaxed one
+	// (eq. 26 with the critic as c): a 200-unit layer cannot be
+	// enumerated.
 	{"bpq", "Backprop-Q, learned critic as the local cost (MLP critics, TD(0))", backpropQ(infer.QLocal), true},
-	{"bpq-cv", "Backprop-Q, critic as control variate", func(*sbn, options) (infer.Estimator, error) {
-		return nil, fmt.Errorf("bpq-cv sums each site's critic over the site's values (Bernoulli sites of at most 12 units); the SBN's layers have 200: %w", errNotAvailable)
-	}, true},
+	{"bpq-cv", "Backprop-Q, critic as a relaxed control variate of the actual return (unbiased; MLP critics, TD(0), temperature 0.5)", backpropQ(infer.QControlVariate), true},
 	{"bpq-adv", "Backprop-Q, advantage (appendix 4.4)", backpropQ(infer.QAdvantage), true},
 }
 
@@ -67,6 +66,12 @@ func backpropQ(mode infer.QMode) func(*sbn, options) (infer.Estimator, error) {
 	return func(_ *sbn, o options) (infer.Estimator, error) {
 		cfg := q.Config{Kind: q.MLPKind, Hidden: []int{64}, LR: 1e-3, Rand: rand.New(rand.NewPCG(o.seed, 0xb9))}
 		b := infer.NewBackpropQ(mode, cfg, q.TD{Lambda: 0})
+		if mode == infer.QControlVariate {
+			// The fitted a and b of the control variate take the
+			// baseline's place.
+			b.Relaxed, b.Temperature = true, 0.5
+			return b, nil
+		}
 		b.Baseline = infer.NewMovingAverage(0.9)
 		return b, nil
 	}
