@@ -257,9 +257,21 @@ func (n *Net) Weights() [][]float64 {
 	return w
 }
 
-// Clone returns a copy with fresh optimizer state.
+// Clone returns a copy, optimizer state included.
 func (n *Net) Clone() Critic {
-	c := &Net{layout: n.layout, opt: nn.NewAdam(n.opt.LR), tape: ad.NewTape(), steps: n.steps}
+	opt := *n.opt
+	state := map[string]*nn.ParamState{}
+	for name, st := range n.opt.State() {
+		cp := &nn.ParamState{Step: st.Step}
+		for _, b := range st.Buffers {
+			cp.Buffers = append(cp.Buffers, mat.DenseCopyOf(b))
+		}
+		state[name] = cp
+	}
+	if err := opt.SetState(state); err != nil {
+		panic("q: Net.Clone: " + err.Error()) // a copy of valid state is valid
+	}
+	c := &Net{layout: n.layout, opt: &opt, tape: ad.NewTape(), steps: n.steps}
 	c.mlp = &nn.MLP{Activations: append([]nn.Activation(nil), n.mlp.Activations...)}
 	for _, l := range n.mlp.Layers {
 		c.mlp.Layers = append(c.mlp.Layers, &nn.Linear{

@@ -223,9 +223,13 @@ func (s *Set) lookup(key string, layout Layout, fresh map[string]*entry) (*entry
 		return e, nil
 	}
 	var c Critic
+	var slow *slowTarget
 	if p, ok := s.pending[key]; ok {
 		if p.layout.String() == layout.String() {
 			c = p.critic.Clone()
+			if p.slow != nil && s.cfg.SlowTarget > 0 {
+				slow = p.slow.restored(s.cfg.SlowTarget)
+			}
 		} else if !s.reinit {
 			return nil, fmt.Errorf("q: critic %q: saved for scope layout %q, the model now has %q",
 				key, p.layout.String(), layout.String())
@@ -237,8 +241,8 @@ func (s *Set) lookup(key string, layout Layout, fresh map[string]*entry) (*entry
 			return nil, err
 		}
 	}
-	e := &entry{critic: c}
-	if s.cfg.SlowTarget > 0 {
+	e := &entry{critic: c, slow: slow}
+	if s.cfg.SlowTarget > 0 && slow == nil {
 		e.slow = newSlowTarget(c, s.cfg.SlowTarget)
 	}
 	fresh[key] = e

@@ -23,6 +23,16 @@ func newSlowTarget(c Critic, alpha float64) *slowTarget {
 	return st
 }
 
+// restored returns an independent copy of st with the given alpha (the
+// set's configuration wins over a saved one).
+func (st *slowTarget) restored(alpha float64) *slowTarget {
+	c := &slowTarget{alpha: alpha, target: st.target.Clone()}
+	for _, d := range st.delta {
+		c.delta = append(c.delta, append([]float64(nil), d...))
+	}
+	return c
+}
+
 // track applies one step after the learned critic c changed.
 func (st *slowTarget) track(c Critic) {
 	if tab, ok := c.(*Tabular); ok {
