@@ -48,6 +48,7 @@ type options struct {
 	seed      uint64
 	evalEvery int
 	logEvery  int
+	evalLimit int
 	metrics   string
 	plot      string
 	save      string
@@ -79,6 +80,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	fs.Uint64Var(&o.seed, "seed", 1, "random seed (initialization, training strings, sampling)")
 	fs.IntVar(&o.evalEvery, "eval-every", 250, "steps between validation scores (0: only at the end)")
 	fs.IntVar(&o.logEvery, "log-every", 50, "steps between metrics records and log lines")
+	fs.IntVar(&o.evalLimit, "eval-limit", 0, "score only the first N strings of the validation and test sets (0: all 500 and 1000)")
 	fs.StringVar(&o.metrics, "metrics", "", "append metrics records to this JSONL file")
 	fs.StringVar(&o.plot, "plot", "", "write a plot of the validation edit distance against steps and seconds to this PNG file (train: this run's metrics; -mode plot: the JSONL files given as arguments)")
 	fs.StringVar(&o.save, "save", "", "write a checkpoint to this file at each evaluation and at the end")

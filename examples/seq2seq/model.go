@@ -87,11 +87,11 @@ func (m *seq2seq) encode(tp *ad.Tape, exs []example) *ad.Tensor {
 // as a [B x 1] tensor of token ids.
 type chooser func(t int, h, logits *ad.Tensor, alive []float64) *ad.Tensor
 
-// decode runs the decoder from the encoder states enc for at most steps
-// steps, stopping early once every row has emitted the end token, and
+// decode runs the decoder from the encoder states enc for steps steps, or
+// fewer when stopEarly is set and every row has emitted the end token, and
 // returns each row's tokens (the end token included when emitted) and the
 // token tensors of the steps.
-func (m *seq2seq) decode(enc *ad.Tensor, steps int, choose chooser) ([][]int, []*ad.Tensor) {
+func (m *seq2seq) decode(enc *ad.Tensor, steps int, stopEarly bool, choose chooser) ([][]int, []*ad.Tensor) {
 	tp := enc.Tape()
 	b := enc.Rows()
 	prev := tp.Full(b, 1, bos)
@@ -120,7 +120,7 @@ func (m *seq2seq) decode(enc *ad.Tensor, steps int, choose chooser) ([][]int, []
 				done = false
 			}
 		}
-		if done {
+		if done && stopEarly {
 			break
 		}
 		prev = y
@@ -235,10 +235,13 @@ func (p program) sample(ctx *ppl.Ctx, masks map[string]*ad.Tensor) {
 	tp := ctx.Tape()
 	enc := p.m.encode(tp, p.exs)
 	if p.greedyCost {
-		tokens, _ := p.m.decode(enc, maxSteps, greedy)
+		tokens, _ := p.m.decode(enc, maxSteps, true, greedy)
 		ppl.Deterministic(ctx, greedyAddr, tp.FromData(len(p.exs), 1, editCosts(tokens, p.exs)))
 	}
-	tokens, ys := p.m.decode(enc, maxSteps, func(t int, h, logits *ad.Tensor, alive []float64) *ad.Tensor {
+	// Every run has all maxSteps token sites, so that the trace has one
+	// shape: the critic of the template y[*] takes its input layout from
+	// the first trace it sees, and a later, longer one would not fit it.
+	tokens, ys := p.m.decode(enc, maxSteps, false, func(t int, h, logits *ad.Tensor, alive []float64) *ad.Tensor {
 		addr := ppl.At("y", t)
 		masks[ctx.Addr(addr)] = tp.FromData(len(alive), 1, append([]float64(nil), alive...))
 		if p.criticInputs {
@@ -265,7 +268,7 @@ func (p program) observe(ctx *ppl.Ctx, masks map[string]*ad.Tensor) {
 		longest = max(longest, len(e.tgt)+1)
 	}
 	enc := p.m.encode(tp, p.exs)
-	p.m.decode(enc, longest, func(t int, _, logits *ad.Tensor, _ []float64) *ad.Tensor {
+	p.m.decode(enc, longest, true, func(t int, _, logits *ad.Tensor, _ []float64) *ad.Tensor {
 		ids := make([]float64, b)
 		live := make([]float64, b)
 		for r, e := range p.exs {

@@ -201,6 +201,20 @@ func (s *session) save(path string) error {
 	return nil
 }
 
+// step takes one training step. A step whose Backprop-Q critic does not
+// exist yet runs its chunks one after the other: each chunk's trace creates
+// the critic afresh from the critics' random source (q.Set.Evaluate), so
+// in parallel the chunks would take their weights in the order the
+// goroutines happen to run, and the result would depend on -workers.
+func (s *session) step() (infer.Metrics, error) {
+	if b, ok := s.est.(*infer.BackpropQ); ok && !s.teacherForcing() && len(b.Critics.Keys()) == 0 {
+		workers := s.svi.Workers
+		s.svi.Workers = 1
+		defer func() { s.svi.Workers = workers }()
+	}
+	return s.svi.Step()
+}
+
 // score is the quality of decodes of a set of examples.
 type score struct {
 	// Edit is the mean edit distance to the targets, Exact the fraction
@@ -224,7 +238,7 @@ func (s *session) evaluate(exs []example, rng *rand.Rand) (score, [][]int) {
 		if rng != nil {
 			choose = sampler(rng)
 		}
-		tokens, _ := s.net.decode(s.net.encode(tp, part), maxSteps, choose)
+		tokens, _ := s.net.decode(s.net.encode(tp, part), maxSteps, true, choose)
 		for r, c := range editCosts(tokens, part) {
 			sc.Edit += c
 			if c == 0 && len(untilEOS(tokens[r])) == len(tokens[r])-1 {
@@ -288,6 +302,12 @@ func train(ctx context.Context, o options, out io.Writer) (*result, error) {
 	defer mw.Close()
 	m := &s.meta
 	valid, test := makeSet(validSeed, validSize), makeSet(testSeed, testSize)
+	if o.evalLimit < 0 {
+		return nil, fmt.Errorf("-eval-limit must be at least 0, got %d", o.evalLimit)
+	}
+	if o.evalLimit > 0 {
+		valid, test = valid[:min(o.evalLimit, validSize)], test[:min(o.evalLimit, testSize)]
+	}
 	if !o.quiet {
 		mode := ""
 		if isBPQ(s.est) {
@@ -346,7 +366,7 @@ func train(ctx context.Context, o options, out io.Writer) (*result, error) {
 			prog.Printf("step %d: switching from %s to %s", t, phase, p)
 		}
 		phase = p
-		sm, err := s.svi.Step()
+		sm, err := s.step()
 		if err != nil {
 			prog.Finish()
 			return nil, err
@@ -401,7 +421,8 @@ func train(ctx context.Context, o options, out io.Writer) (*result, error) {
 	fmt.Fprintf(out, "valid: greedy edit distance %.3f, exact match %.3f\n", res.valid.Edit, res.valid.Exact)
 	fmt.Fprintf(out, "test:  greedy edit distance %.3f, exact match %.3f; sampled edit distance %.3f, exact match %.3f\n",
 		res.test.Edit, res.test.Exact, res.testSample.Edit, res.testSample.Exact)
-	printDecodes(out, test[:5], greedyOut[:5], sampledOut[:5])
+	shown := min(5, len(test))
+	printDecodes(out, test[:shown], greedyOut[:shown], sampledOut[:shown])
 	final := last
 	final.Step, final.Seconds, final.StepsPerSec = steps, m.Seconds, res.stepsPerSec
 	final.ValidEdit, final.ValidExact = &res.valid.Edit, &res.valid.Exact
