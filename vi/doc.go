@@ -12,7 +12,7 @@
 //     term: log q(z|..) - log p(z|..) for each latent z at [KLAddr](z)
 //     ("kl(z)"), and -log p(x|..) for each observation, each with the
 //     parents its data flow gives it. AnalyticKL uses the closed-form KL
-//     where guide and prior are both Normal.
+//     where guide and prior have one (Normal, Bernoulli, Categorical).
 //   - [IWAE]: the importance-weighted bound with K particles per data
 //     point, vectorized batch-major along dimension 0, with the VIMCO
 //     leave-one-out learning signal for score-function estimators

@@ -24,7 +24,9 @@ func KLAddr(addr string) string { return "kl(" + addr + ")" }
 // -ELBO. Run returns a trace holding, in this order:
 //
 //   - the guide's sites: its sample sites (the random variables being
-//     trained), its intervened sites and its own cost sites;
+//     trained), its intervened sites, its own cost sites and its
+//     deterministic sites (such as the critic inputs that q.Input
+//     records, which must reach the objective's trace to be read);
 //   - for each of the model's sites in the model's order: for a latent z,
 //     a cost site at [KLAddr](z) whose cost is log q(z|..) - log p(z|..),
 //     [B x 1]; the model's observe sites (cost -log p(x|..)) and cost
@@ -43,8 +45,10 @@ func KLAddr(addr string) string { return "kl(" + addr + ")" }
 // objective (minibatch rescaling by N/B), set the Scale field, which
 // multiplies the Scale of every cost.
 //
-// With AnalyticKL, a latent whose guide and prior are both [dist.Normal]
-// has the cost KL(q || p) from [dist.KL] instead of the sampled log ratio:
+// With AnalyticKL, a latent whose guide and prior have a closed-form KL
+// divergence in [dist.KL] (both Normal, both Bernoulli, both Categorical
+// or both OneHotCategorical) has the cost KL(q || p) instead of the
+// sampled log ratio:
 // the same expectation, usually with less variance (not always: for the
 // exact posterior as guide the sampled bound is constant). That cost
 // depends on the distributions' parameters, not on the sampled value, so
@@ -61,7 +65,8 @@ type ELBO struct {
 	// of the model, at the same addresses, and observes nothing.
 	Guide ppl.Model
 	// AnalyticKL uses the closed-form KL divergence for latents whose
-	// guide and prior are both Normal.
+	// guide and prior have one (see [dist.KL]); other latents keep the
+	// sampled log ratio.
 	AnalyticKL bool
 	// Scale, when not 0, multiplies the Scale of every cost of the
 	// objective, for minibatches: N/B makes the loss of B data points out
@@ -98,7 +103,7 @@ func (e ELBO) Run(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, error)
 	}
 	sites := make([]*ppl.Site, 0, p.guide.Len()+p.model.Len())
 	for _, s := range p.guide.Sites() {
-		if s.Stochastic() || s.Intervened || s.Kind == ppl.KindCost {
+		if s.Stochastic() || s.Intervened || s.Kind == ppl.KindCost || s.Kind == ppl.KindDeterministic {
 			sites = append(sites, s)
 		}
 	}
@@ -150,13 +155,13 @@ func (e ELBO) latentCost(p pair, ms *ppl.Site, batch int) (*ppl.Site, error) {
 	}
 	gs := p.guide.Site(ms.Addr)
 	var cost *ad.Tensor
-	if q, ok := asNormal(gs.Dist); ok && e.AnalyticKL {
-		if prior, ok := asNormal(ms.Dist); ok {
-			kl, err := dist.KL(q, prior)
-			if err != nil {
-				return nil, &ppl.SiteError{Addr: ms.Addr, Err: err}
-			}
+	if e.AnalyticKL {
+		kl, err := dist.KL(gs.Dist, ms.Dist)
+		switch {
+		case err == nil:
 			cost = kl
+		case !errors.Is(err, dist.ErrNoKL):
+			return nil, &ppl.SiteError{Addr: ms.Addr, Err: err}
 		}
 	}
 	if cost == nil {
@@ -185,19 +190,6 @@ func (e ELBO) latentCost(p pair, ms *ppl.Site, batch int) (*ppl.Site, error) {
 		Scale: gs.Scale * ms.Scale,
 		Mask:  combineMasks(gs.Mask, ms.Mask),
 	}, nil
-}
-
-// asNormal reports whether d is a dist.Normal, by value or by pointer.
-func asNormal(d dist.Distribution) (dist.Normal, bool) {
-	switch n := d.(type) {
-	case dist.Normal:
-		return n, true
-	case *dist.Normal:
-		if n != nil {
-			return *n, true
-		}
-	}
-	return dist.Normal{}, false
 }
 
 // combineMasks returns the product of two masks, either of which may be

@@ -403,3 +403,45 @@ func TestELBORelaxedBernoulli(t *testing.T) {
 	g := tp.Gradients(vi.Loss(tr), relaxed)[0]
 	assert.NotZero(t, g.At(0, 0))
 }
+
+// With AnalyticKL, a Categorical or Bernoulli latent's cost is the
+// closed-form KL of its guide from its prior, the same for every sampled
+// value, and equal to the mean of the sampled log ratio.
+func TestELBOAnalyticKLDiscrete(t *testing.T) {
+	const rows = 20000
+	logits := []float64{0.3, -1.2, 2}
+	prior := []float64{0, 0.5, -0.5}
+	for _, name := range []string{"Categorical", "OneHotCategorical", "Bernoulli"} {
+		tp := ad.NewTape()
+		mk := func(l []float64) dist.Distribution {
+			t := ad.Add(tp.Zeros(rows, len(l)), tp.FromData(1, len(l), l))
+			switch name {
+			case "Categorical":
+				return dist.Categorical{Logits: t}
+			case "OneHotCategorical":
+				return dist.OneHotCategorical{Logits: t}
+			}
+			return dist.BernoulliLogits(t)
+		}
+		model := func(ctx *ppl.Ctx) { ppl.Sample(ctx, "c", mk(prior)) }
+		guide := func(ctx *ppl.Ctx) { ppl.Sample(ctx, "c", mk(logits)) }
+		costOf := func(analytic bool, seed uint64) []float64 {
+			tr, err := vi.ELBO{Model: model, Guide: guide, AnalyticKL: analytic}.Run(ppl.Config{Tape: tp, Rand: rand.New(rand.NewPCG(seed, 1)), Batch: rows})
+			require.NoError(t, err, name)
+			s := tr.Site(vi.KLAddr("c"))
+			require.NotNil(t, s, name)
+			c := s.Cost.Data()
+			require.Len(t, c, rows, name)
+			return append([]float64(nil), c...)
+		}
+		analytic := costOf(true, 1)
+		for _, v := range analytic {
+			require.Equal(t, analytic[0], v, "%s: the analytic KL does not depend on the sample", name)
+		}
+		want, err := dist.KL(mk(logits), mk(prior))
+		require.NoError(t, err)
+		assert.InDelta(t, want.Data()[0], analytic[0], 1e-12, name)
+		mean, se := meanSE(costOf(false, 2))
+		assert.InDelta(t, analytic[0], mean, 4*se, "%s: sampled log ratio's mean", name)
+	}
+}

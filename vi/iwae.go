@@ -31,8 +31,8 @@ const (
 // IWAE unchanged when they bring their data to the run's batch with
 // [ppl.Tile] (the identity when there is one row per data point).
 //
-// Run returns a trace holding the guide's sample (and intervened) sites,
-// then a deterministic site at [LogWeightsAddr] with log w, [B x K],
+// Run returns a trace holding the guide's sample (and intervened) sites
+// and its deterministic sites (critic inputs from q.Input, say), then a deterministic site at [LogWeightsAddr] with log w, [B x K],
 // and one cost site at [IWAEAddr]: every row of data point b holds
 // -L_b/K, so that the rows of a data point sum to its negative bound and
 // [Loss] is -Σ_b L_b. The cost depends on every particle of every latent,
@@ -117,7 +117,7 @@ func (w IWAE) Run(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, error)
 		}
 	}
 	for _, s := range p.guide.Sites() {
-		if s.Stochastic() || s.Intervened {
+		if s.Stochastic() || s.Intervened || s.Kind == ppl.KindDeterministic {
 			sites = append(sites, s)
 		}
 	}
