@@ -186,6 +186,63 @@ type Net struct {
 	opt    *nn.Adam
 	tape   *ad.Tape
 	steps  int
+	// norm is nil, or the output normalization of NormalizeTargets:
+	// {μ, σ}, the critic's value being μ + σ·mlp(x).
+	norm []float64
+	// moments are the running mean of the targets and of their squares,
+	// and the number of updates seen.
+	moments [3]float64
+}
+
+// normDecay is the decay of the running target moments of a critic with
+// normalized targets.
+const normDecay = 0.99
+
+// NormalizeTargets makes n learn in normalized units, as PopArt does (van
+// Hasselt et al. 2016): its value is μ + σ·mlp(x), where μ and σ are the
+// running mean and standard deviation of the targets (decay 0.99, starting
+// from the first update's), and each update first rescales the last layer
+// so that the values at every input are unchanged by the new μ and σ, then
+// takes the Adam step on the squared error in normalized units. A critic
+// whose targets are large (costs of hundreds of nats) then does not spend
+// its first thousands of steps growing its biases, nor saturate its hidden
+// units doing so. It must be called before the first update.
+func (n *Net) NormalizeTargets() {
+	if n.norm == nil {
+		n.norm = []float64{0, 1}
+	}
+}
+
+// renormalize updates the running moments with target and rescales the
+// last layer for the new μ and σ.
+func (n *Net) renormalize(target []float64) {
+	var m1, m2 float64
+	for _, y := range target {
+		m1 += y
+		m2 += y * y
+	}
+	m1 /= float64(len(target))
+	m2 /= float64(len(target))
+	if n.moments[2] == 0 {
+		n.moments[0], n.moments[1] = m1, m2
+	} else {
+		n.moments[0] = normDecay*n.moments[0] + (1-normDecay)*m1
+		n.moments[1] = normDecay*n.moments[1] + (1-normDecay)*m2
+	}
+	n.moments[2]++
+	mu := n.moments[0]
+	sigma := math.Sqrt(max(n.moments[1]-mu*mu, 1e-4))
+	oldMu, oldSigma := n.norm[0], n.norm[1]
+	last := n.mlp.Layers[len(n.mlp.Layers)-1]
+	w := last.W.Value.RawMatrix().Data
+	for i := range w {
+		w[i] *= oldSigma / sigma
+	}
+	b := last.B.Value.RawMatrix().Data
+	for i := range b {
+		b[i] = (oldSigma*b[i] + oldMu - mu) / sigma
+	}
+	n.norm[0], n.norm[1] = mu, sigma
 }
 
 // NewLinear returns a linear critic w·x + b for layout, trained by Adam with
@@ -216,6 +273,11 @@ func (n *Net) Predict(x *mat.Dense, dst []float64) {
 	defer n.tape.Reset()
 	out := n.mlp.Forward(n.tape.Const(x))
 	copy(dst, out.Data())
+	if n.norm != nil {
+		for i := range dst {
+			dst[i] = n.norm[0] + n.norm[1]*dst[i]
+		}
+	}
 }
 
 // Update takes one Adam step on the mean squared error.
@@ -224,6 +286,14 @@ func (n *Net) Update(x *mat.Dense, target []float64) error {
 		return err
 	}
 	defer n.tape.Reset()
+	if n.norm != nil {
+		n.renormalize(target)
+		scaled := make([]float64, len(target))
+		for i, y := range target {
+			scaled[i] = (y - n.norm[0]) / n.norm[1]
+		}
+		target = scaled
+	}
 	params := n.mlp.Params()
 	for _, p := range params {
 		p.ZeroGrad()
@@ -243,16 +313,26 @@ func (n *Net) Update(x *mat.Dense, target []float64) error {
 // parameters: what a control variate needs for dQ/dz (eq. 27). Backward
 // passes on x's tape add into the parameters' gradients, which the
 // critic's own Update clears first.
-func (n *Net) Forward(x *ad.Tensor) *ad.Tensor { return n.mlp.Forward(x) }
+func (n *Net) Forward(x *ad.Tensor) *ad.Tensor {
+	out := n.mlp.Forward(x)
+	if n.norm != nil {
+		out = ad.Add(ad.Scale(out, n.norm[1]), x.Tape().Scalar(n.norm[0]))
+	}
+	return out
+}
 
 // Params returns the network's parameters; they alias the critic's.
 func (n *Net) Params() []*nn.Param { return n.mlp.Params() }
 
-// Weights returns the parameters' values.
+// Weights returns the parameters' values, and with normalized targets
+// the slice {μ, σ} last.
 func (n *Net) Weights() [][]float64 {
 	var w [][]float64
 	for _, p := range n.mlp.Params() {
 		w = append(w, p.Value.RawMatrix().Data)
+	}
+	if n.norm != nil {
+		w = append(w, n.norm)
 	}
 	return w
 }
@@ -271,7 +351,10 @@ func (n *Net) Clone() Critic {
 	if err := opt.SetState(state); err != nil {
 		panic("q: Net.Clone: " + err.Error()) // a copy of valid state is valid
 	}
-	c := &Net{layout: n.layout, opt: &opt, tape: ad.NewTape(), steps: n.steps}
+	c := &Net{layout: n.layout, opt: &opt, tape: ad.NewTape(), steps: n.steps, moments: n.moments}
+	if n.norm != nil {
+		c.norm = append([]float64(nil), n.norm...)
+	}
 	c.mlp = &nn.MLP{Activations: append([]nn.Activation(nil), n.mlp.Activations...)}
 	for _, l := range n.mlp.Layers {
 		c.mlp.Layers = append(c.mlp.Layers, &nn.Linear{

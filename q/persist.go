@@ -3,6 +3,7 @@ package q
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"slices"
 
 	"gonum.org/v1/gonum/mat"
@@ -18,7 +19,8 @@ const Section = "q.critics"
 
 // sectionVersion is the version of section [Section] that
 // [Set.MarshalSections] writes: version 2 adds, after each critic, the
-// optimizer state of a Linear or MLP critic and the slow-tracking copy.
+// optimizer state of a Linear or MLP critic and the slow-tracking copy,
+// and each Net critic's output normalization ([Net.NormalizeTargets]).
 // Version 1 sections are read with a fresh optimizer and target copy.
 const sectionVersion = 2
 
@@ -150,6 +152,13 @@ func encodeCritic(e *ckpt.Encoder, c Critic) error {
 				e.Uint32(uint32(c.mlp.Activations[i]))
 			}
 		}
+		if c.norm == nil {
+			e.Uint32(0)
+		} else {
+			e.Uint32(1)
+			e.Float64s(c.norm)
+			e.Float64s(c.moments[:])
+		}
 	default:
 		return fmt.Errorf("cannot save a %T", c)
 	}
@@ -241,7 +250,7 @@ func decodeSlow(d *ckpt.Decoder, key string, layout Layout, c Critic) *slowTarge
 		return nil
 	}
 	alpha := d.Float64s(1)
-	target := decodeCritic(d, key, layout)
+	target := decodeCritic(d, 2, key, layout)
 	if d.Err() != nil {
 		return nil
 	}
@@ -310,9 +319,10 @@ func decodeLayout(d *ckpt.Decoder) Layout {
 	return l
 }
 
-// decodeCritic reads what encodeCritic wrote for the critic of key with
-// the given layout; nil after a failure, which d records.
-func decodeCritic(d *ckpt.Decoder, key string, layout Layout) Critic {
+// decodeCritic reads what encodeCritic wrote (in section version
+// version) for the critic of key with the given layout; nil after a
+// failure, which d records.
+func decodeCritic(d *ckpt.Decoder, version uint32, key string, layout Layout) Critic {
 	kind := d.String()
 	var c Critic
 	switch kind {
@@ -380,7 +390,28 @@ func decodeCritic(d *ckpt.Decoder, key string, layout Layout) Critic {
 			d.Fail("critic %q: no layers", key)
 			return nil
 		}
-		c = &Net{layout: layout, mlp: m, opt: nn.NewAdam(lr[0]), tape: nil, steps: 1}
+		n := &Net{layout: layout, mlp: m, opt: nn.NewAdam(lr[0]), tape: nil, steps: 1}
+		if version >= 2 {
+			switch flag := d.Uint32(); {
+			case d.Err() != nil:
+				return nil
+			case flag == 1:
+				n.norm = d.Float64s(2)
+				mom := d.Float64s(3)
+				if d.Err() != nil {
+					return nil
+				}
+				copy(n.moments[:], mom)
+				if !(n.norm[1] > 0) || math.IsInf(n.norm[1], 0) || math.IsNaN(n.norm[0]) || math.IsInf(n.norm[0], 0) {
+					d.Fail("critic %q: bad output normalization %v", key, n.norm)
+					return nil
+				}
+			case flag != 0:
+				d.Fail("critic %q: bad normalization flag %d", key, flag)
+				return nil
+			}
+		}
+		c = n
 	default:
 		d.Fail("critic %q: unknown kind %q", key, kind)
 	}
@@ -406,7 +437,7 @@ func (s *Set) PrepareLoad(sections map[string][]byte, opts LoadOptions) (apply f
 	for range n {
 		key := d.String()
 		layout := decodeLayout(d)
-		c := decodeCritic(d, key, layout)
+		c := decodeCritic(d, version, key, layout)
 		var slow *slowTarget
 		if version >= 2 && d.Err() == nil {
 			decodeOptimizer(d, key, c)

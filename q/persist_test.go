@@ -39,19 +39,21 @@ func weightsOf(set *q.Set) map[string][][]float64 {
 func TestResumeIsExact(t *testing.T) {
 	sh := figure2()
 	for _, c := range []struct {
-		name string
-		kind q.Kind
-		slow float64
+		name      string
+		kind      q.Kind
+		slow      float64
+		normalize bool
 	}{
-		{"mlp", q.MLPKind, 0},
-		{"mlp-slow", q.MLPKind, 0.1},
-		{"linear-slow", q.LinearKind, 0.05},
-		{"tabular-slow", q.TabularKind, 0.1},
+		{"mlp", q.MLPKind, 0, false},
+		{"mlp-slow", q.MLPKind, 0.1, false},
+		{"mlp-normalized-slow", q.MLPKind, 0.1, true},
+		{"linear-slow", q.LinearKind, 0.05, false},
+		{"tabular-slow", q.TabularKind, 0.1, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			for _, viaFile := range []bool{false, true} {
 				cfg := func() q.Config {
-					return q.Config{Kind: c.kind, LR: 0.02, SlowTarget: c.slow, Rand: rand.New(rand.NewPCG(3, 4))}
+					return q.Config{Kind: c.kind, LR: 0.02, SlowTarget: c.slow, Normalize: c.normalize, Rand: rand.New(rand.NewPCG(3, 4))}
 				}
 				s := newSCG(sh.sites, sh.costs, rand.New(rand.NewPCG(1, 2)))
 				set := q.NewSet(cfg())

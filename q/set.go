@@ -41,6 +41,9 @@ type Config struct {
 	// every site whose [Template] is listed, with the indices as an input
 	// feature.
 	Templates []string
+	// Normalize makes Linear and MLP critics learn in normalized units
+	// ([Net.NormalizeTargets]).
+	Normalize bool
 	// SlowTarget, when positive, is the alpha of the slow-tracking target
 	// (appendix 4.3): update targets read a copy of each critic whose
 	// weights slowly track the learned ones.
@@ -180,10 +183,16 @@ func (s *Set) newCritic(key string, layout Layout) (Critic, error) {
 		if s.cfg.Rand == nil {
 			return nil, fmt.Errorf("q: critic %q: Config.Rand is nil", key)
 		}
+		var n *Net
 		if kind == LinearKind {
-			return NewLinear(layout, s.cfg.LR, s.cfg.Rand), nil
+			n = NewLinear(layout, s.cfg.LR, s.cfg.Rand)
+		} else {
+			n = NewMLP(layout, s.cfg.Hidden, s.cfg.LR, s.cfg.Rand)
 		}
-		return NewMLP(layout, s.cfg.Hidden, s.cfg.LR, s.cfg.Rand), nil
+		if s.cfg.Normalize {
+			n.NormalizeTargets()
+		}
+		return n, nil
 	}
 	return nil, fmt.Errorf("q: critic %q: unknown kind %d", key, kind)
 }
