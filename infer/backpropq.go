@@ -133,6 +133,19 @@ type BackpropQ struct {
 	moments   map[string]cvMoments
 	tdErr     map[string]float64
 	signalVar map[string][2]float64
+	// diags holds the per-site diagnostics of committed traces until
+	// [SVI] collects them (diagnostics), the oldest dropped beyond
+	// maxEvals.
+	diags     map[*trace.Trace]map[string]*siteDiag
+	diagOrder []*trace.Trace
+}
+
+// siteDiag is the diagnostics of one site on one trace: the TD error of
+// its critics and the sums of the return R over the rows.
+type siteDiag struct {
+	td           float64
+	hasTD        bool
+	n, sum, sum2 float64
 }
 
 // qEval is the critics' evaluation on one trace.
@@ -249,7 +262,14 @@ func (e *BackpropQ) Surrogate(sc *SiteContext) (Term, error) {
 		loss = ad.Add(ad.Sum(loss), post)
 	}
 	sigVar, retVar := varianceOf(signal.Data()), varianceOf(sc.Signal.Data())
+	var ret siteDiag
+	for _, v := range sc.Signal.Data() {
+		ret.n++
+		ret.sum += v
+		ret.sum2 += v * v
+	}
 	addr := s.Addr
+	tr := sc.Trace
 	inner := commit
 	commit = func() {
 		inner()
@@ -259,6 +279,8 @@ func (e *BackpropQ) Surrogate(sc *SiteContext) (Term, error) {
 			e.signalVar = map[string][2]float64{}
 		}
 		e.signalVar[addr] = [2]float64{sigVar, retVar}
+		d := e.diagOf(tr, addr)
+		d.n, d.sum, d.sum2 = ret.n, ret.sum, ret.sum2
 	}
 	return Term{Loss: loss, Commit: commit, Signal: signal}, nil
 }
@@ -335,7 +357,51 @@ func (e *BackpropQ) apply(tr *trace.Trace, ev *qEval) {
 	}
 	for a, v := range sum {
 		e.tdErr[a] = v / float64(cnt[a])
+		d := e.diagOf(tr, a)
+		d.td, d.hasTD = e.tdErr[a], true
 	}
+}
+
+// diagOf returns the diagnostics of site addr on tr, creating them; e.mu
+// must be held.
+func (e *BackpropQ) diagOf(tr *trace.Trace, addr string) *siteDiag {
+	if e.diags == nil {
+		e.diags = map[*trace.Trace]map[string]*siteDiag{}
+	}
+	m, ok := e.diags[tr]
+	if !ok {
+		if len(e.diagOrder) >= maxEvals {
+			delete(e.diags, e.diagOrder[0])
+			e.diagOrder = e.diagOrder[1:]
+		}
+		m = map[string]*siteDiag{}
+		e.diags[tr] = m
+		e.diagOrder = append(e.diagOrder, tr)
+	}
+	d, ok := m[addr]
+	if !ok {
+		d = &siteDiag{}
+		m[addr] = d
+	}
+	return d
+}
+
+// diagnostics returns and forgets the per-site diagnostics recorded for
+// the committed trace tr ([SVI] reports them in [Metrics]).
+func (e *BackpropQ) diagnostics(tr *trace.Trace) map[string]*siteDiag {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	m := e.diags[tr]
+	if m != nil {
+		delete(e.diags, tr)
+		for i, t := range e.diagOrder {
+			if t == tr {
+				e.diagOrder = append(e.diagOrder[:i], e.diagOrder[i+1:]...)
+				break
+			}
+		}
+	}
+	return m
 }
 
 // TDError returns the mean over the Q-nodes of the site at addr of their

@@ -275,3 +275,76 @@ func TestBackpropQResumeIsExact(t *testing.T) {
 		})
 	}
 }
+
+// TestSVIMetricsCriticDiagnostics checks the per-site diagnostics of
+// BackpropQ sites in SVI.Metrics: the critics' TD error, and with
+// ReturnVariance the variance of the plain REINFORCE signal, agreeing with
+// BackpropQ.Stats on a one-chunk step and pooled over the chunks of a
+// chunked one; sites of other estimators have neither.
+func TestSVIMetricsCriticDiagnostics(t *testing.T) {
+	obj := vi.Program{Model: chainModel}
+	est := NewBackpropQ(QLocal, q.Config{Kind: q.TabularKind, LR: 0.1}, q.TD{})
+	s := &SVI{
+		Objective: obj, Optimizer: nn.NewAdam(0.01), Params: initObjectiveStore(t, obj), Particles: 16, Seed: 3,
+		Estimators: Estimators{Default: est, Sites: map[string]Estimator{"z3": ScoreFunction{}}},
+	}
+	var m Metrics
+	var err error
+	for range 5 {
+		m, err = s.Step()
+		require.NoError(t, err)
+	}
+	require.Len(t, m.Sites, 3)
+	for _, sm := range m.Sites {
+		require.False(t, sm.HasReturnVar, "not asked")
+		if sm.Addr == "z3" {
+			require.False(t, sm.HasTDError, "a ScoreFunction site has no critics")
+			continue
+		}
+		require.True(t, sm.HasTDError, sm.Addr)
+		td, ok := est.TDError(sm.Addr)
+		require.True(t, ok)
+		require.Equal(t, td, sm.TDError)
+		require.Greater(t, sm.TDError, 0.0)
+	}
+	s.ReturnVariance = true
+	m, err = s.Step()
+	require.NoError(t, err)
+	for _, sm := range m.Sites {
+		if sm.Addr == "z3" {
+			require.False(t, sm.HasReturnVar)
+			continue
+		}
+		st, ok := est.Stats(sm.Addr)
+		require.True(t, ok)
+		require.True(t, sm.HasReturnVar)
+		require.InDelta(t, st.ReturnVar, sm.ReturnVar, 1e-9*(1+st.ReturnVar))
+		require.InDelta(t, st.SignalVar, sm.SignalVar, 1e-9*(1+st.SignalVar))
+		require.Greater(t, sm.ReturnVar, 0.0)
+	}
+	require.Empty(t, est.diags, "the step's diagnostics were collected")
+
+	// Two chunks: the diagnostics pool the rows of both. The return of
+	// z2 is the cost f (the only cost it reaches).
+	s.Chunks = 2
+	results, norm, err := s.compute()
+	require.NoError(t, err)
+	require.NoError(t, s.Optimizer.Step(s.allParams()))
+	for _, r := range results {
+		r.sur.Commit()
+	}
+	m = s.metrics(results, norm)
+	var f []float64
+	for _, r := range results {
+		f = append(f, r.sur.Trace.Site("f").ScaledCost().Data()...)
+	}
+	require.Len(t, f, 16)
+	for _, sm := range m.Sites {
+		if sm.Addr == "z2" {
+			require.True(t, sm.HasReturnVar)
+			require.InDelta(t, varianceOf(f), sm.ReturnVar, 1e-9*(1+sm.ReturnVar))
+			require.True(t, sm.HasTDError)
+		}
+	}
+	require.Empty(t, est.diags)
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/backpropq/backpropq/ad"
 	"github.com/backpropq/backpropq/nn"
 	"github.com/backpropq/backpropq/ppl"
+	"github.com/backpropq/backpropq/trace"
 	"github.com/backpropq/backpropq/vi"
 )
 
@@ -70,6 +71,10 @@ type SVI struct {
 	MaxGradNorm float64
 	// Seed determines every random number of the run.
 	Seed uint64
+	// ReturnVariance asks [Metrics] for the variance of the plain
+	// REINFORCE learning signal of the sites whose estimator records it
+	// ([BackpropQ]): see [SiteMetrics].ReturnVar.
+	ReturnVariance bool
 
 	step  int64
 	warm  bool
@@ -110,6 +115,25 @@ type SiteMetrics struct {
 	// the learning signal (Term.Signal) over the step's rows.
 	SignalMean float64
 	SignalVar  float64
+	// TDError, when HasTDError is set (a site whose estimator learns
+	// critics, [BackpropQ]), is the mean squared TD (lambda-return) error
+	// of the site's critics before this step's update, averaged over the
+	// site's Q-nodes and over the step's rows.
+	TDError    float64
+	HasTDError bool
+	// ReturnVar, when HasReturnVar is set ([SVI].ReturnVariance, and an
+	// estimator that records it, [BackpropQ]), is the unbiased variance
+	// over the step's rows of the plain REINFORCE learning signal: the
+	// Rao-Blackwellized return R with no baseline or critic. SignalVar /
+	// ReturnVar is then the variance reduction of the site's signal.
+	ReturnVar    float64
+	HasReturnVar bool
+}
+
+// diagnoser is an estimator that records per-site diagnostics of the
+// traces it served ([BackpropQ]).
+type diagnoser interface {
+	diagnostics(tr *trace.Trace) map[string]*siteDiag
 }
 
 // StepCount returns the number of steps taken so far (restored by a
@@ -350,24 +374,66 @@ func checkFiniteDense(data []float64, cols int) error {
 // metrics summarizes a successful step.
 func (s *SVI) metrics(results []chunkResult, norm float64) Metrics {
 	m := Metrics{Step: s.step, GradNorm: norm, ELBO: math.NaN()}
-	type acc struct{ n, sum, sum2 float64 }
+	type acc struct {
+		n, sum, sum2 float64
+		// td sums the chunks' TD errors weighted by their rows (tdRows);
+		// ret sums the returns.
+		td, tdRows float64
+		ret        siteDiag
+		// listed marks a site with a signal, which the metrics list.
+		listed bool
+	}
 	var order []string
 	accs := map[string]*acc{}
 	for _, r := range results {
 		m.Loss += r.sur.Cost
-		m.Rows += r.sur.Trace.Batch()
+		rows := r.sur.Trace.Batch()
+		m.Rows += rows
 		addrs, signals := r.sur.Signals()
+		asked := map[diagnoser]bool{}
 		for i, a := range addrs {
 			st := accs[a]
 			if st == nil {
 				st = &acc{}
 				accs[a] = st
+			}
+			if !st.listed {
+				st.listed = true
 				order = append(order, a)
 			}
 			for _, v := range signals[i].Data() {
 				st.n++
 				st.sum += v
 				st.sum2 += v * v
+			}
+			site := r.sur.Trace.Site(a)
+			if site == nil {
+				continue
+			}
+			dg, ok := s.Estimators.For(a, site.Dist).(diagnoser)
+			if !ok || asked[dg] {
+				continue
+			}
+			asked[dg] = true
+			for da, d := range dg.diagnostics(r.sur.Trace) {
+				// Only the sites the estimator serves (its critics may
+				// cover others).
+				ds := r.sur.Trace.Site(da)
+				if ds == nil || any(s.Estimators.For(da, ds.Dist)) != any(dg) {
+					continue
+				}
+				dst := accs[da]
+				if dst == nil {
+					dst = &acc{}
+					accs[da] = dst
+				}
+				if d.hasTD {
+					dst.td += d.td * float64(rows)
+					dst.tdRows += float64(rows)
+				}
+				dst.ret.n += d.n
+				dst.ret.sum += d.sum
+				dst.ret.sum2 += d.sum2
 			}
 		}
 	}
@@ -381,7 +447,18 @@ func (s *SVI) metrics(results []chunkResult, norm float64) Metrics {
 		if st.n > 1 {
 			variance = max(st.sum2/st.n-mean*mean, 0) * st.n / (st.n - 1)
 		}
-		m.Sites = append(m.Sites, SiteMetrics{Addr: a, SignalMean: mean, SignalVar: variance})
+		sm := SiteMetrics{Addr: a, SignalMean: mean, SignalVar: variance}
+		if st.tdRows > 0 {
+			sm.TDError, sm.HasTDError = st.td/st.tdRows, true
+		}
+		if s.ReturnVariance && st.ret.n > 0 {
+			rm := st.ret.sum / st.ret.n
+			if st.ret.n > 1 {
+				sm.ReturnVar = max(st.ret.sum2/st.ret.n-rm*rm, 0) * st.ret.n / (st.ret.n - 1)
+			}
+			sm.HasReturnVar = true
+		}
+		m.Sites = append(m.Sites, sm)
 	}
 	return m
 }
