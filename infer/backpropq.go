@@ -669,11 +669,13 @@ func (e *BackpropQ) expectedQ(sc *SiteContext, ev *qEval) (*ad.Tensor, error) {
 	var kind q.FieldKind
 	width := 0
 	for j, ref := range refs {
-		c := e.Critics.Critic(e.Critics.Key(ev.net.Nodes[ref.Node]))
+		nd := ev.net.Nodes[ref.Node]
+		c := e.Critics.Critic(e.Critics.Key(nd))
 		nodes[j] = nodeCols{critic: c, x: mat.DenseCopyOf(ev.vals.Inputs(ref.Node))}
+		name := e.Critics.FieldName(nd, s.Addr) // a template's critic names it relatively
 		col := 0
 		for _, f := range c.Layout().Fields {
-			if f.Addr == s.Addr && (f.Kind == q.Binary || f.Kind == q.OneHot) {
+			if f.Addr == name && (f.Kind == q.Binary || f.Kind == q.OneHot) {
 				nodes[j].from, nodes[j].field, nodes[j].found = col, f, true
 				kind, width = f.Kind, f.Width
 				break

@@ -125,6 +125,18 @@ func (s *Set) Key(nd *Node) string {
 	return site + "|" + strings.Join(srcs, ",")
 }
 
+// FieldName returns the name of the layout field in which the critic of
+// node nd reads the value of the scope site at addr: addr itself, or for a
+// critic that serves a template, addr relative to the node's indices
+// ("y[*]@-1" for y[2] in the node of y[3]).
+func (s *Set) FieldName(nd *Node, addr string) string {
+	if !s.templated(nd.Site) {
+		return addr
+	}
+	_, idx := Template(nd.Site)
+	return relativeName(addr, idx)
+}
+
 // Keys returns the keys of the set's critics, sorted, those loaded and
 // awaiting first sight included.
 func (s *Set) Keys() []string {
