@@ -35,29 +35,30 @@ import (
 
 // options are the command's flags.
 type options struct {
-	mode      string
-	trainer   string
-	bpqMode   string
-	lambda    float64
-	criticLR  float64
-	warm      int
-	steps     int
-	duration  time.Duration
-	batch     int
-	lr        float64
-	seed      uint64
-	evalEvery int
-	logEvery  int
-	evalLimit int
-	metrics   string
-	plot      string
-	save      string
-	resume    string
-	critics   string
-	reinit    bool
-	workers   int
-	quiet     bool
-	files     []string
+	mode          string
+	trainer       string
+	bpqMode       string
+	lambda        float64
+	criticLR      float64
+	valueBaseline bool
+	warm          int
+	steps         int
+	duration      time.Duration
+	batch         int
+	lr            float64
+	seed          uint64
+	evalEvery     int
+	logEvery      int
+	evalLimit     int
+	metrics       string
+	plot          string
+	save          string
+	resume        string
+	critics       string
+	reinit        bool
+	workers       int
+	quiet         bool
+	files         []string
 	// set holds the names of the flags given on the command line.
 	set map[string]bool
 }
@@ -72,6 +73,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	fs.StringVar(&o.bpqMode, "bpq-mode", defaultBPQMode, "Backprop-Q learning signal: local (critic as the local cost), cv (critic as control variate, unbiased) or adv (advantage)")
 	fs.Float64Var(&o.lambda, "lambda", 0.9, "Backprop-Q: lambda of the critics' lambda-return")
 	fs.Float64Var(&o.criticLR, "critic-lr", 1e-3, "Backprop-Q: Adam learning rate of the critic")
+	fs.BoolVar(&o.valueBaseline, "value-baseline", true, "Backprop-Q, -bpq-mode local: subtract from Q(y[t]) its mean over y[t]'s values, V = sum_y p(y) Q(y) (the advantage Q - V), before the moving average")
 	fs.IntVar(&o.warm, "warm", 500, "mle+bpq: maximum-likelihood steps before Backprop-Q")
 	fs.IntVar(&o.steps, "steps", 0, "stop after this many steps in all (a resumed run counts the saved ones); 0: no limit")
 	fs.DurationVar(&o.duration, "duration", 2*time.Minute, "stop after this much training time in this session (evaluations excluded); 0: no limit")

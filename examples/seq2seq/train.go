@@ -32,11 +32,14 @@ type meta struct {
 	Trainer string  `json:"trainer"`
 	BPQMode string  `json:"bpq_mode"`
 	Lambda  float64 `json:"lambda"`
-	Warm    int     `json:"warm"`
-	Batch   int     `json:"batch"`
-	LR      float64 `json:"lr"`
-	Seed    uint64  `json:"seed"`
-	Workers int     `json:"workers"`
+	// ValueBaseline is -value-baseline.
+	ValueBaseline bool    `json:"value_baseline"`
+	CriticLR      float64 `json:"critic_lr"`
+	Warm          int     `json:"warm"`
+	Batch         int     `json:"batch"`
+	LR            float64 `json:"lr"`
+	Seed          uint64  `json:"seed"`
+	Workers       int     `json:"workers"`
 	// Seconds is the training time of the steps taken so far.
 	Seconds float64 `json:"seconds"`
 	// AvgSum and AvgWeight make the bias-corrected running mean of the
@@ -68,7 +71,7 @@ type session struct {
 // the flags not given on the command line, and must agree with those
 // given).
 func newSession(o options) (*session, error) {
-	m := meta{RunID: uuid.NewString(), Trainer: o.trainer, BPQMode: o.bpqMode, Lambda: o.lambda, Warm: o.warm,
+	m := meta{RunID: uuid.NewString(), Trainer: o.trainer, BPQMode: o.bpqMode, Lambda: o.lambda, ValueBaseline: o.valueBaseline, CriticLR: o.criticLR, Warm: o.warm,
 		Batch: o.batch, LR: o.lr, Seed: o.seed, Workers: o.workers}
 	var sections map[string][]byte
 	if o.resume != "" {
@@ -89,6 +92,7 @@ func newSession(o options) (*session, error) {
 			got, want any
 		}{
 			{"trainer", o.trainer, saved.Trainer}, {"bpq-mode", o.bpqMode, saved.BPQMode}, {"lambda", o.lambda, saved.Lambda},
+			{"value-baseline", o.valueBaseline, saved.ValueBaseline}, {"critic-lr", o.criticLR, saved.CriticLR},
 			{"warm", o.warm, saved.Warm}, {"batch", o.batch, saved.Batch}, {"lr", o.lr, saved.LR}, {"seed", o.seed, saved.Seed},
 			{"workers", o.workers, saved.Workers},
 		} {
@@ -98,6 +102,7 @@ func newSession(o options) (*session, error) {
 		}
 		m = saved
 		o.trainer, o.bpqMode, o.lambda, o.warm, o.seed = m.Trainer, m.BPQMode, m.Lambda, m.Warm, m.Seed
+		o.valueBaseline, o.criticLR = m.ValueBaseline, m.CriticLR
 	}
 	spec, err := findTrainer(m.Trainer)
 	if err != nil {
@@ -215,6 +220,27 @@ func (s *session) step() (infer.Metrics, error) {
 	return s.svi.Step()
 }
 
+// diagnostics returns the mean over the token sites of the learning
+// signal's variance in step sm and of the critic's last squared TD error
+// (zero without critics).
+func (s *session) diagnostics(sm infer.Metrics) (signalVar, criticMSE float64) {
+	n := 0
+	b, _ := s.est.(*infer.BackpropQ)
+	for _, site := range sm.Sites {
+		signalVar += site.SignalVar
+		if b != nil {
+			if e, ok := b.TDError(site.Addr); ok {
+				criticMSE += e
+			}
+		}
+		n++
+	}
+	if n == 0 {
+		return 0, 0
+	}
+	return signalVar / float64(n), criticMSE / float64(n)
+}
+
 // score is the quality of decodes of a set of examples.
 type score struct {
 	// Edit is the mean edit distance to the targets, Exact the fraction
@@ -262,10 +288,17 @@ type record struct {
 	// Phase is "mle" for teacher-forcing steps (Train is then the
 	// negative log-likelihood per sequence) and "rl" for sampled ones
 	// (Train is the sampled outputs' mean edit distance).
-	Phase      string   `json:"phase"`
-	Train      float64  `json:"train"`
-	TrainAvg   float64  `json:"train_avg"`
-	GradNorm   float64  `json:"grad_norm"`
+	Phase    string  `json:"phase"`
+	Train    float64 `json:"train"`
+	TrainAvg float64 `json:"train_avg"`
+	GradNorm float64 `json:"grad_norm"`
+	// SignalVar is the variance over the batch of the token sites'
+	// learning signals (after baselines or control variates), averaged
+	// over the sites y[t] (RL steps only).
+	SignalVar float64 `json:"signal_var,omitempty"`
+	// CriticMSE is the Backprop-Q critic's squared TD error, averaged
+	// over the sites y[t] (RL steps only).
+	CriticMSE  float64  `json:"critic_mse,omitempty"`
 	ValidEdit  *float64 `json:"valid_edit,omitempty"`
 	ValidExact *float64 `json:"valid_exact,omitempty"`
 	TestEdit   *float64 `json:"test_edit,omitempty"`
@@ -379,6 +412,9 @@ func train(ctx context.Context, o options, out io.Writer) (*result, error) {
 			Train: obj, TrainAvg: m.AvgSum / m.AvgWeight, GradNorm: sm.GradNorm}
 		if isBPQ(s.est) {
 			last.BPQMode = m.BPQMode
+		}
+		if p == "rl" {
+			last.SignalVar, last.CriticMSE = s.diagnostics(sm)
 		}
 		logLine := o.logEvery > 0 && step%int64(o.logEvery) == 0
 		prog.Update(step, last.Seconds-base, last.TrainAvg, logLine)

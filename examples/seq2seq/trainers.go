@@ -59,6 +59,7 @@ func backpropQ(o options) (infer.Estimator, error) {
 	b := infer.NewBackpropQ(mode, cfg, q.TD{Lambda: o.lambda})
 	b.Cache = &q.Cache{Options: q.Options{Merge: true, Reduce: q.ReduceChain}}
 	if mode == infer.QLocal {
+		b.ValueBaseline = o.valueBaseline
 		b.Baseline = infer.NewMovingAverage(0.9)
 	}
 	return b, nil
