@@ -348,3 +348,31 @@ func TestSVIMetricsCriticDiagnostics(t *testing.T) {
 	}
 	require.Empty(t, est.diags)
 }
+
+// TestBackpropQRelaxedWorkers checks that the relaxed control variate with
+// MLP critics gives the same run whatever the number of workers that
+// process a step's chunks.
+func TestBackpropQRelaxedWorkers(t *testing.T) {
+	run := func(workers int) ([]byte, []float64) {
+		obj := vi.Program{Model: chainModel}
+		est := NewBackpropQ(QControlVariate, mlpCritics(3), q.TD{})
+		est.Relaxed = true
+		s := &SVI{
+			Objective: obj, Estimators: Estimators{Default: est},
+			Optimizer: nn.NewAdam(0.05), Params: initObjectiveStore(t, obj), Particles: 16, Chunks: 4, Workers: workers, Seed: 5,
+		}
+		for range 20 {
+			_, err := s.Step()
+			require.NoError(t, err)
+		}
+		a, _ := est.Coefficients("z1")
+		require.NotZero(t, a)
+		state, err := est.MarshalState()
+		require.NoError(t, err)
+		return state, flatValues(s.Params)
+	}
+	s1, p1 := run(1)
+	s2, p2 := run(3)
+	require.Equal(t, p1, p2, "parameters")
+	require.True(t, bytes.Equal(s1, s2), "critics and moments")
+}

@@ -467,6 +467,7 @@ func (s *Set) PrepareLoad(sections map[string][]byte, opts LoadOptions) (apply f
 		s.reinit = opts.Reinit
 		for _, key := range order {
 			p := loaded[key]
+			delete(s.created, key)
 			if net, ok := p.critic.(*Net); ok {
 				net.tape = newTape()
 			}

@@ -121,3 +121,27 @@ func TestLoadVersion1(t *testing.T) {
 	}
 	assert.Equal(t, fresh.Weights(), got.Weights())
 }
+
+// TestEvaluateSharesNewCritics checks that evaluations before the first
+// update share the critic created for a new key: two evaluations of one
+// trace give the same values (each drawing its own MLP would not), and the
+// set still lists no critic until an update installs it.
+func TestEvaluateSharesNewCritics(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	sh := figure2()
+	s := newSCG(sh.sites, sh.costs, rng)
+	tr, err := s.run(rng, 8)
+	require.NoError(t, err)
+	net, err := q.Build(tr.Graph(), q.Options{Merge: true})
+	require.NoError(t, err)
+	set := q.NewSet(q.Config{Kind: q.MLPKind, Rand: rand.New(rand.NewPCG(3, 4))})
+	v1, err := set.Evaluate(net, tr)
+	require.NoError(t, err)
+	v2, err := set.Evaluate(net, tr)
+	require.NoError(t, err)
+	assert.Equal(t, v1.Q, v2.Q)
+	assert.Empty(t, set.Keys())
+	_, err = set.Apply(net, v2, q.TD{})
+	require.NoError(t, err)
+	assert.NotEmpty(t, set.Keys())
+}

@@ -68,6 +68,11 @@ type Set struct {
 	templates map[string]bool
 	pending   map[string]*saved // loaded, awaiting first sight
 	reinit    bool
+	// created holds the critics that Evaluate created for keys seen for
+	// the first time, until an update installs them: later evaluations
+	// share them, so that evaluations of several traces (the chunks of a
+	// step) see one critic per key, the one the first evaluation drew.
+	created map[string]*entry
 }
 
 // NewSet returns an empty set of critics.
@@ -81,7 +86,7 @@ func NewSet(cfg Config) *Set {
 	if cfg.Hidden == nil {
 		cfg.Hidden = []int{32}
 	}
-	s := &Set{cfg: cfg, critics: map[string]*entry{}, templates: map[string]bool{}, pending: map[string]*saved{}}
+	s := &Set{cfg: cfg, critics: map[string]*entry{}, templates: map[string]bool{}, pending: map[string]*saved{}, created: map[string]*entry{}}
 	for _, t := range cfg.Templates {
 		s.templates[t] = true
 	}
@@ -173,6 +178,7 @@ func (s *Set) Put(key string, c Critic) {
 	}
 	s.critics[key] = e
 	delete(s.pending, key)
+	delete(s.created, key)
 }
 
 // newCritic creates the critic of a layout.
@@ -243,6 +249,10 @@ func (s *Set) lookup(key string, layout Layout, fresh map[string]*entry) (*entry
 		}
 		return e, nil
 	}
+	if e, ok := s.created[key]; ok && e.critic.Layout().String() == layout.String() {
+		fresh[key] = e
+		return e, nil
+	}
 	var c Critic
 	var slow *slowTarget
 	if p, ok := s.pending[key]; ok {
@@ -267,6 +277,7 @@ func (s *Set) lookup(key string, layout Layout, fresh map[string]*entry) (*entry
 		e.slow = newSlowTarget(c, s.cfg.SlowTarget)
 	}
 	fresh[key] = e
+	s.created[key] = e
 	return e, nil
 }
 
@@ -301,16 +312,19 @@ func (v *Values) install() {
 			v.set.critics[key] = e
 			delete(v.set.pending, key)
 		}
+		delete(v.set.created, key)
 	}
 	v.fresh = nil
 }
 
 // Evaluate returns the values of net's Q-nodes and costs on tr. It does not
-// change s: a key seen for the first time gets a new critic (or a loaded
-// one awaiting first sight, see [Load]) that joins s only when the values
-// are used for an update ([Set.Apply]), so a training step that fails
-// leaves the set as it was. Creating a Linear or MLP critic draws from
-// [Config].Rand. tr must have net's shape.
+// change the set's critics: a key seen for the first time gets a new
+// critic (or a loaded one awaiting first sight, see [Load]) that joins s
+// only when the values are used for an update ([Set.Apply]), so a training
+// step that fails leaves the critics as they were. Creating a Linear or MLP
+// critic draws from [Config].Rand; until it joins s, later evaluations use
+// the same new critic, so that the traces of one step (evaluated in any
+// order after the first) see the same critics. tr must have net's shape.
 func (s *Set) Evaluate(net *Network, tr *trace.Trace) (*Values, error) {
 	if tr == nil || net == nil {
 		return nil, fmt.Errorf("q: Evaluate: nil network or trace")
