@@ -34,30 +34,32 @@ import (
 
 // options are the command's flags.
 type options struct {
-	mode       string
-	model      string
-	estimator  string
-	steps      int
-	duration   time.Duration
-	batch      int
-	lr         float64
-	seed       uint64
-	evalEvery  int
-	logEvery   int
-	iwae       int
-	evalLimit  int
-	metrics    string
-	plot       string
-	save       string
-	resume     string
-	critics    string
-	reinit     bool
-	workers    int
-	draws      int
-	warmup     int
-	cpuprofile string
-	quiet      bool
-	files      []string
+	mode      string
+	model     string
+	estimator string
+	steps     int
+	duration  time.Duration
+	batch     int
+	lr        float64
+	seed      uint64
+	evalEvery int
+	logEvery  int
+	iwae      int
+	evalLimit int
+	metrics   string
+	plot      string
+	save      string
+	resume    string
+	critics   string
+	// criticImage hands the bpq critics the image (q.Input).
+	criticImage bool
+	reinit      bool
+	workers     int
+	draws       int
+	warmup      int
+	cpuprofile  string
+	quiet       bool
+	files       []string
 	// set holds the names of the flags given on the command line.
 	set map[string]bool
 }
@@ -81,6 +83,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	fs.StringVar(&o.save, "save", "", "write a checkpoint to this file at each evaluation and at the end")
 	fs.StringVar(&o.resume, "resume", "", "continue from (train) or evaluate (eval, variance) this checkpoint")
 	fs.StringVar(&o.critics, "critics", "", "train: load Backprop-Q critics from this file if it exists, save them to it at the end and on Ctrl-C (bpq estimators only)")
+	fs.BoolVar(&o.criticImage, "critic-image", true, "bpq estimators: give each latent site's critics the image as extra input (q.Input); false gives them the latent codes only")
 	fs.BoolVar(&o.reinit, "critics-reinit", false, "with -critics: start afresh the critics whose saved scope layout differs from the model's, instead of failing")
 	fs.IntVar(&o.workers, "workers", 1, "split each step's batch into this many chunks processed in parallel (changes the random numbers, like -seed)")
 	fs.IntVar(&o.draws, "M", 100, "variance mode: gradient draws per estimator")

@@ -13,6 +13,7 @@ import (
 	"github.com/backpropq/backpropq/nn"
 	"github.com/backpropq/backpropq/ppl"
 	"github.com/backpropq/backpropq/ppl/dist"
+	"github.com/backpropq/backpropq/q"
 	"github.com/backpropq/backpropq/vi"
 )
 
@@ -64,6 +65,12 @@ type sbn struct {
 	// data maps each tape to the batch its current run reads, for the
 	// NVIL baseline's input (see features).
 	data sync.Map
+	// criticInputs hands each latent layer's Backprop-Q critics the
+	// layer's input in the guide (the image for h1, the layer below for
+	// the others) through q.Input, so that a critic can tell images
+	// apart: the expected cost of a code depends on the image it must
+	// explain.
+	criticInputs bool
 }
 
 func newSBN(a arch, train *mnist.Split) *sbn {
@@ -122,6 +129,9 @@ func (m *sbn) guide(x *mat.Dense) ppl.Model {
 		// Centering the input as NVIL does speeds up early training.
 		in = ad.Sub(in, ctx.Tape().Full(1, mnist.Pixels, 0.5))
 		for i := 1; i <= m.arch.layers; i++ {
+			if m.criticInputs {
+				q.Input(ctx, latentAddr(i), in)
+			}
 			in = ppl.Sample(ctx, latentAddr(i), dist.BernoulliLogits(m.net(ctx, fmt.Sprintf("q/%d", i), in, latent, nn.Zeros{})))
 		}
 	}

@@ -110,6 +110,7 @@ func newSession(o options, data *mnist.Data) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.net.criticInputs = spec.critics && o.criticImage
 	est, err := spec.make(s.net, o)
 	if err != nil {
 		return nil, fmt.Errorf("estimator %s: %w", spec.name, err)

@@ -49,9 +49,14 @@ var estimators = []estimatorSpec{
 // backpropQ returns the maker of a Backprop-Q estimator in mode.
 func backpropQ(mode infer.QMode) func(*vae, options) infer.Estimator {
 	return func(_ *vae, o options) infer.Estimator {
-		cfg := q.Config{Kind: q.MLPKind, Hidden: []int{64}, LR: 1e-3, Rand: rand.New(rand.NewPCG(o.seed, 0xb9))}
+		// Normalized units: the costs are hundreds of nats, which an MLP
+		// critic at this rate would take many thousands of steps to reach.
+		cfg := q.Config{Kind: q.MLPKind, Hidden: []int{64}, LR: 1e-3, Normalize: true, Rand: rand.New(rand.NewPCG(o.seed, 0xb9))}
 		b := infer.NewBackpropQ(mode, cfg, q.TD{Lambda: 0})
 		if mode == infer.QLocal {
+			// Q_c - Σ_c' p(c') Q_c': the critic's advantage of the code
+			// over the site's other values, for the same image.
+			b.ValueBaseline = true
 			b.Baseline = infer.NewMovingAverage(0.9)
 		}
 		return b

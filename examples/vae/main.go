@@ -62,9 +62,11 @@ type options struct {
 	save       string
 	resume     string
 	critics    string
-	workers    int
-	varDraws   int
-	quiet      bool
+	// criticImage hands the bpq critics the image (q.Input).
+	criticImage bool
+	workers     int
+	varDraws    int
+	quiet       bool
 	// files are metrics files to plot (with -plot) instead of training.
 	files []string
 	// set holds the names of the flags given on the command line.
@@ -84,7 +86,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	fs.IntVar(&o.logEvery, "log-every", 100, "steps between metrics records and log lines")
 	fs.IntVar(&o.iwae, "iwae", 0, "at the end, estimate the test log-likelihood with this many importance samples per image (0: skip)")
 	fs.IntVar(&o.iwaeTrain, "iwae-train", 0, "train the importance-weighted bound with K particles instead of the ELBO (gauss only; 0: ELBO)")
-	fs.BoolVar(&o.analyticKL, "analytic-kl", false, "use the closed-form KL of the Gaussian latents in the training ELBO")
+	fs.BoolVar(&o.analyticKL, "analytic-kl", false, "use the closed-form KL of each latent (Gaussian or categorical) in the training ELBO")
 	fs.IntVar(&o.evalLimit, "eval-limit", 0, "evaluate on the first N images of each split only (0: whole splits)")
 	fs.IntVar(&o.iwaeLimit, "iwae-limit", 1000, "estimate the test log-likelihood on the first N test images only (0: all; the estimate costs K forward passes per image)")
 	fs.StringVar(&o.metrics, "metrics", "", "append metrics records to this JSONL file")
@@ -93,6 +95,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	fs.StringVar(&o.save, "save", "", "write a checkpoint to this file at each evaluation and at the end")
 	fs.StringVar(&o.resume, "resume", "", "continue from this checkpoint")
 	fs.StringVar(&o.critics, "critics", "", "load Backprop-Q critics from this file at the start (if it exists) and save them there at the end (bpq estimators only)")
+	fs.BoolVar(&o.criticImage, "critic-image", true, "bpq estimators: give each latent site's critics the image as extra input (q.Input); false gives them the latent codes only")
 	fs.IntVar(&o.workers, "workers", 1, "split each step's batch into this many chunks processed in parallel (changes the random numbers, like -seed)")
 	fs.IntVar(&o.varDraws, "var-draws", 0, "at the end, measure the log-variance of the inference network's gradient over this many draws on one test batch (0: skip)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar or log lines")

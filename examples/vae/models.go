@@ -13,6 +13,7 @@ import (
 	"github.com/backpropq/backpropq/nn"
 	"github.com/backpropq/backpropq/ppl"
 	"github.com/backpropq/backpropq/ppl/dist"
+	"github.com/backpropq/backpropq/q"
 	"github.com/backpropq/backpropq/vi"
 )
 
@@ -71,6 +72,11 @@ type vae struct {
 	// data maps each tape to the batch its current run reads, for the
 	// NVIL baseline's input (see features).
 	data sync.Map
+	// criticInputs hands the Backprop-Q critics of each categorical site
+	// the (centered) image through q.Input: the expected cost of a code
+	// depends on the image it must explain, which the codes alone do not
+	// tell a critic.
+	criticInputs bool
 }
 
 func newVAE(kind string, train *mnist.Split) (*vae, error) {
@@ -162,11 +168,17 @@ func (m *vae) guide(x *mat.Dense) ppl.Model {
 		case "discrete":
 			out := mlp(ctx, "q/c", in, catLatents*catClasses, nn.Zeros{})
 			for i := 0; i < catLatents; i++ {
+				if m.criticInputs {
+					q.Input(ctx, catSite(i), in)
+				}
 				ppl.Sample(ctx, catSite(i), dist.OneHotCategorical{Logits: ad.Slice(out, i*catClasses, (i+1)*catClasses)})
 			}
 		case "mixed":
 			out := mlp(ctx, "q/zc", in, 2*mixedGauss+catClasses, nn.Zeros{})
 			ppl.Sample(ctx, gaussAddr, dist.Normal{Loc: ad.Slice(out, 0, mixedGauss), Scale: softplusScale(ad.Slice(out, mixedGauss, 2*mixedGauss))})
+			if m.criticInputs {
+				q.Input(ctx, catAddr, in)
+			}
 			ppl.Sample(ctx, catAddr, dist.OneHotCategorical{Logits: ad.Slice(out, 2*mixedGauss, 2*mixedGauss+catClasses)})
 		}
 	}

@@ -115,6 +115,7 @@ func newSession(o options, data *mnist.Data) (*session, error) {
 		return nil, fmt.Errorf("-iwae-train: only for -model gauss")
 	}
 	s := &session{meta: m, data: data, net: net, x: mat.NewDense(m.Batch, mnist.Pixels, nil)}
+	net.criticInputs = spec.critics && o.criticImage
 	est := spec.make(net, o)
 	if b, ok := est.(*infer.BackpropQ); ok && m.Model != "gauss" {
 		s.bpq = b
