@@ -118,6 +118,16 @@ type BackpropQ struct {
 	// Decay is the decay of the running moments that fit a and b in mode
 	// QControlVariate, in [0, 1); zero means 0.95.
 	Decay float64
+	// Normalize divides each site's term (its learning signal and any
+	// correction) by max(1, σ), where σ² is the running variance (decay
+	// 0.9) of the site's learning signal over the steps before this one,
+	// as NVIL's variance normalization does. The factor depends only on
+	// past steps, so each site's estimate keeps its expected direction;
+	// the sites are weighed differently, as with NVIL. Without it, an
+	// Adam-trained guide whose signals are hundreds of nats wide can drift
+	// to a deterministic, collapsed code before the critics have learned
+	// (the discrete VAE of examples/vae).
+	Normalize bool
 	// Relaxed, in mode QControlVariate, uses the relaxed form for every
 	// site instead of enumerating the site's values where that is possible
 	// (see [QControlVariate]).
@@ -131,6 +141,7 @@ type BackpropQ struct {
 	evals     map[*trace.Trace]*qEval
 	order     []*trace.Trace
 	moments   map[string]cvMoments
+	norm      map[string]nvilStats
 	tdErr     map[string]float64
 	signalVar map[string][2]float64
 	// diags holds the per-site diagnostics of committed traces until
@@ -260,6 +271,26 @@ func (e *BackpropQ) Surrogate(sc *SiteContext) (Term, error) {
 	}
 	if post != nil {
 		loss = ad.Add(ad.Sum(loss), post)
+	}
+	if e.Normalize {
+		e.mu.Lock()
+		st, seen := e.norm[s.Addr]
+		e.mu.Unlock()
+		if seen && st.variance > 1 {
+			loss = ad.Scale(loss, 1/math.Sqrt(st.variance))
+		}
+		addr, sig := s.Addr, signal.Data()
+		c := commit
+		commit = func() {
+			c()
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			if e.norm == nil {
+				e.norm = map[string]nvilStats{}
+			}
+			old, ok := e.norm[addr]
+			e.norm[addr] = old.update(ok, sig, 0.9)
+		}
 	}
 	sigVar, retVar := varianceOf(signal.Data()), varianceOf(sc.Signal.Data())
 	var ret siteDiag
@@ -793,6 +824,15 @@ func (e *BackpropQ) MarshalState() ([]byte, error) {
 		enc.String(a)
 		enc.Float64s([]float64{m.r, m.q, m.rq, m.qq})
 	}
+	// The normalization statistics come last; a state written before
+	// Normalize existed ends here.
+	norms := sortedKeys(e.norm)
+	enc.Uint32(uint32(len(norms)))
+	for _, a := range norms {
+		st := e.norm[a]
+		enc.String(a)
+		enc.Float64s([]float64{st.mean, st.variance})
+	}
 	return enc.Bytes(), nil
 }
 
@@ -810,6 +850,17 @@ func (e *BackpropQ) UnmarshalState(data []byte) error {
 		v := d.Float64s(4)
 		if d.Err() == nil {
 			moments[a] = cvMoments{v[0], v[1], v[2], v[3]}
+		}
+	}
+	norm := map[string]nvilStats{}
+	if d.Err() == nil && d.Remaining() > 0 {
+		cnt := d.Count(20)
+		for i := 0; i < cnt && d.Err() == nil; i++ {
+			a := d.String()
+			v := d.Float64s(2)
+			if d.Err() == nil {
+				norm[a] = nvilStats{mean: v[0], variance: v[1]}
+			}
 		}
 	}
 	if err := d.Finish(); err != nil {
@@ -833,13 +884,13 @@ func (e *BackpropQ) UnmarshalState(data []byte) error {
 		return fmt.Errorf("infer: BackpropQ: %w", err)
 	}
 	e.mu.Lock()
-	e.moments = moments
+	e.moments, e.norm = moments, norm
 	e.mu.Unlock()
 	return nil
 }
 
 // sortedKeys returns the keys of m, sorted.
-func sortedKeys(m map[string]cvMoments) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

@@ -58,6 +58,25 @@ type nvilStats struct {
 	mean, variance float64
 }
 
+// update returns the statistics after the values rs of one step: st's
+// decayed with the step's mean and variance about the new mean, or the
+// step's alone when seen is false.
+func (st nvilStats) update(seen bool, rs []float64, decay float64) nvilStats {
+	mean := meanOf(rs)
+	if seen {
+		mean = decay*st.mean + (1-decay)*mean
+	}
+	v := 0.0
+	for _, r := range rs {
+		v += (r - mean) * (r - mean)
+	}
+	v /= float64(len(rs))
+	if seen {
+		v = decay*st.variance + (1-decay)*v
+	}
+	return nvilStats{mean: mean, variance: v}
+}
+
 // NewNVIL returns an NVIL baseline with the given number of hidden units,
 // decay 0.9 and normalization on.
 func NewNVIL(hidden int) *NVIL {
@@ -112,7 +131,6 @@ func (n *NVIL) Center(sc *SiteContext, signal *ad.Tensor) (centered, loss *ad.Te
 	// The statistics track L - b(x): its mean centers the signal and its
 	// variance normalizes it.
 	rs := ad.Sub(signal, ad.StopGradient(bx)).Data()
-	mean := meanOf(rs)
 	commit = func() {
 		n.mu.Lock()
 		defer n.mu.Unlock()
@@ -120,22 +138,7 @@ func (n *NVIL) Center(sc *SiteContext, signal *ad.Tensor) (centered, loss *ad.Te
 			n.stats = map[string]nvilStats{}
 		}
 		cur, ok := n.stats[addr]
-		if !ok {
-			cur = nvilStats{mean: mean}
-		} else {
-			cur.mean = n.Decay*cur.mean + (1-n.Decay)*mean
-		}
-		v := 0.0
-		for _, r := range rs {
-			v += (r - cur.mean) * (r - cur.mean)
-		}
-		v /= float64(len(rs))
-		if !ok {
-			cur.variance = v
-		} else {
-			cur.variance = n.Decay*cur.variance + (1-n.Decay)*v
-		}
-		n.stats[addr] = cur
+		n.stats[addr] = cur.update(ok, rs, n.Decay)
 	}
 	return centered, loss, commit, nil
 }

@@ -1,0 +1,112 @@
+package infer
+
+import (
+	"bytes"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/nn"
+	"github.com/backpropq/backpropq/ppl"
+	"github.com/backpropq/backpropq/ppl/dist"
+	"github.com/backpropq/backpropq/q"
+	"github.com/backpropq/backpropq/vi"
+)
+
+// wideCostModel has one Bernoulli site whose cost spreads over tens of
+// units, so that its learning signal's variance is well above 1.
+func wideCostModel(ctx *ppl.Ctx) {
+	theta := ppl.Param(ctx, "theta", 1, 1, values(0.2))
+	z := ppl.Sample(ctx, "z", dist.BernoulliLogits(ppl.Expand(ctx, theta)))
+	ppl.Cost(ctx, "f", ad.Scale(z, 30))
+}
+
+// TestBackpropQNormalize checks that Normalize leaves the first step alone
+// and divides the second step's term by the standard deviation of the
+// first step's signal: with plain gradient descent, the second update of
+// a normalized run is the unnormalized run's divided by σ, while the
+// first updates agree. (Mode QControlVariate: its first signal is the
+// return less nothing, where QLocal's is the critics' zero.)
+func TestBackpropQNormalize(t *testing.T) {
+	for _, mode := range []QMode{QControlVariate} {
+		t.Run(mode.String(), func(t *testing.T) {
+			obj := vi.Program{Model: wideCostModel}
+			run := func(normalize bool) (deltas []float64, est *BackpropQ) {
+				est = NewBackpropQ(mode, q.Config{Kind: q.TabularKind, LR: 0.5}, q.TD{})
+				est.Normalize = normalize
+				s := &SVI{Objective: obj, Estimators: Estimators{Default: est}, Optimizer: &nn.SGD{LR: 0.01},
+					Params: initObjectiveStore(t, obj), Particles: 32, Seed: 7}
+				prev := s.Params.Get("theta").Value.At(0, 0)
+				for range 2 {
+					_, err := s.Step()
+					require.NoError(t, err)
+					v := s.Params.Get("theta").Value.At(0, 0)
+					deltas = append(deltas, v-prev)
+					prev = v
+				}
+				return deltas, est
+			}
+			plain, _ := run(false)
+			norm, est := run(true)
+			require.Equal(t, plain[0], norm[0], "the first step has no statistics to normalize by")
+			st, ok := est.norm["z"]
+			require.True(t, ok)
+			require.Greater(t, st.variance, 1.0, "the test needs a signal wider than 1")
+			require.NotZero(t, plain[1])
+			// The statistics after two steps decay the first step's variance
+			// with the second's; the second step used the first step's alone.
+			v1 := firstVariance(t, obj, mode)
+			require.Greater(t, v1, 1.0)
+			require.InDelta(t, math.Sqrt(v1), plain[1]/norm[1], 1e-9*math.Sqrt(v1))
+		})
+	}
+}
+
+// firstVariance returns the variance of the learning signal of site z in
+// the first step of a normalized run, as Normalize records it.
+func firstVariance(t *testing.T, obj vi.Objective, mode QMode) float64 {
+	t.Helper()
+	est := NewBackpropQ(mode, q.Config{Kind: q.TabularKind, LR: 0.5}, q.TD{})
+	est.Normalize = true
+	s := &SVI{Objective: obj, Estimators: Estimators{Default: est}, Optimizer: &nn.SGD{LR: 0.01},
+		Params: initObjectiveStore(t, obj), Particles: 32, Seed: 7}
+	_, err := s.Step()
+	require.NoError(t, err)
+	return est.norm["z"].variance
+}
+
+// TestBackpropQNormalizeResumeIsExact checks that the normalization
+// statistics travel in the checkpoint: a resumed run continues bit for
+// bit.
+func TestBackpropQNormalizeResumeIsExact(t *testing.T) {
+	obj := vi.Program{Model: chainModel}
+	newSVI := func() *SVI {
+		b := NewBackpropQ(QLocal, q.Config{Kind: q.MLPKind, Hidden: []int{8}, LR: 0.01, Normalize: true, Rand: rand.New(rand.NewPCG(1, 1))}, q.TD{})
+		b.Normalize = true
+		return &SVI{Objective: obj, Estimators: Estimators{Default: b}, Optimizer: nn.NewAdam(0.05),
+			Params: initObjectiveStore(t, obj), Particles: 8, Seed: 5}
+	}
+	steps := func(s *SVI, n int) []float64 {
+		var out []float64
+		for range n {
+			m, err := s.Step()
+			require.NoError(t, err)
+			out = append(out, m.Loss, m.GradNorm)
+		}
+		return out
+	}
+	whole := newSVI()
+	want := steps(whole, 10)
+	first := newSVI()
+	got := steps(first, 4)
+	var buf bytes.Buffer
+	require.NoError(t, first.EncodeCheckpoint(&buf))
+	second := newSVI()
+	require.NoError(t, second.DecodeCheckpoint(&buf))
+	got = append(got, steps(second, 6)...)
+	require.Equal(t, want, got)
+	require.NotEmpty(t, second.Estimators.Default.(*BackpropQ).norm, "statistics restored")
+}
