@@ -201,9 +201,10 @@ const normDecay = 0.99
 // NormalizeTargets makes n learn in normalized units, as PopArt does (van
 // Hasselt et al. 2016): its value is μ + σ·mlp(x), where μ and σ are the
 // running mean and standard deviation of the targets (decay 0.99, starting
-// from the first update's), and each update first rescales the last layer
-// so that the values at every input are unchanged by the new μ and σ, then
-// takes the Adam step on the squared error in normalized units. A critic
+// from the first update's, which sets them without touching the weights),
+// and each later update first rescales the last layer so that the values at
+// every input are unchanged by the new μ and σ, then takes the Adam step on
+// the squared error in normalized units. A critic
 // whose targets are large (costs of hundreds of nats) then does not spend
 // its first thousands of steps growing its biases, nor saturate its hidden
 // units doing so. It must be called before the first update.
@@ -223,7 +224,8 @@ func (n *Net) renormalize(target []float64) {
 	}
 	m1 /= float64(len(target))
 	m2 /= float64(len(target))
-	if n.moments[2] == 0 {
+	first := n.moments[2] == 0
+	if first {
 		n.moments[0], n.moments[1] = m1, m2
 	} else {
 		n.moments[0] = normDecay*n.moments[0] + (1-normDecay)*m1
@@ -232,6 +234,13 @@ func (n *Net) renormalize(target []float64) {
 	n.moments[2]++
 	mu := n.moments[0]
 	sigma := math.Sqrt(max(n.moments[1]-mu*mu, 1e-4))
+	if first {
+		// The untrained network's values mean nothing: keep its weights
+		// (preserving them would shrink the last layer by 1/σ and start
+		// the critic flat).
+		n.norm[0], n.norm[1] = mu, sigma
+		return
+	}
 	oldMu, oldSigma := n.norm[0], n.norm[1]
 	last := n.mlp.Layers[len(n.mlp.Layers)-1]
 	w := last.W.Value.RawMatrix().Data

@@ -15,8 +15,8 @@ import (
 
 // TestNormalizeTargetsKeepsValues checks that the rescaling of a
 // normalized critic's last layer leaves its values unchanged: with a zero
-// learning rate an update moves μ and σ but no value, on the arrays
-// (Predict) and on a tape (Forward).
+// learning rate an update after the first moves μ and σ but no value, on
+// the arrays (Predict) and on a tape (Forward).
 func TestNormalizeTargetsKeepsValues(t *testing.T) {
 	layout := q.Layout{Fields: []q.Field{{Addr: "x", Kind: q.Real, Width: 3}}}
 	n := q.NewMLP(layout, []int{5}, 0, rand.New(rand.NewPCG(1, 2)))
@@ -26,6 +26,13 @@ func TestNormalizeTargetsKeepsValues(t *testing.T) {
 	for i := range 18 {
 		x.RawMatrix().Data[i] = rng.NormFloat64()
 	}
+	// The first update sets μ and σ from its targets and leaves the
+	// weights; the later ones preserve the values.
+	first := make([]float64, 6)
+	for i := range first {
+		first[i] = 100 + 10*rng.NormFloat64()
+	}
+	require.NoError(t, n.Update(x, first))
 	before := make([]float64, 6)
 	n.Predict(x, before)
 	for k := range 4 {
@@ -47,7 +54,7 @@ func TestNormalizeTargetsKeepsValues(t *testing.T) {
 	}
 	w := n.Weights()
 	norm := w[len(w)-1]
-	assert.Greater(t, norm[0], 150.0, "μ follows the targets")
+	assert.Greater(t, norm[0], 105.0, "μ follows the targets (100, then 200 to 800 at weight 0.01)")
 	assert.Greater(t, norm[1], 1.0, "σ follows the targets")
 }
 
