@@ -90,6 +90,11 @@ func (m QMode) String() string {
 // trace of one shape (Cache). Every site of a trace must use the same
 // BackpropQ for its critics to be trained exactly once per trace.
 //
+// Diagnostics: [BackpropQ.TDError] and [BackpropQ.Stats] give each site's
+// critic TD error and signal variances of the last committed step, and
+// [SVI] reports them per step in [SiteMetrics] (TDError, and ReturnVar, the
+// plain REINFORCE signal's variance, with [SVI].ReturnVariance).
+//
 // Create it with [NewBackpropQ], or fill Critics (and optionally Cache)
 // yourself. A BackpropQ is safe for concurrent use (the chunks of an
 // [SVI] step): it serializes its use of the critics.

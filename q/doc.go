@@ -36,7 +36,9 @@
 // sources), created on first sight. [Tabular] critics serve small discrete
 // scopes, [Net] critics (linear or MLP, trained with Adam) the others. A
 // scope is featurized by a [Layout]: one-hot for Categorical sites, raw
-// values for Bernoulli and continuous ones. [Config].Templates such as
+// values for Bernoulli and continuous ones. [Config].Normalize makes Net
+// critics learn in normalized units ([Net.NormalizeTargets]), which costs
+// of hundreds of nats need. [Config].Templates such as
 // "y[*]" make one critic serve every index, with the index as a feature
 // and scope sites named relative to it (see [Set.Key]).
 // A model hands extra critic inputs for a site with [Input]; their
@@ -58,7 +60,9 @@
 //
 // [Save] and [Load] write and read critics keyed by address with their
 // layouts, atomically and with checksums (the container of the project's
-// checkpoints). A changed scope is an error, or a fresh critic with
+// checkpoints), with each Net critic's Adam state and output
+// normalization and the slow-tracking copies, so that training resumes bit
+// for bit. A changed scope is an error, or a fresh critic with
 // [LoadOptions].Reinit; a grown model reuses the critics whose keys and
 // layouts still match.
 //
