@@ -53,6 +53,9 @@ func backpropQ(mode infer.QMode) func(*vae, options) infer.Estimator {
 		// critic at this rate would take many thousands of steps to reach.
 		cfg := q.Config{Kind: q.MLPKind, Hidden: []int{64}, LR: 1e-3, Normalize: true, Rand: rand.New(rand.NewPCG(o.seed, 0xb9))}
 		b := infer.NewBackpropQ(mode, cfg, q.TD{Lambda: 0})
+		// NVIL's variance normalization of each site's term: without it
+		// the guide drifts to a collapsed code before the critics learn.
+		b.Normalize = true
 		if mode == infer.QLocal {
 			// Q_c - Σ_c' p(c') Q_c': the critic's advantage of the code
 			// over the site's other values, for the same image.
