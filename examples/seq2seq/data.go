@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -114,4 +115,54 @@ func untilEOS(tokens []int) []int {
 		return tokens[:i]
 	}
 	return tokens
+}
+
+// sentenceBLEU returns the BLEU score of hyp against the single reference
+// ref with n-grams up to 4 (Papineni et al., 2002), smoothed as Lin and
+// Och (2004) do for sentences: the precisions of 2- to 4-grams count one
+// extra match and one extra n-gram, so that a short output that matches
+// no 4-gram still scores above zero. An output with no matching digit, or
+// an empty one, scores 0; the reference itself scores 1.
+func sentenceBLEU(hyp, ref []int) float64 {
+	if len(hyp) == 0 {
+		return 0
+	}
+	logSum := 0.0
+	for n := 1; n <= 4; n++ {
+		refCount := map[string]int{}
+		for i := 0; i+n <= len(ref); i++ {
+			refCount[tokenString(ref[i:i+n])]++
+		}
+		matched, total := 0, 0
+		for i := 0; i+n <= len(hyp); i++ {
+			g := tokenString(hyp[i : i+n])
+			total++
+			if refCount[g] > 0 {
+				refCount[g]--
+				matched++
+			}
+		}
+		p := 0.0
+		if n == 1 {
+			if matched == 0 {
+				return 0
+			}
+			p = float64(matched) / float64(total)
+		} else {
+			p = float64(matched+1) / float64(total+1)
+		}
+		logSum += math.Log(p)
+	}
+	bp := 1.0
+	if len(hyp) < len(ref) {
+		bp = math.Exp(1 - float64(len(ref))/float64(len(hyp)))
+	}
+	return bp * math.Exp(logSum/4)
+}
+
+// costs are the values of the -cost flag: the sequence cost of an output
+// (up to its end token) given the target.
+var costs = map[string]func(out, tgt []int) float64{
+	"edit": func(out, tgt []int) float64 { return float64(editDistance(out, tgt)) },
+	"bleu": func(out, tgt []int) float64 { return 1 - sentenceBLEU(out, tgt) },
 }

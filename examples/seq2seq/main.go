@@ -37,6 +37,7 @@ import (
 type options struct {
 	mode          string
 	trainer       string
+	cost          string
 	bpqMode       string
 	lambda        float64
 	criticLR      float64
@@ -70,6 +71,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	var o options
 	fs.StringVar(&o.mode, "mode", "train", "train or plot")
 	fs.StringVar(&o.trainer, "trainer", defaultTrainer, trainerHelp())
+	fs.StringVar(&o.cost, "cost", "edit", "sequence cost the RL trainers minimize: edit (token edit distance) or bleu (1 - smoothed sentence BLEU-4); evaluation always reports edit distance and exact match")
 	fs.StringVar(&o.bpqMode, "bpq-mode", defaultBPQMode, "Backprop-Q learning signal: local (critic as the local cost), cv (critic as control variate, unbiased) or adv (advantage)")
 	fs.Float64Var(&o.lambda, "lambda", 0.9, "Backprop-Q: lambda of the critics' lambda-return")
 	fs.Float64Var(&o.criticLR, "critic-lr", 1e-3, "Backprop-Q: Adam learning rate of the critic")

@@ -181,9 +181,15 @@ func sampler(rng *rand.Rand) chooser {
 // editCosts returns the edit distance of each row's output (up to its end
 // token) to its target.
 func editCosts(tokens [][]int, exs []example) []float64 {
+	return rowCosts(costs["edit"], tokens, exs)
+}
+
+// rowCosts returns the cost of each row's output (up to its end token)
+// given its target.
+func rowCosts(cost func(out, tgt []int) float64, tokens [][]int, exs []example) []float64 {
 	out := make([]float64, len(exs))
 	for r, e := range exs {
-		out[r] = float64(editDistance(untilEOS(tokens[r]), e.tgt))
+		out[r] = cost(untilEOS(tokens[r]), e.tgt)
 	}
 	return out
 }
@@ -192,11 +198,14 @@ func editCosts(tokens [][]int, exs []example) []float64 {
 type program struct {
 	m   *seq2seq
 	exs []example
+	// cost is the sequence cost of an output given its target; nil means
+	// the edit distance.
+	cost func(out, tgt []int) float64
 	// teacher makes the program observe the targets (teacher forcing,
 	// maximum likelihood) instead of sampling the output.
 	teacher bool
-	// greedyCost records the edit distance of the greedy decode of each
-	// row at greedyAddr, for the self-critical baseline.
+	// greedyCost records the cost of the greedy decode of each row at
+	// greedyAddr, for the self-critical baseline.
 	greedyCost bool
 	// criticInputs hands each y[t]'s critic the decoder state (q.Input).
 	criticInputs bool
@@ -230,13 +239,18 @@ func (p program) Run(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, err
 }
 
 // sample is the stochastic decoder: y[t] ~ Categorical(softmax(W h_t)),
-// and the cost is the edit distance of the output to the target.
+// and the cost is the edit distance of the output to the target (or
+// p.cost).
 func (p program) sample(ctx *ppl.Ctx, masks map[string]*ad.Tensor) {
 	tp := ctx.Tape()
+	cost := p.cost
+	if cost == nil {
+		cost = costs["edit"]
+	}
 	enc := p.m.encode(tp, p.exs)
 	if p.greedyCost {
 		tokens, _ := p.m.decode(enc, maxSteps, true, greedy)
-		ppl.Deterministic(ctx, greedyAddr, tp.FromData(len(p.exs), 1, editCosts(tokens, p.exs)))
+		ppl.Deterministic(ctx, greedyAddr, tp.FromData(len(p.exs), 1, rowCosts(cost, tokens, p.exs)))
 	}
 	// Every run has all maxSteps token sites, so that the trace has one
 	// shape: the critic of the template y[*] takes its input layout from
@@ -253,8 +267,8 @@ func (p program) sample(ctx *ppl.Ctx, masks map[string]*ad.Tensor) {
 	for _, y := range ys {
 		prov = prov.Union(y.Provenance())
 	}
-	cost := tp.FromData(len(p.exs), 1, editCosts(tokens, p.exs))
-	ppl.Cost(ctx, costAddr, tp.WithProvenance(cost, prov))
+	c := tp.FromData(len(p.exs), 1, rowCosts(cost, tokens, p.exs))
+	ppl.Cost(ctx, costAddr, tp.WithProvenance(c, prov))
 }
 
 // observe is teacher forcing: the decoder reads the target's tokens and

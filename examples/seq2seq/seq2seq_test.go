@@ -76,6 +76,20 @@ func TestEditDistance(t *testing.T) {
 	assert.Equal(t, "12$", tokenString(tokens("12$")))
 }
 
+func TestSentenceBLEU(t *testing.T) {
+	assert.Equal(t, 1.0, sentenceBLEU(tokens("0123456"), tokens("0123456")))
+	assert.Equal(t, 0.0, sentenceBLEU(tokens("999"), tokens("0123")), "no digit in common")
+	assert.Equal(t, 0.0, sentenceBLEU(nil, tokens("0123")), "empty output")
+	// hyp 0124 against ref 01234: unigrams 4/4, bigrams (2+1)/(3+1),
+	// trigrams (1+1)/(2+1), 4-grams (0+1)/(1+1); brevity exp(1 - 5/4).
+	want := math.Exp(1-5.0/4) * math.Pow(1*0.75*(2.0/3)*0.5, 0.25)
+	assert.InDelta(t, want, sentenceBLEU(tokens("0124"), tokens("01234")), 1e-12)
+	// Clipping: repeated digits match at most as often as in the reference.
+	assert.InDelta(t, math.Pow(0.25*(1.0/4)*(1.0/3)*(1.0/2), 0.25), sentenceBLEU(tokens("1111"), tokens("1234")), 1e-12)
+	assert.Equal(t, 0.0, costs["bleu"](tokens("0123"), tokens("0123")))
+	assert.Equal(t, 2.0, costs["edit"](tokens("0123"), tokens("01")))
+}
+
 func TestDataAreDeterministicAndSorted(t *testing.T) {
 	a, b := makeSet(testSeed, 300), makeSet(testSeed, 300)
 	require.Equal(t, a, b)
@@ -225,6 +239,7 @@ var allTrainers = [][]string{
 	{"-trainer", "bpq", "-bpq-mode", "cv"},
 	{"-trainer", "bpq", "-bpq-mode", "adv"},
 	{"-trainer", "mle+bpq", "-warm", "2"},
+	{"-trainer", "self-critical", "-cost", "bleu"},
 }
 
 // trainTo runs o and returns its checkpoint's sections and metrics records.
@@ -325,6 +340,7 @@ func TestBadFlags(t *testing.T) {
 		want string
 	}{
 		{[]string{"-trainer", "ppo"}, `unknown -trainer "ppo"`},
+		{[]string{"-cost", "rouge"}, `unknown -cost "rouge"`},
 		{[]string{"-trainer", "bpq", "-bpq-mode", "relaxed"}, `unknown -bpq-mode "relaxed"`},
 		{[]string{"-trainer", "bpq", "-lambda", "1.5"}, "-lambda must be in [0, 1]"},
 		{[]string{"-trainer", "mle", "-critics", filepath.Join(dir, "c")}, "trainer mle learns no critics"},

@@ -30,6 +30,7 @@ const (
 type meta struct {
 	RunID   string  `json:"run_id"`
 	Trainer string  `json:"trainer"`
+	Cost    string  `json:"cost"`
 	BPQMode string  `json:"bpq_mode"`
 	Lambda  float64 `json:"lambda"`
 	// ValueBaseline is -value-baseline.
@@ -58,6 +59,8 @@ type session struct {
 	net     *seq2seq
 	svi     *infer.SVI
 	est     infer.Estimator
+	// cost is the sequence cost of the sampled outputs.
+	cost func(out, tgt []int) float64
 	// exs is the current minibatch, which the objective reads by closure.
 	exs []example
 	// critics are the Backprop-Q critics when -critics is given, and
@@ -71,7 +74,7 @@ type session struct {
 // the flags not given on the command line, and must agree with those
 // given).
 func newSession(o options) (*session, error) {
-	m := meta{RunID: uuid.NewString(), Trainer: o.trainer, BPQMode: o.bpqMode, Lambda: o.lambda, ValueBaseline: o.valueBaseline, CriticLR: o.criticLR, Warm: o.warm,
+	m := meta{RunID: uuid.NewString(), Trainer: o.trainer, Cost: o.cost, BPQMode: o.bpqMode, Lambda: o.lambda, ValueBaseline: o.valueBaseline, CriticLR: o.criticLR, Warm: o.warm,
 		Batch: o.batch, LR: o.lr, Seed: o.seed, Workers: o.workers}
 	var sections map[string][]byte
 	if o.resume != "" {
@@ -91,7 +94,7 @@ func newSession(o options) (*session, error) {
 			flag      string
 			got, want any
 		}{
-			{"trainer", o.trainer, saved.Trainer}, {"bpq-mode", o.bpqMode, saved.BPQMode}, {"lambda", o.lambda, saved.Lambda},
+			{"trainer", o.trainer, saved.Trainer}, {"cost", o.cost, saved.Cost}, {"bpq-mode", o.bpqMode, saved.BPQMode}, {"lambda", o.lambda, saved.Lambda},
 			{"value-baseline", o.valueBaseline, saved.ValueBaseline}, {"critic-lr", o.criticLR, saved.CriticLR},
 			{"warm", o.warm, saved.Warm}, {"batch", o.batch, saved.Batch}, {"lr", o.lr, saved.LR}, {"seed", o.seed, saved.Seed},
 			{"workers", o.workers, saved.Workers},
@@ -108,6 +111,10 @@ func newSession(o options) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
+	cost, ok := costs[m.Cost]
+	if !ok {
+		return nil, fmt.Errorf("unknown -cost %q (edit or bleu)", m.Cost)
+	}
 	if m.Batch < 1 || m.Workers < 1 || m.Workers > m.Batch {
 		return nil, fmt.Errorf("need 1 <= -workers <= -batch, got -workers %d, -batch %d", m.Workers, m.Batch)
 	}
@@ -122,7 +129,7 @@ func newSession(o options) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &session{meta: m, trainer: spec, net: net}
+	s := &session{meta: m, trainer: spec, net: net, cost: cost}
 	ests := infer.Estimators{}
 	if spec.estimator != nil {
 		if s.est, err = spec.estimator(o); err != nil {
@@ -174,6 +181,7 @@ func (s *session) chunk(from, to int) vi.Objective {
 	return program{
 		m:            s.net,
 		exs:          s.exs[from:to],
+		cost:         s.cost,
 		teacher:      s.teacherForcing(),
 		greedyCost:   s.trainer.name == "self-critical",
 		criticInputs: s.critics != nil || isBPQ(s.est),
@@ -287,7 +295,8 @@ type record struct {
 	Seconds float64 `json:"seconds"`
 	// Phase is "mle" for teacher-forcing steps (Train is then the
 	// negative log-likelihood per sequence) and "rl" for sampled ones
-	// (Train is the sampled outputs' mean edit distance).
+	// (Train is the sampled outputs' mean cost: edit distance, or 1 -
+	// BLEU with -cost bleu).
 	Phase    string  `json:"phase"`
 	Train    float64 `json:"train"`
 	TrainAvg float64 `json:"train_avg"`
@@ -346,8 +355,8 @@ func train(ctx context.Context, o options, out io.Writer) (*result, error) {
 		if isBPQ(s.est) {
 			mode = fmt.Sprintf(" (mode %s, lambda %g)", m.BPQMode, m.Lambda)
 		}
-		fmt.Fprintf(out, "seq2seq: sort %d-%d digits; trainer %s%s, batch %d, Adam lr %g, seed %d, run %s\n",
-			minLen, maxLen, m.Trainer, mode, m.Batch, m.LR, m.Seed, m.RunID)
+		fmt.Fprintf(out, "seq2seq: sort %d-%d digits; trainer %s%s, cost %s, batch %d, Adam lr %g, seed %d, run %s\n",
+			minLen, maxLen, m.Trainer, mode, m.Cost, m.Batch, m.LR, m.Seed, m.RunID)
 		if s.svi.StepCount() > 0 {
 			fmt.Fprintf(out, "resumed from %s at step %d\n", o.resume, s.svi.StepCount())
 		}
