@@ -750,34 +750,48 @@ func (e *BackpropQ) expectedQ(sc *SiteContext, ev *qEval) (*ad.Tensor, error) {
 			}
 		}
 	}
-	var total *ad.Tensor
-	pred := make([]float64, rows)
-	qk := make([]float64, rows)
-	for k, alt := range alts {
-		for i := range qk {
-			qk[i] = 0
-		}
-		// A Net critic's Predict uses its own tape: chunks take turns.
-		e.mu.Lock()
-		for _, nd := range nodes {
-			if nd.found {
+	// qs[k] is the sum of the critics at alternative k, per row.
+	qs := make([][]float64, len(alts))
+	preds := make([][]float64, len(alts))
+	for k := range alts {
+		qs[k] = make([]float64, rows)
+		preds[k] = make([]float64, rows)
+	}
+	// A Net critic's Predict uses its own tape: chunks take turns.
+	e.mu.Lock()
+	for _, nd := range nodes {
+		switch vp, ok := nd.critic.(q.VariantPredictor); {
+		case !nd.found:
+			nd.critic.Predict(nd.x, preds[0])
+			for k := 1; k < len(alts); k++ {
+				copy(preds[k], preds[0])
+			}
+		case ok:
+			vp.PredictVariants(nd.x, nd.from, alts, preds)
+		default:
+			for k, alt := range alts {
 				for i := 0; i < rows; i++ {
 					copy(nd.x.RawRowView(i)[nd.from:], alt)
 				}
-			}
-			nd.critic.Predict(nd.x, pred)
-			for i := range qk {
-				qk[i] += pred[i]
+				nd.critic.Predict(nd.x, preds[k])
 			}
 		}
-		e.mu.Unlock()
+		for k := range alts {
+			for i, v := range preds[k] {
+				qs[k][i] += v
+			}
+		}
+	}
+	e.mu.Unlock()
+	var total *ad.Tensor
+	for k := range alts {
 		v := values[k]
 		val := tp.FromData(1, len(v), v)
 		if rows > 1 {
 			val = ad.Add(tp.Zeros(rows, len(v)), val)
 		}
 		p := ad.Exp(s.Dist.LogProb(val))
-		term := ad.Mul(p, tp.FromData(rows, 1, append([]float64(nil), qk...)))
+		term := ad.Mul(p, tp.FromData(rows, 1, qs[k]))
 		total = addOrNil(total, term)
 	}
 	return total, nil

@@ -67,6 +67,7 @@ type options struct {
 	workers     int
 	varDraws    int
 	quiet       bool
+	cpuprofile  string
 	// files are metrics files to plot (with -plot) instead of training.
 	files []string
 	// set holds the names of the flags given on the command line.
@@ -99,6 +100,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	fs.IntVar(&o.workers, "workers", 1, "split each step's batch into this many chunks processed in parallel (changes the random numbers, like -seed)")
 	fs.IntVar(&o.varDraws, "var-draws", 0, "at the end, measure the log-variance of the inference network's gradient over this many draws on one test batch (0: skip)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar or log lines")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the training run to this file")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -134,6 +136,17 @@ func (o options) check() error {
 	return nil
 }
 
+// trainProfiled trains, under a CPU profile when -cpuprofile is given.
+func trainProfiled(ctx context.Context, o options) error {
+	stopProfile, err := exrun.StartCPUProfile(o.cpuprofile)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
+	_, err = train(ctx, o, os.Stdout)
+	return err
+}
+
 func main() {
 	fs := flag.NewFlagSet("vae", flag.ExitOnError)
 	o, err := parseFlags(fs, os.Args[1:])
@@ -146,7 +159,7 @@ func main() {
 	if len(o.files) > 0 {
 		err = plotFiles(o.plot, o.files)
 	} else {
-		_, err = train(ctx, o, os.Stdout)
+		err = trainProfiled(ctx, o)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vae:", err)
