@@ -50,7 +50,8 @@
 //	RELAX                  yes       discrete                   an MLP (+2 re-runs Concrete) learned control variates
 //	PPO                    no (3)    any                        one log-prob                 several steps on one batch
 //	BackpropQ (a) local    no        any                        critic evaluation + TD step  long chains: learned Q per node (package q)
-//	BackpropQ (b) cv       yes       small discrete             critic over the site values  unbiased with an imperfect critic
+//	BackpropQ (b) cv       yes       discrete (4)               critic over the site values  unbiased with an imperfect critic
+//	BackpropQ (c) adv      no        any                        critic evaluation + TD step  advantages of appendix 4.4
 //
 // (1) NVIL's variance normalization multiplies the site's estimate by
 // 1/max(1, σ), a step size set by past steps only: unbiased in direction.
@@ -58,6 +59,11 @@
 // stays biased. (3) Unbiased on the first step from a batch (ratio 1),
 // clipped by design afterwards. TRPO is a step of its own on a policy's
 // parameters, not a per-site term; see [TRPO].
+// (4) Enumerated over the site's values for categorical sites and
+// Bernoulli sites of at most 12 columns; the relaxed form (eq. 26 with the
+// critic as c: two critic passes and a backward pass) for wider Bernoulli
+// sites or when [BackpropQ].Relaxed is set, with Linear or MLP critics.
+// [BackpropQ].Normalize applies NVIL's normalization (1) in any mode.
 //
 // The estimators that re-run the objective ([SiteContext].Rerun) pay for
 // a forward pass of the whole objective each time: the sites that do not
