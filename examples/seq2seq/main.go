@@ -42,6 +42,7 @@ type options struct {
 	lambda        float64
 	criticLR      float64
 	valueBaseline bool
+	criticWarmup  int
 	warm          int
 	steps         int
 	duration      time.Duration
@@ -76,6 +77,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	fs.Float64Var(&o.lambda, "lambda", 0.9, "Backprop-Q: lambda of the critics' lambda-return")
 	fs.Float64Var(&o.criticLR, "critic-lr", 1e-3, "Backprop-Q: Adam learning rate of the critic")
 	fs.BoolVar(&o.valueBaseline, "value-baseline", true, "Backprop-Q, -bpq-mode local: subtract from Q(y[t]) its mean over y[t]'s values, V = sum_y p(y) Q(y) (the advantage Q - V), before the moving average")
+	fs.IntVar(&o.criticWarmup, "critic-warmup", 0, "Backprop-Q, -bpq-mode local or adv: the first N Backprop-Q steps use the control-variate mode (unbiased whatever the critic, which trains the same way), so that the critic has learned before it alone drives the policy")
 	fs.IntVar(&o.warm, "warm", 500, "mle+bpq: maximum-likelihood steps before Backprop-Q")
 	fs.IntVar(&o.steps, "steps", 0, "stop after this many steps in all (a resumed run counts the saved ones); 0: no limit")
 	fs.DurationVar(&o.duration, "duration", 2*time.Minute, "stop after this much training time in this session (evaluations excluded); 0: no limit")

@@ -36,6 +36,7 @@ type meta struct {
 	// ValueBaseline is -value-baseline.
 	ValueBaseline bool    `json:"value_baseline"`
 	CriticLR      float64 `json:"critic_lr"`
+	CriticWarmup  int     `json:"critic_warmup"`
 	Warm          int     `json:"warm"`
 	Batch         int     `json:"batch"`
 	LR            float64 `json:"lr"`
@@ -74,7 +75,7 @@ type session struct {
 // the flags not given on the command line, and must agree with those
 // given).
 func newSession(o options) (*session, error) {
-	m := meta{RunID: uuid.NewString(), Trainer: o.trainer, Cost: o.cost, BPQMode: o.bpqMode, Lambda: o.lambda, ValueBaseline: o.valueBaseline, CriticLR: o.criticLR, Warm: o.warm,
+	m := meta{RunID: uuid.NewString(), Trainer: o.trainer, Cost: o.cost, BPQMode: o.bpqMode, Lambda: o.lambda, ValueBaseline: o.valueBaseline, CriticLR: o.criticLR, CriticWarmup: o.criticWarmup, Warm: o.warm,
 		Batch: o.batch, LR: o.lr, Seed: o.seed, Workers: o.workers}
 	var sections map[string][]byte
 	if o.resume != "" {
@@ -96,6 +97,7 @@ func newSession(o options) (*session, error) {
 		}{
 			{"trainer", o.trainer, saved.Trainer}, {"cost", o.cost, saved.Cost}, {"bpq-mode", o.bpqMode, saved.BPQMode}, {"lambda", o.lambda, saved.Lambda},
 			{"value-baseline", o.valueBaseline, saved.ValueBaseline}, {"critic-lr", o.criticLR, saved.CriticLR},
+			{"critic-warmup", o.criticWarmup, saved.CriticWarmup},
 			{"warm", o.warm, saved.Warm}, {"batch", o.batch, saved.Batch}, {"lr", o.lr, saved.LR}, {"seed", o.seed, saved.Seed},
 			{"workers", o.workers, saved.Workers},
 		} {
@@ -120,6 +122,9 @@ func newSession(o options) (*session, error) {
 	}
 	if !(m.LR > 0) {
 		return nil, fmt.Errorf("-lr must be positive, got %v", m.LR)
+	}
+	if m.CriticWarmup < 0 {
+		return nil, fmt.Errorf("-critic-warmup must be at least 0, got %d", m.CriticWarmup)
 	}
 	if spec.warm && m.Warm < 0 {
 		return nil, fmt.Errorf("-warm must be at least 0, got %d", m.Warm)
@@ -214,12 +219,23 @@ func (s *session) save(path string) error {
 	return nil
 }
 
-// step takes one training step. A step whose Backprop-Q critic does not
+// step takes one training step, in the control-variate mode during the
+// -critic-warmup steps of Backprop-Q. A step whose Backprop-Q critic does not
 // exist yet runs its chunks one after the other: each chunk's trace creates
 // the critic afresh from the critics' random source (q.Set.Evaluate), so
 // in parallel the chunks would take their weights in the order the
 // goroutines happen to run, and the result would depend on -workers.
 func (s *session) step() (infer.Metrics, error) {
+	if b, ok := s.est.(*infer.BackpropQ); ok && !s.teacherForcing() {
+		b.Mode = bpqModes[s.meta.BPQMode]
+		rlSteps := s.svi.StepCount()
+		if s.trainer.warm {
+			rlSteps -= int64(s.meta.Warm)
+		}
+		if rlSteps < int64(s.meta.CriticWarmup) {
+			b.Mode = infer.QControlVariate
+		}
+	}
 	if b, ok := s.est.(*infer.BackpropQ); ok && !s.teacherForcing() && len(b.Critics.Keys()) == 0 {
 		workers := s.svi.Workers
 		s.svi.Workers = 1
