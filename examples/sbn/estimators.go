@@ -64,15 +64,13 @@ var estimators = []estimatorSpec{
 // backpropQ returns the maker of a Backprop-Q estimator in mode.
 func backpropQ(mode infer.QMode) func(*sbn, options) (infer.Estimator, error) {
 	return func(_ *sbn, o options) (infer.Estimator, error) {
-		cfg := q.Config{Kind: q.MLPKind, Hidden: []int{64}, LR: 1e-3, Rand: rand.New(rand.NewPCG(o.seed, 0xb9))}
+		// Critics in normalized units: the ELBO's costs are hundreds of
+		// nats, which plain MLP critics at this rate never reach.
+		cfg := q.Config{Kind: q.MLPKind, Hidden: []int{64}, LR: 1e-3, Normalize: true, Rand: rand.New(rand.NewPCG(o.seed, 0xb9))}
 		b := infer.NewBackpropQ(mode, cfg, q.TD{Lambda: 0})
 		if mode == infer.QControlVariate {
-			// Critics in normalized units (the ELBO's costs are hundreds
-			// of nats, which plain MLP critics at this rate never reach);
-			// the fitted a and b of the control variate take the
+			// The fitted a and b of the control variate take the
 			// baseline's place.
-			cfg.Normalize = true
-			b = infer.NewBackpropQ(mode, cfg, q.TD{Lambda: 0})
 			b.Relaxed, b.Temperature = true, 0.5
 			return b, nil
 		}
