@@ -1,9 +1,7 @@
 package infer
 
 import (
-	"bytes"
 	"math"
-	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -76,37 +74,4 @@ func firstVariance(t *testing.T, obj vi.Objective, mode QMode) float64 {
 	_, err := s.Step()
 	require.NoError(t, err)
 	return est.norm["z"].variance
-}
-
-// TestBackpropQNormalizeResumeIsExact checks that the normalization
-// statistics travel in the checkpoint: a resumed run continues bit for
-// bit.
-func TestBackpropQNormalizeResumeIsExact(t *testing.T) {
-	obj := vi.Program{Model: chainModel}
-	newSVI := func() *SVI {
-		b := NewBackpropQ(QLocal, q.Config{Kind: q.MLPKind, Hidden: []int{8}, LR: 0.01, Normalize: true, Rand: rand.New(rand.NewPCG(1, 1))}, q.TD{})
-		b.Normalize = true
-		return &SVI{Objective: obj, Estimators: Estimators{Default: b}, Optimizer: nn.NewAdam(0.05),
-			Params: initObjectiveStore(t, obj), Particles: 8, Seed: 5}
-	}
-	steps := func(s *SVI, n int) []float64 {
-		var out []float64
-		for range n {
-			m, err := s.Step()
-			require.NoError(t, err)
-			out = append(out, m.Loss, m.GradNorm)
-		}
-		return out
-	}
-	whole := newSVI()
-	want := steps(whole, 10)
-	first := newSVI()
-	got := steps(first, 4)
-	var buf bytes.Buffer
-	require.NoError(t, first.EncodeCheckpoint(&buf))
-	second := newSVI()
-	require.NoError(t, second.DecodeCheckpoint(&buf))
-	got = append(got, steps(second, 6)...)
-	require.Equal(t, want, got)
-	require.NotEmpty(t, second.Estimators.Default.(*BackpropQ).norm, "statistics restored")
 }

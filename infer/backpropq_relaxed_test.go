@@ -218,7 +218,8 @@ func TestBackpropQRelaxedCriticsGetNoGradient(t *testing.T) {
 // TestBackpropQResumeIsExact checks that a BackpropQ run resumed from an
 // SVI checkpoint continues bit for bit: the checkpoint holds the critics'
 // weights, their Adam state and slow-tracking copies, the control
-// variate's moments and the baseline's state.
+// variate's moments, the normalization statistics and the baseline's
+// state.
 func TestBackpropQResumeIsExact(t *testing.T) {
 	cases := []struct {
 		name string
@@ -232,6 +233,11 @@ func TestBackpropQResumeIsExact(t *testing.T) {
 		{"control-variate-relaxed", func() *BackpropQ {
 			b := NewBackpropQ(QControlVariate, mlpCritics(2), q.TD{})
 			b.Relaxed = true
+			return b
+		}},
+		{"local-normalized", func() *BackpropQ {
+			b := NewBackpropQ(QLocal, q.Config{Kind: q.MLPKind, Hidden: []int{8}, LR: 0.01, Normalize: true, Rand: rand.New(rand.NewPCG(1, 1))}, q.TD{})
+			b.Normalize = true
 			return b
 		}},
 		{"advantage", func() *BackpropQ {
