@@ -220,11 +220,7 @@ func (s *session) save(path string) error {
 }
 
 // step takes one training step, in the control-variate mode during the
-// -critic-warmup steps of Backprop-Q. A step whose Backprop-Q critic does not
-// exist yet runs its chunks one after the other: each chunk's trace creates
-// the critic afresh from the critics' random source (q.Set.Evaluate), so
-// in parallel the chunks would take their weights in the order the
-// goroutines happen to run, and the result would depend on -workers.
+// -critic-warmup steps of Backprop-Q.
 func (s *session) step() (infer.Metrics, error) {
 	if b, ok := s.est.(*infer.BackpropQ); ok && !s.teacherForcing() {
 		b.Mode = bpqModes[s.meta.BPQMode]
@@ -235,11 +231,6 @@ func (s *session) step() (infer.Metrics, error) {
 		if rlSteps < int64(s.meta.CriticWarmup) {
 			b.Mode = infer.QControlVariate
 		}
-	}
-	if b, ok := s.est.(*infer.BackpropQ); ok && !s.teacherForcing() && len(b.Critics.Keys()) == 0 {
-		workers := s.svi.Workers
-		s.svi.Workers = 1
-		defer func() { s.svi.Workers = workers }()
 	}
 	return s.svi.Step()
 }
