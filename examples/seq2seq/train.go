@@ -189,7 +189,7 @@ func (s *session) chunk(from, to int) vi.Objective {
 		cost:         s.cost,
 		teacher:      s.teacherForcing(),
 		greedyCost:   s.trainer.name == "self-critical",
-		criticInputs: s.critics != nil || isBPQ(s.est),
+		criticInputs: isBPQ(s.est),
 	}
 }
 
