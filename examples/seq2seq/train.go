@@ -188,7 +188,7 @@ func (s *session) chunk(from, to int) vi.Objective {
 		exs:          s.exs[from:to],
 		cost:         s.cost,
 		teacher:      s.teacherForcing(),
-		greedyCost:   s.trainer.name == "self-critical",
+		greedyCost:   s.trainer.greedy,
 		criticInputs: isBPQ(s.est),
 	}
 }

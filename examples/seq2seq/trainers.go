@@ -20,19 +20,26 @@ type trainerSpec struct {
 	estimator func(o options) (infer.Estimator, error)
 	// warm reports that the first -warm steps are maximum likelihood.
 	warm bool
+	// greedy reports that the program records the greedy decode's cost
+	// (the self-critical baseline).
+	greedy bool
 }
 
 // trainers is the table behind -trainer.
 var trainers = []trainerSpec{
-	{"mle", "teacher forcing: maximum likelihood of the targets (exposure bias)", nil, false},
+	{"mle", "teacher forcing: maximum likelihood of the targets (exposure bias)", nil, false, false},
 	{"reinforce", "score function with a moving-average baseline (decay 0.9) per token site", func(options) (infer.Estimator, error) {
 		return infer.ScoreFunction{Baseline: infer.NewMovingAverage(0.9)}, nil
-	}, false},
-	{"self-critical", "score function with the greedy decode's edit distance of the same input as baseline", func(options) (infer.Estimator, error) {
-		return infer.ScoreFunction{Baseline: greedyBaseline{}}, nil
-	}, false},
-	{"bpq", "Backprop-Q: one MLP critic for all y[*] (address template) fed the decoder state, lambda-return; mode by -bpq-mode", backpropQ, false},
-	{"mle+bpq", "maximum likelihood for -warm steps, then bpq", backpropQ, true},
+	}, false, false},
+	{"self-critical", "score function with the greedy decode's cost of the same input as baseline", selfCritical, false, true},
+	{"bpq", "Backprop-Q: one MLP critic for all y[*] (address template) fed the decoder state, lambda-return; mode by -bpq-mode", backpropQ, false, false},
+	{"mle+bpq", "maximum likelihood for -warm steps, then bpq", backpropQ, true, false},
+	{"mle+self-critical", "maximum likelihood for -warm steps, then self-critical (the control for mle+bpq)", selfCritical, true, true},
+}
+
+// selfCritical returns the self-critical estimator.
+func selfCritical(options) (infer.Estimator, error) {
+	return infer.ScoreFunction{Baseline: greedyBaseline{}}, nil
 }
 
 // defaultBPQMode is the -bpq-mode of a run that does not give it.
