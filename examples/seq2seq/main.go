@@ -8,7 +8,8 @@
 // ppl.Cost, is the Levenshtein distance to the sorted input. Trainers
 // (-trainer): mle (teacher forcing), reinforce (moving-average baseline),
 // self-critical (greedy decode as baseline), bpq (infer.BackpropQ with one
-// critic for all y[*], fed the decoder state) and mle+bpq.
+// critic for all y[*], fed the decoder state), mle+bpq and its control
+// mle+self-critical.
 //
 // Modes:
 //
