@@ -147,6 +147,8 @@ type BackpropQ struct {
 	order     []*trace.Trace
 	moments   map[string]cvMoments
 	norm      map[string]nvilStats
+	skipped   int
+	skipErr   error
 	tdErr     map[string]float64
 	signalVar map[string][2]float64
 	// diags holds the per-site diagnostics of committed traces until
@@ -380,7 +382,10 @@ func (e *BackpropQ) apply(tr *trace.Trace, ev *qEval) {
 	st, err := e.Critics.Apply(ev.net, ev.vals, e.TD)
 	if err != nil {
 		// Apply changes nothing on error (a non-finite cost or critic); the
-		// step itself already succeeded, so the critics skip this trace.
+		// step itself already succeeded, so the critics skip this trace,
+		// and SkippedUpdates says so.
+		e.skipped++
+		e.skipErr = err
 		return
 	}
 	if e.tdErr == nil {
@@ -448,6 +453,16 @@ func (e *BackpropQ) TDError(addr string) (float64, bool) {
 	defer e.mu.Unlock()
 	v, ok := e.tdErr[addr]
 	return v, ok
+}
+
+// SkippedUpdates returns how many critic updates were skipped because
+// q.Set.Apply failed after a step had succeeded (a non-finite critic value
+// or target, say), and the last such error. A critic that stops learning
+// thus shows here rather than going unnoticed.
+func (e *BackpropQ) SkippedUpdates() (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.skipped, e.skipErr
 }
 
 // QSiteStats are the per-site diagnostics of the last committed step of a

@@ -2,6 +2,7 @@ package infer
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -74,4 +75,37 @@ func firstVariance(t *testing.T, obj vi.Objective, mode QMode) float64 {
 	_, err := s.Step()
 	require.NoError(t, err)
 	return est.norm["z"].variance
+}
+
+// TestBackpropQSkippedUpdates checks that a critic update that fails after
+// its step succeeded (here a cost made non-finite behind the step's back)
+// is counted with its error and changes no critic.
+func TestBackpropQSkippedUpdates(t *testing.T) {
+	obj := vi.Program{Model: chainModel}
+	est := NewBackpropQ(QLocal, q.Config{Kind: q.TabularKind, LR: 0.1}, q.TD{})
+	s := &SVI{Objective: obj, Estimators: Estimators{Default: est}, Optimizer: nn.NewAdam(0.01),
+		Params: initObjectiveStore(t, obj), Particles: 8, Seed: 3}
+	_, err := s.Step()
+	require.NoError(t, err)
+	n, err := est.SkippedUpdates()
+	require.Zero(t, n)
+	require.NoError(t, err)
+
+	tr, err := obj.Run(ppl.Config{Params: s.Params, Rand: rand.New(rand.NewPCG(1, 2)), Batch: 8})
+	require.NoError(t, err)
+	var cache q.Cache
+	net, err := cache.Network(tr.Graph())
+	require.NoError(t, err)
+	vals, err := est.Critics.Evaluate(net, tr)
+	require.NoError(t, err)
+	before, err := est.Critics.MarshalState()
+	require.NoError(t, err)
+	vals.Costs["f"][2] = math.NaN()
+	est.apply(tr, &qEval{net: net, vals: vals})
+	n, err = est.SkippedUpdates()
+	require.Equal(t, 1, n)
+	require.ErrorContains(t, err, `"f"`)
+	after, err := est.Critics.MarshalState()
+	require.NoError(t, err)
+	require.Equal(t, before, after, "a skipped update changes no critic")
 }
