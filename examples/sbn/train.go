@@ -119,7 +119,7 @@ func newSession(o options, data *mnist.Data) (*session, error) {
 		if s.critics, err = criticsOf(est); err != nil {
 			return nil, err
 		}
-		if s.criticsLoaded, err = loadCritics(o.critics, s.critics, o.reinit); err != nil {
+		if s.criticsLoaded, err = exrun.LoadCritics(o.critics, s.critics, o.reinit); err != nil {
 			return nil, err
 		}
 	}
@@ -172,23 +172,7 @@ func (s *session) loadSVI(sections map[string][]byte) error {
 
 // save writes the SVI's checkpoint with this command's section added.
 func (s *session) save(path string) error {
-	var buf bytes.Buffer
-	if err := s.svi.EncodeCheckpoint(&buf); err != nil {
-		return err
-	}
-	sections, err := ckpt.Decode(buf.Bytes())
-	if err != nil {
-		return err
-	}
-	raw, err := json.Marshal(s.meta)
-	if err != nil {
-		return err
-	}
-	sections[metaSection] = raw
-	if err := ckpt.WriteFile(path, sections); err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	return nil
+	return exrun.SaveCheckpoint(path, s.svi, metaSection, s.meta)
 }
 
 // fillBatch draws the images of step t, from a source that depends only on
@@ -324,7 +308,7 @@ func trainOn(ctx context.Context, o options, data *mnist.Data, out io.Writer) (*
 		fmt.Fprintf(out, "saved %s at step %d\n", o.save, steps)
 	}
 	if s.critics != nil {
-		if err := saveCritics(o.critics, s.critics); err != nil {
+		if err := exrun.SaveCritics(o.critics, s.critics); err != nil {
 			return nil, err
 		}
 		fmt.Fprintf(out, "saved critics %s\n", o.critics)

@@ -148,7 +148,7 @@ func newSession(o options) (*session, error) {
 			return nil, fmt.Errorf("-critics %s: trainer %s learns no critics (only bpq and mle+bpq do)", o.critics, spec.name)
 		}
 		s.critics = b.Critics
-		if s.criticsLoaded, err = loadCritics(o.critics, s.critics, o.reinit); err != nil {
+		if s.criticsLoaded, err = exrun.LoadCritics(o.critics, s.critics, o.reinit); err != nil {
 			return nil, err
 		}
 	}
@@ -200,23 +200,7 @@ func isBPQ(e infer.Estimator) bool {
 
 // save writes the SVI's checkpoint with this command's section added.
 func (s *session) save(path string) error {
-	var buf bytes.Buffer
-	if err := s.svi.EncodeCheckpoint(&buf); err != nil {
-		return err
-	}
-	sections, err := ckpt.Decode(buf.Bytes())
-	if err != nil {
-		return err
-	}
-	raw, err := json.Marshal(s.meta)
-	if err != nil {
-		return err
-	}
-	sections[metaSection] = raw
-	if err := ckpt.WriteFile(path, sections); err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	return nil
+	return exrun.SaveCheckpoint(path, s.svi, metaSection, s.meta)
 }
 
 // step takes one training step, in the control-variate mode during the
@@ -456,7 +440,7 @@ func train(ctx context.Context, o options, out io.Writer) (*result, error) {
 		fmt.Fprintf(out, "saved %s at step %d\n", o.save, steps)
 	}
 	if s.critics != nil {
-		if err := saveCritics(o.critics, s.critics); err != nil {
+		if err := exrun.SaveCritics(o.critics, s.critics); err != nil {
 			return nil, err
 		}
 		fmt.Fprintf(out, "saved critics %s\n", o.critics)

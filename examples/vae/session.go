@@ -13,6 +13,7 @@ import (
 
 	"github.com/backpropq/backpropq/infer"
 	"github.com/backpropq/backpropq/internal/ckpt"
+	"github.com/backpropq/backpropq/internal/exrun"
 	"github.com/backpropq/backpropq/internal/mnist"
 	"github.com/backpropq/backpropq/nn"
 	"github.com/backpropq/backpropq/q"
@@ -158,23 +159,7 @@ func newSession(o options, data *mnist.Data) (*session, error) {
 
 // save writes the SVI's checkpoint with this command's section added.
 func (s *session) save(path string) error {
-	var buf bytes.Buffer
-	if err := s.svi.EncodeCheckpoint(&buf); err != nil {
-		return err
-	}
-	sections, err := ckpt.Decode(buf.Bytes())
-	if err != nil {
-		return err
-	}
-	raw, err := json.Marshal(s.meta)
-	if err != nil {
-		return err
-	}
-	sections[metaSection] = raw
-	if err := ckpt.WriteFile(path, sections); err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	return nil
+	return exrun.SaveCheckpoint(path, s.svi, metaSection, s.meta)
 }
 
 // fillBatch draws the images of step t, from a source that depends only on
