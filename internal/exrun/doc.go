@@ -1,6 +1,9 @@
 // Package exrun holds what every example program of this module needs
 // around its training loop: a progress reporter, a metrics file, curve
-// plots of several runs, a Ctrl-C context and the -steps/-duration budget.
+// plots of several runs, a Ctrl-C context, the -steps/-duration budget,
+// checkpoints with the program's own section ([SaveCheckpoint]), the
+// -critics file ([LoadCritics], [SaveCritics]) and -cpuprofile
+// ([StartCPUProfile]).
 //
 // A program's loop looks like this:
 //
@@ -28,5 +31,7 @@
 // A [MetricsWriter] is safe for concurrent use; a [Progress] is not.
 // Nothing in this package panics on bad input: files that cannot be read
 // or written and malformed records are returned as errors prefixed with
-// "exrun: ".
+// "exrun: ", or, for the checkpoint, critics and profile files, with the
+// file's role as the commands report it ("save PATH: ", "-critics PATH: ",
+// "cpu profile: ").
 package exrun
