@@ -67,8 +67,10 @@ func backpropQ(mode infer.QMode) func(*vae, options) infer.Estimator {
 }
 
 // defaultEstimator is the estimator of the Categorical latents of a run
-// without -estimator.
-const defaultEstimator = "bpq"
+// without -estimator: the unbiased control variate, the best
+// score-function estimator on the default (sampled-KL) objective, where the
+// local-cost bpq collapses (see the README).
+const defaultEstimator = "bpq-cv"
 
 // findEstimator returns the estimator named name, or an error naming the
 // known ones.
