@@ -19,7 +19,7 @@
 // Examples:
 //
 //	go run ./examples/vae -model gauss -steps 5000 -iwae 100 -grid results/gauss
-//	go run ./examples/vae -model discrete -estimator bpq -steps 2000 -critics critics.q
+//	go run ./examples/vae -model discrete -analytic-kl -estimator bpq -steps 2000 -critics critics.q
 //	go run ./examples/vae -model mixed -estimator bpq-cv -steps 2000 -save mixed.ckpt
 //	go run ./examples/vae -resume mixed.ckpt -steps 4000   # continue from the checkpoint
 //	go run ./examples/vae -plot curves.png a.jsonl b.jsonl # plot metrics files, train nothing
