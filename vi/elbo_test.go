@@ -445,3 +445,32 @@ func TestELBOAnalyticKLDiscrete(t *testing.T) {
 		assert.InDelta(t, analytic[0], mean, 4*se, "%s: sampled log ratio's mean", name)
 	}
 }
+
+// The guide's deterministic sites (critic inputs, say) reach the ELBO's
+// and the IWAE's traces with their values; the model's do not.
+func TestObjectivesKeepGuideDeterministicSites(t *testing.T) {
+	guide := func(ctx *ppl.Ctx) {
+		g := conj.guide(0.3, 1)
+		g(ctx)
+		ppl.Deterministic(ctx, "z@q", ctx.Tape().Full(ctx.Batch(), 2, 7))
+	}
+	model := func(ctx *ppl.Ctx) {
+		conj.model(ctx)
+		ppl.Deterministic(ctx, "model-only", ctx.Tape().Full(ctx.Batch(), 1, 1))
+	}
+	for name, obj := range map[string]vi.Objective{
+		"ELBO": vi.ELBO{Model: model, Guide: guide},
+		"IWAE": vi.IWAE{Model: model, Guide: guide, K: 3},
+	} {
+		tr, err := obj.Run(ppl.Config{Rand: rand.New(rand.NewPCG(1, 2)), Batch: 3})
+		require.NoError(t, err, name)
+		s := tr.Site("z@q")
+		require.NotNil(t, s, name)
+		require.Equal(t, ppl.KindDeterministic, s.Kind, name)
+		require.Equal(t, tr.Batch(), s.Value.Rows(), name)
+		for _, v := range s.Value.Data() {
+			require.Equal(t, 7.0, v, name)
+		}
+		require.Nil(t, tr.Site("model-only"), name)
+	}
+}
