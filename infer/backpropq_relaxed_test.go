@@ -29,33 +29,11 @@ func mlpCritics(seed uint64) q.Config {
 // steps only (imperfect), on Bernoulli, Categorical and OneHotCategorical
 // sites.
 func TestBackpropQRelaxedControlVariateUnbiased(t *testing.T) {
-	models := []struct {
-		name    string
-		obj     vi.Objective
-		support []siteSupport
-		site    string
-	}{
-		{"chain", vi.Program{Model: chainModel}, chainSupport, "z1"},
-		{"categorical", vi.Program{Model: categoricalModel}, categoricalSupport, "z"},
-		{"sbn-elbo", sbnELBO, sbnSupport, "h1"},
-	}
-	for _, m := range models {
-		t.Run(m.name, func(t *testing.T) {
-			store := initObjectiveStore(t, m.obj)
-			exact := exactObjectiveGradient(t, m.obj, store, m.support)
-			est := NewBackpropQ(QControlVariate, mlpCritics(4), q.TD{})
-			est.Relaxed = true
-			s := &SVI{
-				Objective: m.obj, Estimators: Estimators{Default: est},
-				Optimizer: nn.NewAdam(0.01), Params: store, Particles: 20, Seed: 3,
-			}
-			trainCritics(t, s, 50)
-			a, _ := est.Coefficients(m.site)
-			require.NotZero(t, a, "the control variate is in use")
-			mean, se := estimateGradient(t, s, repetitions())
-			requireAgree(t, exact, mean, se)
-		})
-	}
+	checkControlVariateUnbiased(t, 50, func() *BackpropQ {
+		est := NewBackpropQ(QControlVariate, mlpCritics(4), q.TD{})
+		est.Relaxed = true
+		return est
+	})
 }
 
 // wideModel draws 16 independent Bernoulli units, too many to enumerate,

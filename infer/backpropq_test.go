@@ -39,6 +39,18 @@ func trainCritics(t *testing.T, s *SVI, steps int) {
 // with critics trained for a few hundred steps (imperfect, constant step
 // size, one-step TD), agrees with the exact gradient.
 func TestBackpropQControlVariateUnbiased(t *testing.T) {
+	checkControlVariateUnbiased(t, 200, func() *BackpropQ {
+		return NewBackpropQ(QControlVariate, q.Config{Kind: q.TabularKind, LR: 0.05}, q.TD{})
+	})
+}
+
+// checkControlVariateUnbiased trains the critics of the control-variate
+// estimator newEst returns for the given steps on each enumerable model
+// (chain, categorical, SBN ELBO), checks that the control variate is in
+// use and the critics trained, and compares the estimate with the exact
+// gradient.
+func checkControlVariateUnbiased(t *testing.T, steps int, newEst func() *BackpropQ) {
+	t.Helper()
 	models := []struct {
 		name    string
 		obj     vi.Objective
@@ -53,12 +65,12 @@ func TestBackpropQControlVariateUnbiased(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			store := initObjectiveStore(t, m.obj)
 			exact := exactObjectiveGradient(t, m.obj, store, m.support)
-			est := NewBackpropQ(QControlVariate, q.Config{Kind: q.TabularKind, LR: 0.05}, q.TD{})
+			est := newEst()
 			s := &SVI{
 				Objective: m.obj, Estimators: Estimators{Default: est},
 				Optimizer: nn.NewAdam(0.01), Params: store, Particles: 20, Seed: 3,
 			}
-			trainCritics(t, s, 200)
+			trainCritics(t, s, steps)
 			a, _ := est.Coefficients(m.site)
 			require.NotZero(t, a, "the control variate is in use")
 			_, ok := est.TDError(m.site)
