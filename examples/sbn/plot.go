@@ -13,23 +13,15 @@ func readRuns(files []string) ([]exrun.Curve, error) {
 	if err != nil {
 		return nil, err
 	}
-	var runs []exrun.Curve
-	byID := map[string]int{}
+	var points []exrun.Point
 	for _, r := range recs {
 		if r.TestELBO != nil {
 			continue // the final summary repeats the last step
 		}
-		i, ok := byID[r.RunID]
-		if !ok {
-			i = len(runs)
-			byID[r.RunID] = i
-			runs = append(runs, exrun.Curve{Label: fmt.Sprintf("%s %s", r.Model, r.Estimator)})
-		}
-		c := &runs[i]
-		c.Steps = append(c.Steps, float64(r.Step))
-		c.Seconds = append(c.Seconds, r.Seconds)
-		c.Y = append(c.Y, r.ELBOAvg)
+		points = append(points, exrun.Point{Run: r.RunID, Label: r.Model + " " + r.Estimator,
+			Step: float64(r.Step), Seconds: r.Seconds, Y: r.ELBOAvg})
 	}
+	runs := exrun.CurvesByRun(points)
 	if len(runs) == 0 {
 		return nil, fmt.Errorf("no metrics records in %v", files)
 	}

@@ -13,27 +13,19 @@ func readRuns(files []string) ([]exrun.Curve, error) {
 	if err != nil {
 		return nil, err
 	}
-	var runs []exrun.Curve
-	byID := map[string]int{}
+	var points []exrun.Point
 	for _, r := range recs {
 		if r.ValidEdit == nil || r.TestEdit != nil {
 			continue // training records, and the final summary
 		}
-		i, ok := byID[r.RunID]
-		if !ok {
-			i = len(runs)
-			byID[r.RunID] = i
-			label := r.Trainer
-			if r.BPQMode != "" {
-				label += " " + r.BPQMode
-			}
-			runs = append(runs, exrun.Curve{Label: label})
+		label := r.Trainer
+		if r.BPQMode != "" {
+			label += " " + r.BPQMode
 		}
-		c := &runs[i]
-		c.Steps = append(c.Steps, float64(r.Step))
-		c.Seconds = append(c.Seconds, r.Seconds)
-		c.Y = append(c.Y, *r.ValidEdit)
+		points = append(points, exrun.Point{Run: r.RunID, Label: label,
+			Step: float64(r.Step), Seconds: r.Seconds, Y: *r.ValidEdit})
 	}
+	runs := exrun.CurvesByRun(points)
 	if len(runs) == 0 {
 		return nil, fmt.Errorf("no validation records in %v (train with -eval-every > 0)", files)
 	}

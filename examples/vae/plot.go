@@ -12,9 +12,9 @@ import (
 // training bound per run id in order of first appearance. Runs that would
 // share a label are told apart by their file's name.
 func readCurves(files []string) ([]exrun.Curve, error) {
-	var curves []exrun.Curve
-	var from []string // the file of each curve
-	byID := map[string]int{}
+	var points []exrun.Point
+	file := map[string]string{} // the file of each run
+	runs := map[string]int{}    // the runs of each label
 	for _, f := range files {
 		recs, err := exrun.ReadJSONL[record](f)
 		if err != nil {
@@ -24,37 +24,28 @@ func readCurves(files []string) ([]exrun.Curve, error) {
 			if r.TestELBO != nil {
 				continue // the final record repeats the last step
 			}
-			i, ok := byID[r.RunID]
-			if !ok {
-				label := r.Model
-				if r.Model != "gauss" {
-					label += " " + r.Estimator
-				}
-				i = len(curves)
-				byID[r.RunID] = i
-				curves = append(curves, exrun.Curve{Label: label})
-				from = append(from, f)
+			label := r.Model
+			if r.Model != "gauss" {
+				label += " " + r.Estimator
 			}
-			c := &curves[i]
-			c.Steps = append(c.Steps, float64(r.Step))
-			c.Seconds = append(c.Seconds, r.Seconds)
-			c.Y = append(c.Y, r.ELBOAvg)
+			if _, ok := file[r.RunID]; !ok {
+				file[r.RunID] = f
+				runs[label]++
+			}
+			points = append(points, exrun.Point{Run: r.RunID, Label: label,
+				Step: float64(r.Step), Seconds: r.Seconds, Y: r.ELBOAvg})
 		}
 	}
-	if len(curves) == 0 {
+	if len(points) == 0 {
 		return nil, fmt.Errorf("no metrics records in %v", files)
 	}
-	count := map[string]int{}
-	for _, c := range curves {
-		count[c.Label]++
-	}
-	for i := range curves {
-		if count[curves[i].Label] > 1 {
-			base := filepath.Base(from[i])
-			curves[i].Label += " (" + strings.TrimSuffix(base, filepath.Ext(base)) + ")"
+	for i, p := range points {
+		if runs[p.Label] > 1 {
+			base := filepath.Base(file[p.Run])
+			points[i].Label += " (" + strings.TrimSuffix(base, filepath.Ext(base)) + ")"
 		}
 	}
-	return curves, nil
+	return exrun.CurvesByRun(points), nil
 }
 
 // plotFiles draws every run of the metrics files, training bound against

@@ -241,3 +241,18 @@ func TestInterruptContext(t *testing.T) {
 		t.Fatal("context not cancelled by SIGINT")
 	}
 }
+
+// CurvesByRun makes one curve per run in order of first appearance, with
+// the first point's label, whatever the interleaving of the runs' points.
+func TestCurvesByRun(t *testing.T) {
+	got := CurvesByRun([]Point{
+		{Run: "b", Label: "second", Step: 1, Seconds: 0.5, Y: 10},
+		{Run: "a", Label: "first", Step: 1, Seconds: 0.1, Y: 1},
+		{Run: "b", Label: "ignored", Step: 2, Seconds: 1, Y: 20},
+	})
+	require.Equal(t, []Curve{
+		{Label: "second", Steps: []float64{1, 2}, Seconds: []float64{0.5, 1}, Y: []float64{10, 20}},
+		{Label: "first", Steps: []float64{1}, Seconds: []float64{0.1}, Y: []float64{1}},
+	}, got)
+	require.Empty(t, CurvesByRun(nil))
+}

@@ -25,6 +25,35 @@ type Curve struct {
 	Y       []float64
 }
 
+// Point is one point of a run's curve, as a program reads it from a
+// metrics record.
+type Point struct {
+	// Run identifies the run (a run id); Label names its curve.
+	Run, Label    string
+	Step, Seconds float64
+	Y             float64
+}
+
+// CurvesByRun groups points into one curve per run, in the order the runs
+// first appear; a run's first point gives its curve's label.
+func CurvesByRun(points []Point) []Curve {
+	var curves []Curve
+	byRun := map[string]int{}
+	for _, p := range points {
+		i, ok := byRun[p.Run]
+		if !ok {
+			i = len(curves)
+			byRun[p.Run] = i
+			curves = append(curves, Curve{Label: p.Label})
+		}
+		c := &curves[i]
+		c.Steps = append(c.Steps, p.Step)
+		c.Seconds = append(c.Seconds, p.Seconds)
+		c.Y = append(c.Y, p.Y)
+	}
+	return curves
+}
+
 // PlotOptions labels a plot made by [PlotCurves].
 type PlotOptions struct {
 	// Title is the title of both panels, e.g. "training ELBO".
