@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -63,18 +62,10 @@ func newSession(o options, data *mnist.Data) (*session, error) {
 	m := meta{RunID: uuid.NewString(), Model: o.model, Estimator: o.estimator, Batch: o.batch, LR: o.lr, Seed: o.seed, Workers: o.workers}
 	var sections map[string][]byte
 	if o.resume != "" {
-		var err error
-		sections, err = ckpt.ReadFile(o.resume)
-		if err != nil {
-			return nil, fmt.Errorf("resume %s: %w", o.resume, err)
-		}
-		raw, ok := sections[metaSection]
-		if !ok {
-			return nil, fmt.Errorf("resume %s: not a checkpoint of this command (no %s section)", o.resume, metaSection)
-		}
 		var saved meta
-		if err := json.Unmarshal(raw, &saved); err != nil {
-			return nil, fmt.Errorf("resume %s: %w", o.resume, err)
+		var err error
+		if sections, err = exrun.ReadCheckpoint(o.resume, metaSection, &saved); err != nil {
+			return nil, err
 		}
 		if o.mode == "train" {
 			for _, c := range []struct {

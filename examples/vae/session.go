@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -64,18 +63,10 @@ func newSession(o options, data *mnist.Data) (*session, error) {
 		Seed: o.seed, Workers: o.workers, AnalyticKL: o.analyticKL, IWAETrain: o.iwaeTrain}
 	var sections map[string][]byte
 	if o.resume != "" {
-		var err error
-		sections, err = ckpt.ReadFile(o.resume)
-		if err != nil {
-			return nil, fmt.Errorf("resume %s: %w", o.resume, err)
-		}
-		raw, ok := sections[metaSection]
-		if !ok {
-			return nil, fmt.Errorf("resume %s: not a checkpoint of this command (no %s section)", o.resume, metaSection)
-		}
 		var saved meta
-		if err := json.Unmarshal(raw, &saved); err != nil {
-			return nil, fmt.Errorf("resume %s: %w", o.resume, err)
+		var err error
+		if sections, err = exrun.ReadCheckpoint(o.resume, metaSection, &saved); err != nil {
+			return nil, err
 		}
 		for _, c := range []struct {
 			flag      string

@@ -36,6 +36,25 @@ func SaveCheckpoint(path string, svi *infer.SVI, section string, meta any) error
 	return nil
 }
 
+// ReadCheckpoint reads the checkpoint at path for a resumed run: it
+// returns the file's sections and decodes the JSON of the named section
+// (the command's own settings, as [SaveCheckpoint] wrote them) into meta.
+// A file without that section is not a checkpoint of this command.
+func ReadCheckpoint(path, section string, meta any) (map[string][]byte, error) {
+	sections, err := ckpt.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("resume %s: %w", path, err)
+	}
+	raw, ok := sections[section]
+	if !ok {
+		return nil, fmt.Errorf("resume %s: not a checkpoint of this command (no %s section)", path, section)
+	}
+	if err := json.Unmarshal(raw, meta); err != nil {
+		return nil, fmt.Errorf("resume %s: %w", path, err)
+	}
+	return sections, nil
+}
+
 // LoadCritics loads the critics file at path into set when the file
 // exists, and reports whether it did. A critic whose saved scope layout
 // differs from the model's is an error, at load or at the step that first
