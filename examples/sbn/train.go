@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/backpropq/backpropq/infer"
-	"github.com/backpropq/backpropq/internal/ckpt"
 	"github.com/backpropq/backpropq/internal/exrun"
 	"github.com/backpropq/backpropq/internal/mnist"
 	"github.com/backpropq/backpropq/nn"
@@ -127,7 +125,7 @@ func newSession(o options, data *mnist.Data) (*session, error) {
 		Seed:       m.Seed,
 	}
 	if sections != nil && o.mode == "train" {
-		if err := s.loadSVI(sections); err != nil {
+		if err := exrun.RestoreSVI(s.svi, sections); err != nil {
 			return nil, fmt.Errorf("resume %s: %w", o.resume, err)
 		}
 	}
@@ -151,14 +149,6 @@ func firstName(list string) string {
 		}
 	}
 	return list
-}
-
-func (s *session) loadSVI(sections map[string][]byte) error {
-	var buf bytes.Buffer
-	if err := ckpt.Encode(&buf, sections); err != nil {
-		return err
-	}
-	return s.svi.DecodeCheckpoint(&buf)
 }
 
 // save writes the SVI's checkpoint with this command's section added.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/backpropq/backpropq/ad"
 	"github.com/backpropq/backpropq/infer"
-	"github.com/backpropq/backpropq/internal/ckpt"
 	"github.com/backpropq/backpropq/internal/exrun"
 	"github.com/backpropq/backpropq/nn"
 	"github.com/backpropq/backpropq/q"
@@ -156,11 +154,7 @@ func newSession(o options) (*session, error) {
 		Seed:        m.Seed,
 	}
 	if sections != nil {
-		var buf bytes.Buffer
-		if err := ckpt.Encode(&buf, sections); err != nil {
-			return nil, err
-		}
-		if err := s.svi.DecodeCheckpoint(&buf); err != nil {
+		if err := exrun.RestoreSVI(s.svi, sections); err != nil {
 			return nil, fmt.Errorf("resume %s: %w", o.resume, err)
 		}
 	}

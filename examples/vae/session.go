@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,7 +10,6 @@ import (
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/backpropq/backpropq/infer"
-	"github.com/backpropq/backpropq/internal/ckpt"
 	"github.com/backpropq/backpropq/internal/exrun"
 	"github.com/backpropq/backpropq/internal/mnist"
 	"github.com/backpropq/backpropq/nn"
@@ -137,11 +135,7 @@ func newSession(o options, data *mnist.Data) (*session, error) {
 		}
 	}
 	if sections != nil {
-		var buf bytes.Buffer
-		if err := ckpt.Encode(&buf, sections); err != nil {
-			return nil, err
-		}
-		if err := s.svi.DecodeCheckpoint(&buf); err != nil {
+		if err := exrun.RestoreSVI(s.svi, sections); err != nil {
 			return nil, fmt.Errorf("resume %s: %w", o.resume, err)
 		}
 	}

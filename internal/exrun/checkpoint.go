@@ -55,6 +55,16 @@ func ReadCheckpoint(path, section string, meta any) (map[string][]byte, error) {
 	return sections, nil
 }
 
+// RestoreSVI restores svi from the sections [ReadCheckpoint] returned
+// (the command's own section is ignored by the SVI).
+func RestoreSVI(svi *infer.SVI, sections map[string][]byte) error {
+	var buf bytes.Buffer
+	if err := ckpt.Encode(&buf, sections); err != nil {
+		return err
+	}
+	return svi.DecodeCheckpoint(&buf)
+}
+
 // LoadCritics loads the critics file at path into set when the file
 // exists, and reports whether it did. A critic whose saved scope layout
 // differs from the model's is an error, at load or at the step that first
