@@ -30,51 +30,38 @@ func wideCostModel(ctx *ppl.Ctx) {
 // first updates agree. (Mode QControlVariate: its first signal is the
 // return less nothing, where QLocal's is the critics' zero.)
 func TestBackpropQNormalize(t *testing.T) {
-	for _, mode := range []QMode{QControlVariate} {
-		t.Run(mode.String(), func(t *testing.T) {
-			obj := vi.Program{Model: wideCostModel}
-			run := func(normalize bool) (deltas []float64, est *BackpropQ) {
-				est = NewBackpropQ(mode, q.Config{Kind: q.TabularKind, LR: 0.5}, q.TD{})
-				est.Normalize = normalize
-				s := &SVI{Objective: obj, Estimators: Estimators{Default: est}, Optimizer: &nn.SGD{LR: 0.01},
-					Params: initObjectiveStore(t, obj), Particles: 32, Seed: 7}
-				prev := s.Params.Get("theta").Value.At(0, 0)
-				for range 2 {
-					_, err := s.Step()
-					require.NoError(t, err)
-					v := s.Params.Get("theta").Value.At(0, 0)
-					deltas = append(deltas, v-prev)
-					prev = v
-				}
-				return deltas, est
+	obj := vi.Program{Model: wideCostModel}
+	// run returns the two updates of theta and the estimator, with the
+	// variance its statistics held after the first step.
+	run := func(normalize bool) (deltas []float64, est *BackpropQ, v1 float64) {
+		est = NewBackpropQ(QControlVariate, q.Config{Kind: q.TabularKind, LR: 0.5}, q.TD{})
+		est.Normalize = normalize
+		s := &SVI{Objective: obj, Estimators: Estimators{Default: est}, Optimizer: &nn.SGD{LR: 0.01},
+			Params: initObjectiveStore(t, obj), Particles: 32, Seed: 7}
+		prev := s.Params.Get("theta").Value.At(0, 0)
+		for step := range 2 {
+			_, err := s.Step()
+			require.NoError(t, err)
+			v := s.Params.Get("theta").Value.At(0, 0)
+			deltas = append(deltas, v-prev)
+			prev = v
+			if step == 0 {
+				v1 = est.norm["z"].variance
 			}
-			plain, _ := run(false)
-			norm, est := run(true)
-			require.Equal(t, plain[0], norm[0], "the first step has no statistics to normalize by")
-			st, ok := est.norm["z"]
-			require.True(t, ok)
-			require.Greater(t, st.variance, 1.0, "the test needs a signal wider than 1")
-			require.NotZero(t, plain[1])
-			// The statistics after two steps decay the first step's variance
-			// with the second's; the second step used the first step's alone.
-			v1 := firstVariance(t, obj, mode)
-			require.Greater(t, v1, 1.0)
-			require.InDelta(t, math.Sqrt(v1), plain[1]/norm[1], 1e-9*math.Sqrt(v1))
-		})
+		}
+		return deltas, est, v1
 	}
-}
-
-// firstVariance returns the variance of the learning signal of site z in
-// the first step of a normalized run, as Normalize records it.
-func firstVariance(t *testing.T, obj vi.Objective, mode QMode) float64 {
-	t.Helper()
-	est := NewBackpropQ(mode, q.Config{Kind: q.TabularKind, LR: 0.5}, q.TD{})
-	est.Normalize = true
-	s := &SVI{Objective: obj, Estimators: Estimators{Default: est}, Optimizer: &nn.SGD{LR: 0.01},
-		Params: initObjectiveStore(t, obj), Particles: 32, Seed: 7}
-	_, err := s.Step()
-	require.NoError(t, err)
-	return est.norm["z"].variance
+	plain, _, _ := run(false)
+	norm, est, v1 := run(true)
+	require.Equal(t, plain[0], norm[0], "the first step has no statistics to normalize by")
+	st, ok := est.norm["z"]
+	require.True(t, ok)
+	require.Greater(t, st.variance, 1.0, "the test needs a signal wider than 1")
+	require.NotZero(t, plain[1])
+	// The statistics after two steps decay the first step's variance with
+	// the second's; the second step used the first step's alone.
+	require.Greater(t, v1, 1.0)
+	require.InDelta(t, math.Sqrt(v1), plain[1]/norm[1], 1e-9*math.Sqrt(v1))
 }
 
 // TestBackpropQSkippedUpdates checks that a critic update that fails after
