@@ -20,7 +20,7 @@ import (
 // mlpCritics returns a configuration of small MLP critics, differentiable
 // as the relaxed control variate needs them.
 func mlpCritics(seed uint64) q.Config {
-	return q.Config{Kind: q.MLPKind, Hidden: []int{8}, LR: 0.01, Rand: rand.New(rand.NewPCG(seed, 1))}
+	return q.Config{Kind: q.MLPKind, Hidden: []int{8}, LR: 0.01, Seed: seed}
 }
 
 // TestBackpropQRelaxedControlVariateUnbiased checks the relaxed form of
@@ -204,7 +204,7 @@ func TestBackpropQResumeIsExact(t *testing.T) {
 		make func() *BackpropQ
 	}{
 		{"local", func() *BackpropQ {
-			b := NewBackpropQ(QLocal, q.Config{Kind: q.MLPKind, Hidden: []int{8}, LR: 0.01, SlowTarget: 0.1, Rand: rand.New(rand.NewPCG(1, 1))}, q.TD{Lambda: 0.5})
+			b := NewBackpropQ(QLocal, q.Config{Kind: q.MLPKind, Hidden: []int{8}, LR: 0.01, SlowTarget: 0.1, Seed: 1}, q.TD{Lambda: 0.5})
 			b.Baseline = NewMovingAverage(0.9)
 			return b
 		}},
@@ -214,12 +214,12 @@ func TestBackpropQResumeIsExact(t *testing.T) {
 			return b
 		}},
 		{"local-normalized", func() *BackpropQ {
-			b := NewBackpropQ(QLocal, q.Config{Kind: q.MLPKind, Hidden: []int{8}, LR: 0.01, Normalize: true, Rand: rand.New(rand.NewPCG(1, 1))}, q.TD{})
+			b := NewBackpropQ(QLocal, q.Config{Kind: q.MLPKind, Hidden: []int{8}, LR: 0.01, Normalize: true, Seed: 1}, q.TD{})
 			b.Normalize = true
 			return b
 		}},
 		{"advantage", func() *BackpropQ {
-			return NewBackpropQ(QAdvantage, q.Config{Kind: q.LinearKind, LR: 0.01, Rand: rand.New(rand.NewPCG(1, 1))}, q.TD{Lambda: 0.8})
+			return NewBackpropQ(QAdvantage, q.Config{Kind: q.LinearKind, LR: 0.01, Seed: 1}, q.TD{Lambda: 0.8})
 		}},
 	}
 	for _, c := range cases {

@@ -627,7 +627,7 @@ func TestBackpropQWithPathwise(t *testing.T) {
 	}
 	for _, mode := range []QMode{QLocal, QControlVariate} {
 		t.Run(mode.String(), func(t *testing.T) {
-			est := NewBackpropQ(mode, q.Config{Kind: q.Auto, Rand: rand.New(rand.NewPCG(1, 2))}, q.TD{})
+			est := NewBackpropQ(mode, q.Config{Kind: q.Auto, Seed: 1}, q.TD{})
 			est.ValueBaseline = true
 			store := nn.NewStore()
 			s := &SVI{

@@ -64,7 +64,7 @@ func TestFunctionCriticsConverge(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, 2))
 			s := newSCG(tt.sh.sites, tt.sh.costs, rng)
-			set := q.NewSet(q.Config{Kind: tt.kind, LR: 0.01, Hidden: []int{16}, Rand: rng})
+			set := q.NewSet(q.Config{Kind: tt.kind, LR: 0.01, Hidden: []int{16}, Seed: 1})
 			net := train(t, s, set, tt.opts, q.TD{}, 1, 64, rng)
 			h0, _ := s.errorsByNode(net, set)
 			net = train(t, s, set, tt.opts, q.TD{}, tt.iters, 64, rng)
@@ -155,7 +155,7 @@ func TestInputProvenance(t *testing.T) {
 			require.NoError(t, err)
 			net, err := q.Build(tr.Graph(), q.Options{})
 			require.NoError(t, err)
-			set := q.NewSet(q.Config{Kind: q.LinearKind, Rand: rng})
+			set := q.NewSet(q.Config{Kind: q.LinearKind, Seed: 1})
 			_, err = set.Update(net, tr, q.TD{})
 			if tt.wantErr != "" {
 				require.Error(t, err)
@@ -178,12 +178,12 @@ func TestSaveLoad(t *testing.T) {
 	sh := figure2()
 	s := newSCG(sh.sites, sh.costs, rng)
 	for _, kind := range []q.Kind{q.TabularKind, q.MLPKind} {
-		set := q.NewSet(q.Config{Kind: kind, Rand: rng})
+		set := q.NewSet(q.Config{Kind: kind, Seed: 1})
 		net := train(t, s, set, q.Options{Merge: true}, q.TD{}, 5, 32, rng)
 		path := filepath.Join(dir, "critics.ckpt")
 		require.NoError(t, q.Save(path, set))
 
-		fresh := q.NewSet(q.Config{Kind: kind, Rand: rng})
+		fresh := q.NewSet(q.Config{Kind: kind, Seed: 1})
 		require.NoError(t, q.Load(path, fresh, q.LoadOptions{}))
 		tr, err := s.run(rng, 16)
 		require.NoError(t, err)

@@ -171,7 +171,7 @@ func ExampleInput() {
 	rng := rand.New(rand.NewPCG(1, 2))
 	tr, _ := trace.Run(model, ppl.Config{Rand: rng, Batch: 2})
 	net, _ := q.Build(tr.Graph(), q.Options{})
-	_, err := q.NewSet(q.Config{Kind: q.LinearKind, Rand: rng}).Evaluate(net, tr)
+	_, err := q.NewSet(q.Config{Kind: q.LinearKind, Seed: 1}).Evaluate(net, tr)
 	fmt.Println(err)
 	// Output:
 	// q: site "b": critic inputs "b@q" depend on site "a", outside the scope [b]
@@ -290,7 +290,7 @@ func ExampleValues_Forward() {
 	tp := ad.NewTape()
 	tr, _ := trace.Run(figure2Model, ppl.Config{Tape: tp, Rand: rng, Batch: 2})
 	net, _ := q.Build(tr.Graph(), q.Options{Merge: true})
-	critics := q.NewSet(q.Config{Kind: q.MLPKind, Rand: rng})
+	critics := q.NewSet(q.Config{Kind: q.MLPKind, Seed: 1})
 	vals, _ := critics.Evaluate(net, tr)
 	x := net.NodesAt("X")[0].Index
 	relaxed := tp.FromData(2, 1, []float64{0.3, 0.8})

@@ -37,7 +37,7 @@ func TestFeaturization(t *testing.T) {
 	require.NoError(t, err)
 	net, err := q.Build(tr.Graph(), q.Options{})
 	require.NoError(t, err)
-	set := q.NewSet(q.Config{Rand: rng})
+	set := q.NewSet(q.Config{Seed: 1})
 	v, err := set.Evaluate(net, tr)
 	require.NoError(t, err)
 	_, err = set.Apply(net, v, q.TD{})
@@ -104,8 +104,6 @@ func TestErrors(t *testing.T) {
 	assert.ErrorContains(t, err, "lambda must be in [0, 1], got 2")
 	_, err = set.Update(net, tr, q.TD{Gamma: 1.5})
 	assert.ErrorContains(t, err, "gamma must be in (0, 1]")
-	_, err = q.NewSet(q.Config{Kind: q.LinearKind}).Update(net, tr, q.TD{})
-	assert.ErrorContains(t, err, "Config.Rand is nil")
 
 	// A non-finite cost is an error before anything changes: the critics
 	// first seen in v are not even added.
@@ -229,7 +227,7 @@ func TestForwardGradient(t *testing.T) {
 	require.NoError(t, err)
 	net, err := q.Build(tr.Graph(), q.Options{})
 	require.NoError(t, err)
-	set := q.NewSet(q.Config{Kind: q.MLPKind, Rand: rng})
+	set := q.NewSet(q.Config{Kind: q.MLPKind, Seed: 1})
 	v, err := set.Evaluate(net, tr)
 	require.NoError(t, err)
 	i := net.NodesAt("b")[0].Index // scope (c, b): one-hot and binary
@@ -259,7 +257,7 @@ func TestForwardGradient(t *testing.T) {
 	}
 	_, err = v.Forward(net, tr, i, map[string]*ad.Tensor{"b": tp.Zeros(4, 3)})
 	assert.ErrorContains(t, err, `value of "b" is [4x3], the critic reads [4x2]`)
-	tab := q.NewSet(q.Config{Rand: rng}) // Auto: b's scope is discrete
+	tab := q.NewSet(q.Config{Seed: 1}) // Auto: b's scope is discrete
 	tv, err := tab.Evaluate(net, tr)
 	require.NoError(t, err)
 	_, err = tv.Forward(net, tr, i, nil)
@@ -285,7 +283,7 @@ func TestForwardTemplate(t *testing.T) {
 	require.NoError(t, err)
 	net, err := q.Build(tr.Graph(), q.Options{Merge: true, Reduce: q.ReduceChain})
 	require.NoError(t, err)
-	set := q.NewSet(q.Config{Kind: q.MLPKind, Templates: []string{"y[*]"}, Rand: rng})
+	set := q.NewSet(q.Config{Kind: q.MLPKind, Templates: []string{"y[*]"}, Seed: 1})
 	v, err := set.Evaluate(net, tr)
 	require.NoError(t, err)
 	for i := range net.Nodes {

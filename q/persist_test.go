@@ -53,7 +53,7 @@ func TestResumeIsExact(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			for _, viaFile := range []bool{false, true} {
 				cfg := func() q.Config {
-					return q.Config{Kind: c.kind, LR: 0.02, SlowTarget: c.slow, Normalize: c.normalize, Rand: rand.New(rand.NewPCG(3, 4))}
+					return q.Config{Kind: c.kind, LR: 0.02, SlowTarget: c.slow, Normalize: c.normalize, Seed: 3}
 				}
 				s := newSCG(sh.sites, sh.costs, rand.New(rand.NewPCG(1, 2)))
 				set := q.NewSet(cfg())
@@ -134,7 +134,7 @@ func TestEvaluateSharesNewCritics(t *testing.T) {
 	require.NoError(t, err)
 	net, err := q.Build(tr.Graph(), q.Options{Merge: true})
 	require.NoError(t, err)
-	set := q.NewSet(q.Config{Kind: q.MLPKind, Rand: rand.New(rand.NewPCG(3, 4))})
+	set := q.NewSet(q.Config{Kind: q.MLPKind, Seed: 3})
 	v1, err := set.Evaluate(net, tr)
 	require.NoError(t, err)
 	v2, err := set.Evaluate(net, tr)

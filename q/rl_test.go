@@ -23,7 +23,7 @@ func TestSlowTargetScheme(t *testing.T) {
 	sh := chain(3)
 	s := newSCG(sh.sites, sh.costs, rng)
 	for _, kind := range []q.Kind{q.TabularKind, q.LinearKind} {
-		set := q.NewSet(q.Config{Kind: kind, SlowTarget: alpha, LR: 0.05, Rand: rng})
+		set := q.NewSet(q.Config{Kind: kind, SlowTarget: alpha, LR: 0.05, Seed: 1})
 		var ema map[string][][]float64
 		for it := range 30 {
 			net := train(t, s, set, q.Options{}, q.TD{}, 1, 16, rng)
@@ -106,7 +106,7 @@ func TestChain10ReplayAndSlowTarget(t *testing.T) {
 	t.Run("slow target", func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(1, 2))
 		s := newSCG(sh.sites, sh.costs, rng)
-		set := q.NewSet(q.Config{Kind: q.LinearKind, LR: 0.01, SlowTarget: 0.1, Rand: rng})
+		set := q.NewSet(q.Config{Kind: q.LinearKind, LR: 0.01, SlowTarget: 0.1, Seed: 1})
 		net := train(t, s, set, q.Options{}, q.TD{}, 1, 64, rng)
 		h0, _ := s.errorsByNode(net, set)
 		net = train(t, s, set, q.Options{}, q.TD{}, 1500, 64, rng)

@@ -2,6 +2,7 @@ package q
 
 import (
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -48,9 +49,12 @@ type Config struct {
 	// (appendix 4.3): update targets read a copy of each critic whose
 	// weights slowly track the learned ones.
 	SlowTarget float64
-	// Rand initializes the weights of Linear and MLP critics; required
-	// when such a critic must be created.
-	Rand *rand.Rand
+	// Seed determines the initial weights of Linear and MLP critics: the
+	// critic of a key draws them from a source seeded by Seed and the key
+	// alone, so that they do not depend on the step, or the goroutine, in
+	// which the key is first seen, and a resumed run creates the critics
+	// the uninterrupted run would have.
+	Seed uint64
 }
 
 // entry is one critic of a set with its slow-tracking state.
@@ -198,14 +202,12 @@ func (s *Set) newCritic(key string, layout Layout) (Critic, error) {
 		}
 		return t, nil
 	case LinearKind, MLPKind:
-		if s.cfg.Rand == nil {
-			return nil, fmt.Errorf("q: critic %q: Config.Rand is nil", key)
-		}
+		rng := criticRand(s.cfg.Seed, key)
 		var n *Net
 		if kind == LinearKind {
-			n = NewLinear(layout, s.cfg.LR, s.cfg.Rand)
+			n = NewLinear(layout, s.cfg.LR, rng)
 		} else {
-			n = NewMLP(layout, s.cfg.Hidden, s.cfg.LR, s.cfg.Rand)
+			n = NewMLP(layout, s.cfg.Hidden, s.cfg.LR, rng)
 		}
 		if s.cfg.Normalize {
 			n.NormalizeTargets()
@@ -215,6 +217,15 @@ func (s *Set) newCritic(key string, layout Layout) (Critic, error) {
 	return nil, fmt.Errorf("q: critic %q: unknown kind %d", key, kind)
 }
 
+// criticRand returns the random source of the initial weights of the
+// critic of key: a PCG stream seeded by seed and the FNV-1a hash of key.
+func criticRand(seed uint64, key string) *rand.Rand {
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	return rand.New(rand.NewPCG(seed, h.Sum64()))
+}
+
+// cells returns the number of cells of a tabular critic of l.
 func cells(l Layout) float64 {
 	n := 1.0
 	for _, f := range l.Fields {
@@ -321,10 +332,10 @@ func (v *Values) install() {
 // change the set's critics: a key seen for the first time gets a new
 // critic (or a loaded one awaiting first sight, see [Load]) that joins s
 // only when the values are used for an update ([Set.Apply]), so a training
-// step that fails leaves the critics as they were. Creating a Linear or MLP
-// critic draws from [Config].Rand; until it joins s, later evaluations use
-// the same new critic, so that the traces of one step (evaluated in any
-// order after the first) see the same critics. tr must have net's shape.
+// step that fails leaves the critics as they were. A new Linear or MLP
+// critic's weights depend on [Config].Seed and its key only; until it
+// joins s, later evaluations use the same new critic, so that the traces
+// of one step see the same critics. tr must have net's shape.
 func (s *Set) Evaluate(net *Network, tr *trace.Trace) (*Values, error) {
 	if tr == nil || net == nil {
 		return nil, fmt.Errorf("q: Evaluate: nil network or trace")

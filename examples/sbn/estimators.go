@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sort"
 	"strings"
 
@@ -66,7 +65,7 @@ func backpropQ(mode infer.QMode) func(*sbn, options) (infer.Estimator, error) {
 	return func(_ *sbn, o options) (infer.Estimator, error) {
 		// Critics in normalized units: the ELBO's costs are hundreds of
 		// nats, which plain MLP critics at this rate never reach.
-		cfg := q.Config{Kind: q.MLPKind, Hidden: []int{64}, LR: 1e-3, Normalize: true, Rand: rand.New(rand.NewPCG(o.seed, 0xb9))}
+		cfg := q.Config{Kind: q.MLPKind, Hidden: []int{64}, LR: 1e-3, Normalize: true, Seed: o.seed}
 		b := infer.NewBackpropQ(mode, cfg, q.TD{Lambda: 0})
 		if mode == infer.QControlVariate {
 			// The fitted a and b of the control variate take the

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 
 	"github.com/backpropq/backpropq/ad"
@@ -61,8 +60,7 @@ func backpropQ(o options) (infer.Estimator, error) {
 	if !(o.lambda >= 0 && o.lambda <= 1) {
 		return nil, fmt.Errorf("-lambda must be in [0, 1], got %v", o.lambda)
 	}
-	cfg := q.Config{Kind: q.MLPKind, Hidden: []int{64}, LR: o.criticLR, Templates: []string{"y[*]"},
-		Rand: rand.New(rand.NewPCG(o.seed, 0xb9))}
+	cfg := q.Config{Kind: q.MLPKind, Hidden: []int{64}, LR: o.criticLR, Templates: []string{"y[*]"}, Seed: o.seed}
 	b := infer.NewBackpropQ(mode, cfg, q.TD{Lambda: o.lambda})
 	b.Cache = &q.Cache{Options: q.Options{Merge: true, Reduce: q.ReduceChain}}
 	if mode == infer.QLocal {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"sort"
 	"strings"
 
@@ -51,7 +50,7 @@ func backpropQ(mode infer.QMode) func(*vae, options) infer.Estimator {
 	return func(_ *vae, o options) infer.Estimator {
 		// Normalized units: the costs are hundreds of nats, which an MLP
 		// critic at this rate would take many thousands of steps to reach.
-		cfg := q.Config{Kind: q.MLPKind, Hidden: []int{64}, LR: 1e-3, Normalize: true, Rand: rand.New(rand.NewPCG(o.seed, 0xb9))}
+		cfg := q.Config{Kind: q.MLPKind, Hidden: []int{64}, LR: 1e-3, Normalize: true, Seed: o.seed}
 		b := infer.NewBackpropQ(mode, cfg, q.TD{Lambda: 0})
 		// NVIL's variance normalization of each site's term: without it
 		// the guide drifts to a collapsed code before the critics learn.
