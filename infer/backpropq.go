@@ -84,11 +84,10 @@ func (m QMode) String() string {
 // critics learned backward through the graph (package q) give each
 // stochastic site a learning signal, in one of the modes of [QMode].
 //
-// The critics of a trace are evaluated once, when the first site of the
-// trace asks for its term, and trained (q.Set.Apply with TD) in the term's
-// Commit, so a step that fails changes no critic. One network serves every
-// trace of one shape (Cache). Every site of a trace must use the same
-// BackpropQ for its critics to be trained exactly once per trace.
+// The critics are evaluated once per trace, in the estimator's per-trace
+// phase ([TraceEstimator]), before any of its sites' terms, and trained
+// (q.Set.Apply with TD) in the phase's commit, so a step that fails
+// changes no critic. One network serves every trace of one shape (Cache).
 //
 // Diagnostics: [BackpropQ.TDError] and [BackpropQ.Stats] give each site's
 // critic TD error and signal variances of the last committed step, and
@@ -143,27 +142,12 @@ type BackpropQ struct {
 
 	mu        sync.Mutex
 	cache     q.Cache
-	evals     map[*trace.Trace]*qEval
-	order     []*trace.Trace
 	moments   map[string]cvMoments
 	norm      map[string]nvilStats
 	skipped   int
 	skipErr   error
 	tdErr     map[string]float64
 	signalVar map[string][2]float64
-	// diags holds the per-site diagnostics of committed traces until
-	// [SVI] collects them (diagnostics), the oldest dropped beyond
-	// maxEvals.
-	diags     map[*trace.Trace]map[string]*siteDiag
-	diagOrder []*trace.Trace
-}
-
-// siteDiag is the diagnostics of one site on one trace: the TD error of
-// its critics and the sums of the return R over the rows.
-type siteDiag struct {
-	td           float64
-	hasTD        bool
-	n, sum, sum2 float64
 }
 
 // qEval is the critics' evaluation on one trace.
@@ -171,7 +155,6 @@ type qEval struct {
 	net     *q.Network
 	vals    *q.Values
 	adv     map[string][]float64
-	applied bool
 }
 
 // cvMoments are running moments of the return R and the critic's value Q
@@ -188,10 +171,6 @@ func (m cvMoments) coefficients() (a, b float64) {
 	}
 	return a, m.r - a*m.q
 }
-
-// maxEvals bounds the evaluations kept for traces whose step has not
-// committed (failed steps leave theirs behind).
-const maxEvals = 256
 
 // NewBackpropQ returns a BackpropQ in the given mode with critics
 // configured by cfg and TD updates td.
@@ -210,16 +189,14 @@ func (e *BackpropQ) Surrogate(sc *SiteContext) (Term, error) {
 	if s.LogProb == nil {
 		return Term{}, errors.New("BackpropQ: the site has no log-probability (its value was substituted)")
 	}
-	if e.Critics == nil {
-		return Term{}, errors.New("BackpropQ: no critics (use NewBackpropQ)")
-	}
-	ev, err := e.evaluate(sc)
-	if err != nil {
-		return Term{}, err
+	ev, ok := sc.Shared.(*qEval)
+	if !ok {
+		return Term{}, errors.New("BackpropQ: the critics were not evaluated on the trace (its per-trace phase did not run: use BuildSurrogate)")
 	}
 	tp := s.LogProb.Tape()
 	rows := s.LogProb.Rows()
-	commit := func() { e.apply(sc.Trace, ev) }
+	var err error
+	commit := func() {}
 	var signal, extra, post *ad.Tensor
 	switch e.Mode {
 	case QLocal:
@@ -300,14 +277,7 @@ func (e *BackpropQ) Surrogate(sc *SiteContext) (Term, error) {
 		}
 	}
 	sigVar, retVar := varianceOf(signal.Data()), varianceOf(sc.Signal.Data())
-	var ret siteDiag
-	for _, v := range sc.Signal.Data() {
-		ret.n++
-		ret.sum += v
-		ret.sum2 += v * v
-	}
 	addr := s.Addr
-	tr := sc.Trace
 	inner := commit
 	commit = func() {
 		inner()
@@ -317,29 +287,48 @@ func (e *BackpropQ) Surrogate(sc *SiteContext) (Term, error) {
 			e.signalVar = map[string][2]float64{}
 		}
 		e.signalVar[addr] = [2]float64{sigVar, retVar}
-		d := e.diagOf(tr, addr)
-		d.n, d.sum, d.sum2 = ret.n, ret.sum, ret.sum2
 	}
 	return Term{Loss: loss, Commit: commit, Signal: signal}, nil
 }
 
-// evaluate returns the critics' evaluation on sc's trace, computing it on
-// the first call for that trace.
-func (e *BackpropQ) evaluate(sc *SiteContext) (*qEval, error) {
+// TracePhase returns e: its critics are evaluated and trained once per
+// trace, for every site it serves.
+func (e *BackpropQ) TracePhase() TracePhase { return e }
+
+// BeginTrace evaluates the critics on the trace; the commit trains them
+// (q.Set.Apply) and returns the served sites' TD errors and returns.
+func (e *BackpropQ) BeginTrace(tc *TraceContext) (TraceState, error) {
+	if e.Critics == nil {
+		return TraceState{}, errors.New("BackpropQ: no critics (use NewBackpropQ)")
+	}
+	ev, err := e.evaluate(tc.Trace, tc.Graph)
+	if err != nil {
+		return TraceState{}, err
+	}
+	diags := make([]SiteDiagnostics, len(tc.Sites))
+	for i, sc := range tc.Sites {
+		diags[i] = SiteDiagnostics{Addr: sc.Site.Addr, Return: append([]float64(nil), sc.Signal.Data()...)}
+	}
+	commit := func() []SiteDiagnostics {
+		e.apply(ev, diags)
+		return diags
+	}
+	return TraceState{Shared: ev, Commit: commit}, nil
+}
+
+// evaluate returns the critics' evaluation on tr.
+func (e *BackpropQ) evaluate(tr *trace.Trace, g *trace.Graph) (*qEval, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if ev, ok := e.evals[sc.Trace]; ok {
-		return ev, nil
-	}
 	cache := e.Cache
 	if cache == nil {
 		cache = &e.cache
 	}
-	net, err := cache.Network(sc.Graph)
+	net, err := cache.Network(g)
 	if err != nil {
 		return nil, fmt.Errorf("BackpropQ: %w", err)
 	}
-	vals, err := e.Critics.Evaluate(net, sc.Trace)
+	vals, err := e.Critics.Evaluate(net, tr)
 	if err != nil {
 		return nil, fmt.Errorf("BackpropQ: %w", err)
 	}
@@ -349,36 +338,14 @@ func (e *BackpropQ) evaluate(sc *SiteContext) (*qEval, error) {
 			return nil, fmt.Errorf("BackpropQ: %w", err)
 		}
 	}
-	if e.evals == nil {
-		e.evals = map[*trace.Trace]*qEval{}
-	}
-	if len(e.order) >= maxEvals {
-		delete(e.evals, e.order[0])
-		e.order = e.order[1:]
-	}
-	e.evals[sc.Trace] = ev
-	e.order = append(e.order, sc.Trace)
 	return ev, nil
 }
 
-// apply trains the critics on ev once (the first committed site of the
-// trace does it) and records the sites' TD errors.
-func (e *BackpropQ) apply(tr *trace.Trace, ev *qEval) {
+// apply trains the critics on ev and records the sites' TD errors, in
+// e and in diags.
+func (e *BackpropQ) apply(ev *qEval, diags []SiteDiagnostics) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if ev.applied {
-		return
-	}
-	ev.applied = true
-	if e.evals[tr] == ev {
-		delete(e.evals, tr)
-		for i, t := range e.order {
-			if t == tr {
-				e.order = append(e.order[:i], e.order[i+1:]...)
-				break
-			}
-		}
-	}
 	st, err := e.Critics.Apply(ev.net, ev.vals, e.TD)
 	if err != nil {
 		// Apply changes nothing on error (a non-finite cost or critic); the
@@ -398,51 +365,12 @@ func (e *BackpropQ) apply(tr *trace.Trace, ev *qEval) {
 	}
 	for a, v := range sum {
 		e.tdErr[a] = v / float64(cnt[a])
-		d := e.diagOf(tr, a)
-		d.td, d.hasTD = e.tdErr[a], true
 	}
-}
-
-// diagOf returns the diagnostics of site addr on tr, creating them; e.mu
-// must be held.
-func (e *BackpropQ) diagOf(tr *trace.Trace, addr string) *siteDiag {
-	if e.diags == nil {
-		e.diags = map[*trace.Trace]map[string]*siteDiag{}
-	}
-	m, ok := e.diags[tr]
-	if !ok {
-		if len(e.diagOrder) >= maxEvals {
-			delete(e.diags, e.diagOrder[0])
-			e.diagOrder = e.diagOrder[1:]
-		}
-		m = map[string]*siteDiag{}
-		e.diags[tr] = m
-		e.diagOrder = append(e.diagOrder, tr)
-	}
-	d, ok := m[addr]
-	if !ok {
-		d = &siteDiag{}
-		m[addr] = d
-	}
-	return d
-}
-
-// diagnostics returns and forgets the per-site diagnostics recorded for
-// the committed trace tr ([SVI] reports them in [Metrics]).
-func (e *BackpropQ) diagnostics(tr *trace.Trace) map[string]*siteDiag {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	m := e.diags[tr]
-	if m != nil {
-		delete(e.diags, tr)
-		for i, t := range e.diagOrder {
-			if t == tr {
-				e.diagOrder = append(e.diagOrder[:i], e.diagOrder[i+1:]...)
-				break
-			}
+	for i, d := range diags {
+		if v, ok := e.tdErr[d.Addr]; ok && cnt[d.Addr] > 0 {
+			diags[i].TDError, diags[i].HasTDError = v, true
 		}
 	}
-	return m
 }
 
 // TDError returns the mean over the Q-nodes of the site at addr of their

@@ -88,7 +88,7 @@ func TestBackpropQSkippedUpdates(t *testing.T) {
 	before, err := est.Critics.MarshalState()
 	require.NoError(t, err)
 	vals.Costs["f"][2] = math.NaN()
-	est.apply(tr, &qEval{net: net, vals: vals})
+	est.apply(&qEval{net: net, vals: vals}, nil)
 	n, err = est.SkippedUpdates()
 	require.Equal(t, 1, n)
 	require.ErrorContains(t, err, `"f"`)

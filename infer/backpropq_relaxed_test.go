@@ -306,7 +306,6 @@ func TestSVIMetricsCriticDiagnostics(t *testing.T) {
 		require.InDelta(t, st.SignalVar, sm.SignalVar, 1e-9*(1+st.SignalVar))
 		require.Greater(t, sm.ReturnVar, 0.0)
 	}
-	require.Empty(t, est.diags, "the step's diagnostics were collected")
 
 	// Two chunks: the diagnostics pool the rows of both. The return of
 	// z2 is the cost f (the only cost it reaches).
@@ -330,7 +329,6 @@ func TestSVIMetricsCriticDiagnostics(t *testing.T) {
 			require.True(t, sm.HasTDError)
 		}
 	}
-	require.Empty(t, est.diags)
 }
 
 // TestBackpropQRelaxedWorkers checks that the relaxed control variate with

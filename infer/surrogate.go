@@ -31,18 +31,32 @@ type Surrogate struct {
 	// value of the objective being minimized.
 	Cost float64
 
-	terms []siteTerm
+	terms  []siteTerm
+	phases []TraceState
+	diags  []SiteDiagnostics
 }
 
-// Commit calls the Commit function of every term, in the order of the
-// sites. A training loop calls it once the step has succeeded.
+// Commit calls the Commit function of every per-trace phase, keeping the
+// diagnostics they return (see [Surrogate.Diagnostics]), then that of
+// every term, in the order of the sites. A training loop calls it once
+// the step has succeeded.
 func (s *Surrogate) Commit() {
+	s.diags = nil
+	for _, ph := range s.phases {
+		if ph.Commit != nil {
+			s.diags = append(s.diags, ph.Commit()...)
+		}
+	}
 	for _, t := range s.terms {
 		if t.term.Commit != nil {
 			t.term.Commit()
 		}
 	}
 }
+
+// Diagnostics returns the per-site diagnostics that the per-trace phases
+// returned when the surrogate was committed (see [TraceState]).
+func (s *Surrogate) Diagnostics() []SiteDiagnostics { return s.diags }
 
 // Signals returns, for each site whose term reported a learning signal,
 // its address and the signal, [B x 1], in the order of the sites.
@@ -124,6 +138,8 @@ func BuildSurrogate(obj vi.Objective, est Estimators, env ppl.Config) (sur *Surr
 		sur.Cost += sum.Item()
 		add(sum)
 	}
+	var sites []*SiteContext
+	var ests []Estimator
 	for _, s := range tr.Sites() {
 		if !s.Stochastic() {
 			continue
@@ -133,7 +149,7 @@ func BuildSurrogate(obj vi.Objective, est Estimators, env ppl.Config) (sur *Surr
 		if signal == nil {
 			signal = signalOf(env.Tape, tr.Batch(), graph.CostsFrom(s.Addr), costs)
 		}
-		sc := &SiteContext{
+		sites = append(sites, &SiteContext{
 			Site:     s,
 			Trace:    tr,
 			Graph:    graph,
@@ -142,25 +158,70 @@ func BuildSurrogate(obj vi.Objective, est Estimators, env ppl.Config) (sur *Surr
 			Rerun:    rerunner(obj, env, tr, graph, s.Addr),
 			Rand:     env.Rand,
 			Params:   env.Params,
-		}
-		e := est.For(s.Addr, s.Dist)
-		term, err := e.Surrogate(sc)
+		})
+		ests = append(ests, est.For(s.Addr, s.Dist))
+	}
+	if sur.phases, err = beginTraces(sites, ests, &current); err != nil {
+		return nil, err
+	}
+	for i, sc := range sites {
+		current = sc.Site.Addr
+		term, err := ests[i].Surrogate(sc)
 		if err != nil {
-			return nil, fmt.Errorf("infer: site %q: %w", s.Addr, err)
+			return nil, fmt.Errorf("infer: site %q: %w", current, err)
 		}
 		if term.Loss != nil {
 			if err := checkFinite(term.Loss); err != nil {
-				return nil, fmt.Errorf("infer: site %q: estimator term %w", s.Addr, err)
+				return nil, fmt.Errorf("infer: site %q: estimator term %w", current, err)
 			}
 			add(ad.Sum(term.Loss))
 		}
-		sur.terms = append(sur.terms, siteTerm{addr: s.Addr, term: term})
+		sur.terms = append(sur.terms, siteTerm{addr: current, term: term})
 	}
 	if total == nil {
 		total = env.Tape.Scalar(0)
 	}
 	sur.Loss = total
 	return sur, nil
+}
+
+// beginTraces runs the per-trace phase of the estimators ests of the sites
+// once for each distinct phase, in the order of the phases' first sites,
+// and hands each site its phase's shared state. current tracks the site
+// an ad shape panic is attributed to: a phase's first site.
+func beginTraces(sites []*SiteContext, ests []Estimator, current *string) ([]TraceState, error) {
+	var phases []TracePhase
+	served := map[TracePhase][]int{}
+	for i, e := range ests {
+		te, ok := e.(TraceEstimator)
+		if !ok {
+			continue
+		}
+		ph := te.TracePhase()
+		if _, seen := served[ph]; !seen {
+			phases = append(phases, ph)
+		}
+		served[ph] = append(served[ph], i)
+	}
+	states := make([]TraceState, len(phases))
+	for k, ph := range phases {
+		idx := served[ph]
+		first := sites[idx[0]]
+		*current = first.Site.Addr
+		tc := &TraceContext{Trace: first.Trace, Graph: first.Graph, Rand: first.Rand, Params: first.Params}
+		for _, i := range idx {
+			tc.Sites = append(tc.Sites, sites[i])
+		}
+		st, err := ph.BeginTrace(tc)
+		if err != nil {
+			return nil, fmt.Errorf("infer: site %q: %w", first.Site.Addr, err)
+		}
+		for _, i := range idx {
+			sites[i].Shared = st.Shared
+		}
+		states[k] = st
+	}
+	return states, nil
 }
 
 // VIMCOSignaler is an optional interface of a [vi.Objective] whose rows
