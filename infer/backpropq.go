@@ -152,9 +152,9 @@ type BackpropQ struct {
 
 // qEval is the critics' evaluation on one trace.
 type qEval struct {
-	net     *q.Network
-	vals    *q.Values
-	adv     map[string][]float64
+	net  *q.Network
+	vals *q.Values
+	adv  map[string][]float64
 }
 
 // cvMoments are running moments of the return R and the critic's value Q
