@@ -32,5 +32,5 @@ func criticsOf(est infer.Estimator) (*q.Set, error) {
 	if !ok || b.Critics == nil {
 		return nil, fmt.Errorf("-critics: estimator %T learns no critics", est)
 	}
-	return b.Critics, nil
+	return b.Critics.Set, nil
 }

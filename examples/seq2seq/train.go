@@ -137,7 +137,7 @@ func newSession(o options) (*session, error) {
 		if !ok {
 			return nil, fmt.Errorf("-critics %s: trainer %s learns no critics (only bpq and mle+bpq do)", o.critics, spec.name)
 		}
-		s.critics = b.Critics
+		s.critics = b.Critics.Set
 		if s.criticsLoaded, err = exrun.LoadCritics(o.critics, s.critics, o.reinit); err != nil {
 			return nil, err
 		}

@@ -129,7 +129,7 @@ func newSession(o options, data *mnist.Data) (*session, error) {
 		Seed:       m.Seed,
 	}
 	if s.bpq != nil && o.critics != "" {
-		err := q.Load(o.critics, s.bpq.Critics, q.LoadOptions{Reinit: true})
+		err := q.Load(o.critics, s.bpq.Critics.Set, q.LoadOptions{Reinit: true})
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("critics %s: %w", o.critics, err)
 		}
