@@ -148,11 +148,8 @@ func (e *BackpropQ) relaxedForm(s *ppl.Site) bool {
 	if e.Relaxed {
 		return true
 	}
-	switch s.Dist.(type) {
-	case dist.Bernoulli, *dist.Bernoulli:
-		return s.Value.Cols() > maxEnumBits
-	}
-	return false
+	f, ok := s.Dist.(dist.Finite)
+	return ok && f.Encoding() == dist.Binary && s.Value.Cols() > maxEnumBits
 }
 
 // relaxedQ holds the site's critics evaluated at the two relaxed samples of

@@ -131,17 +131,21 @@ func Template(addr string) (string, []int) {
 	return t, idx
 }
 
-// fieldOf returns the field of site s.
+// fieldOf returns the field of site s: Binary or OneHot for a
+// dist.Finite distribution (a class index is featurized one-hot), Real
+// otherwise.
 func fieldOf(s *ppl.Site, name string) Field {
 	_, d := s.Value.Dims()
-	switch dd := s.Dist.(type) {
-	case dist.Bernoulli:
-		return Field{Addr: name, Kind: Binary, Width: d}
-	case dist.Categorical:
-		_, k := dd.Logits.Dims()
-		return Field{Addr: name, Kind: OneHot, Width: k, Classes: k}
-	case dist.OneHotCategorical:
-		return Field{Addr: name, Kind: OneHot, Width: d, Classes: d}
+	if f, ok := s.Dist.(dist.Finite); ok {
+		switch f.Encoding() {
+		case dist.Binary:
+			return Field{Addr: name, Kind: Binary, Width: d}
+		case dist.Index:
+			k := f.Classes()
+			return Field{Addr: name, Kind: OneHot, Width: k, Classes: k}
+		case dist.OneHot:
+			return Field{Addr: name, Kind: OneHot, Width: d, Classes: d}
+		}
 	}
 	return Field{Addr: name, Kind: Real, Width: d}
 }
