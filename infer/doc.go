@@ -3,6 +3,13 @@
 // whose gradient is the estimate, and runs the training loop ([SVI]) with
 // checkpoints and parallel workers.
 //
+// Start with [SVI]: give it an objective, the estimators of the sites
+// ([Estimators]: a default and choices by address) and an optimizer, and
+// call [SVI.Step]. To write an estimator, implement [Estimator] (one term
+// per site) and, where needed, its optional interfaces: [TraceEstimator]
+// (work done once per trace, before the sites' terms), [Stateful],
+// [Drawer] and [Reparameterizing].
+//
 // # The surrogate loss
 //
 // An objective (vi.Objective: vi.Program for a program's own costs, vi.ELBO
@@ -69,6 +76,14 @@
 // a forward pass of the whole objective each time: the sites that do not
 // descend from the site keep their values, but their computations are
 // done again.
+//
+// An estimator that needs the whole trace before its sites' terms
+// implements [TraceEstimator]: its per-trace phase runs once per trace for
+// all the sites it serves, returns the state they share, one commit (run
+// only once the step succeeded) and per-site diagnostics, which [SVI]
+// reports in [SiteMetrics]. [BackpropQ] evaluates its [Critics] there, so
+// several BackpropQ in different modes can share one set of critics and
+// serve different sites of one trace.
 //
 // An estimator may keep state (running baselines: [Stateful]) and
 // parameters (NVIL's network, created in the training store under

@@ -110,20 +110,46 @@ func BuildSurrogate(obj vi.Objective, est Estimators, env ppl.Config) (sur *Surr
 		return nil, err
 	}
 	sur = &Surrogate{Trace: tr}
+	costs, total, err := checkedCosts(tr, sur, &current)
+	if err != nil {
+		return nil, err
+	}
+	sites, ests := siteContexts(obj, est, env, tr, graph, shared, costs, &current)
+	if sur.phases, err = beginTraces(sites, ests, &current); err != nil {
+		return nil, err
+	}
+	for i, sc := range sites {
+		current = sc.Site.Addr
+		term, err := ests[i].Surrogate(sc)
+		if err != nil {
+			return nil, fmt.Errorf("infer: site %q: %w", current, err)
+		}
+		if term.Loss != nil {
+			if err := checkFinite(term.Loss); err != nil {
+				return nil, fmt.Errorf("infer: site %q: estimator term %w", current, err)
+			}
+			total = addOrNil(total, ad.Sum(term.Loss))
+		}
+		sur.terms = append(sur.terms, siteTerm{addr: current, term: term})
+	}
+	if total == nil {
+		total = env.Tape.Scalar(0)
+	}
+	sur.Loss = total
+	return sur, nil
+}
+
+// checkedCosts checks that every log-probability and cost of tr is
+// finite, and returns the scaled costs by address and their sum, adding it
+// to sur.Cost. current tracks the site being checked.
+func checkedCosts(tr *trace.Trace, sur *Surrogate, current *string) (map[string]*ad.Tensor, *ad.Tensor, error) {
 	costs := make(map[string]*ad.Tensor)
 	var total *ad.Tensor
-	add := func(t *ad.Tensor) {
-		if total == nil {
-			total = t
-		} else {
-			total = ad.Add(total, t)
-		}
-	}
 	for _, s := range tr.Sites() {
-		current = s.Addr
+		*current = s.Addr
 		if s.Stochastic() && s.LogProb != nil {
 			if err := checkFinite(s.LogProb); err != nil {
-				return nil, fmt.Errorf("infer: site %q: log-probability %w", s.Addr, err)
+				return nil, nil, fmt.Errorf("infer: site %q: log-probability %w", s.Addr, err)
 			}
 		}
 		if !s.IsCost() {
@@ -131,20 +157,28 @@ func BuildSurrogate(obj vi.Objective, est Estimators, env ppl.Config) (sur *Surr
 		}
 		c := s.ScaledCost()
 		if err := checkFinite(c); err != nil {
-			return nil, fmt.Errorf("infer: site %q: cost %w", s.Addr, err)
+			return nil, nil, fmt.Errorf("infer: site %q: cost %w", s.Addr, err)
 		}
 		costs[s.Addr] = c
 		sum := ad.Sum(c)
 		sur.Cost += sum.Item()
-		add(sum)
+		total = addOrNil(total, sum)
 	}
+	return costs, total, nil
+}
+
+// siteContexts returns the context of every stochastic site of tr, with
+// its learning signal (the objective's shared one, or the costs it
+// reaches), and the site's estimator. current tracks the site.
+func siteContexts(obj vi.Objective, est Estimators, env ppl.Config, tr *trace.Trace, graph *trace.Graph,
+	shared *ad.Tensor, costs map[string]*ad.Tensor, current *string) ([]*SiteContext, []Estimator) {
 	var sites []*SiteContext
 	var ests []Estimator
 	for _, s := range tr.Sites() {
 		if !s.Stochastic() {
 			continue
 		}
-		current = s.Addr
+		*current = s.Addr
 		signal := shared
 		if signal == nil {
 			signal = signalOf(env.Tape, tr.Batch(), graph.CostsFrom(s.Addr), costs)
@@ -161,28 +195,7 @@ func BuildSurrogate(obj vi.Objective, est Estimators, env ppl.Config) (sur *Surr
 		})
 		ests = append(ests, est.For(s.Addr, s.Dist))
 	}
-	if sur.phases, err = beginTraces(sites, ests, &current); err != nil {
-		return nil, err
-	}
-	for i, sc := range sites {
-		current = sc.Site.Addr
-		term, err := ests[i].Surrogate(sc)
-		if err != nil {
-			return nil, fmt.Errorf("infer: site %q: %w", current, err)
-		}
-		if term.Loss != nil {
-			if err := checkFinite(term.Loss); err != nil {
-				return nil, fmt.Errorf("infer: site %q: estimator term %w", current, err)
-			}
-			add(ad.Sum(term.Loss))
-		}
-		sur.terms = append(sur.terms, siteTerm{addr: current, term: term})
-	}
-	if total == nil {
-		total = env.Tape.Scalar(0)
-	}
-	sur.Loss = total
-	return sur, nil
+	return sites, ests
 }
 
 // beginTraces runs the per-trace phase of the estimators ests of the sites

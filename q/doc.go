@@ -4,6 +4,17 @@
 // critics that approximate them, and their training backward through the
 // graph.
 //
+// Where to begin: a critic ([Critic]) is a learned Q-function, the
+// expected downstream cost of one stochastic site given its scope. A [Set]
+// holds a model's critics, one per key, created on first sight and
+// configured by [Config]. A [Network], built from a trace's graph by
+// [Build] (or kept per trace shape by a [Cache]) and configured by
+// [Options], says which Q-functions the graph has, what each one's scope
+// is and which values its update reads. A training step evaluates the
+// critics on a trace ([Set.Evaluate]), uses the values, and then trains
+// the critics on them ([Set.Apply]). Most users meet this package through
+// infer.BackpropQ and only construct a [Config].
+//
 // # The network
 //
 // [Build] turns the graph of a trace ([trace.Trace.Graph]) into a
@@ -68,14 +79,15 @@
 //
 // # Use by a gradient estimator
 //
-// A Backprop-Q estimator (infer.BackpropQ) is a thin layer on top:
+// A Backprop-Q estimator (infer.BackpropQ, whose infer.Critics hold a
+// Set, a Cache and a TD) is a thin layer on top:
 //
 //	net, err := cache.Network(tr.Graph())       // once per shape
 //	vals, err := critics.Evaluate(net, tr)       // changes nothing
 //	signal := vals.Local(net, site.Addr)         // Q_X summed over sources (eq. 1)
 //	adv, err := q.Advantages(net, vals, td, ...) // or an advantage signal
 //	...                                          // surrogate terms, backward, step
-//	_, err = critics.Apply(net, vals, td)        // in Term.Commit, once the step succeeded
+//	_, err = critics.Apply(net, vals, td)        // in the commit, once the step succeeded
 //
 // The learning signal of a site in mode "local cost" is [Values.Local];
 // as a control variate with the actual return R, the same values are the c
