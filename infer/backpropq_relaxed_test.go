@@ -221,6 +221,11 @@ func TestBackpropQResumeIsExact(t *testing.T) {
 		{"advantage", func() *BackpropQ {
 			return NewBackpropQ(QAdvantage, q.Config{Kind: q.LinearKind, LR: 0.01, Seed: 1}, q.TD{Lambda: 0.8})
 		}},
+		{"local-replay", func() *BackpropQ {
+			b := NewBackpropQ(QLocal, q.Config{Kind: q.TabularKind, LR: 0.1}, q.TD{})
+			b.Replay = &Replay{Capacity: 12, Options: q.ReplayOptions{Rows: 8}}
+			return b
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -46,6 +46,12 @@ func (e *BackpropQ) MarshalState() ([]byte, error) {
 		enc.String(a)
 		enc.Float64s([]float64{st.mean, st.variance})
 	}
+	// The replay buffers follow, with Replay only.
+	if e.Replay != nil {
+		if err := e.Critics.marshalBuffers(&enc); err != nil {
+			return nil, fmt.Errorf("infer: BackpropQ: %w", err)
+		}
+	}
 	return enc.Bytes(), nil
 }
 
@@ -76,6 +82,13 @@ func (e *BackpropQ) UnmarshalState(data []byte) error {
 			}
 		}
 	}
+	var buffers map[string]*q.Buffer
+	if d.Err() == nil && d.Remaining() > 0 {
+		if e.Replay == nil {
+			return errors.New("infer: BackpropQ: replay buffers given to critics without Replay")
+		}
+		buffers = decodeBuffers(d)
+	}
 	if err := d.Finish(); err != nil {
 		return fmt.Errorf("infer: %w", err)
 	}
@@ -99,7 +112,50 @@ func (e *BackpropQ) UnmarshalState(data []byte) error {
 	e.mu.Lock()
 	e.moments, e.norm = moments, norm
 	e.mu.Unlock()
+	e.Critics.mu.Lock()
+	e.Critics.buffers = buffers
+	e.Critics.mu.Unlock()
 	return nil
+}
+
+// marshalBuffers writes the replay buffers, by shape in sorted order.
+func (c *Critics) marshalBuffers(enc *ckpt.Encoder) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	shapes := sortedKeys(c.buffers)
+	enc.Uint32(uint32(len(shapes)))
+	for _, sh := range shapes {
+		data, err := c.buffers[sh].MarshalBinary()
+		if err != nil {
+			return err
+		}
+		enc.String(sh)
+		enc.String(string(data))
+	}
+	return nil
+}
+
+// decodeBuffers reads what marshalBuffers wrote.
+func decodeBuffers(d *ckpt.Decoder) map[string]*q.Buffer {
+	buffers := map[string]*q.Buffer{}
+	cnt := d.Count(8)
+	for i := 0; i < cnt && d.Err() == nil; i++ {
+		sh, data := d.String(), d.String()
+		if d.Err() != nil {
+			break
+		}
+		var b q.Buffer
+		if err := b.UnmarshalBinary([]byte(data)); err != nil {
+			d.Fail("replay buffer %d: %v", i, err)
+			break
+		}
+		if b.Shape() != sh {
+			d.Fail("replay buffer %d holds traces of another shape", i)
+			break
+		}
+		buffers[sh] = &b
+	}
+	return buffers
 }
 
 // sortedKeys returns the keys of m, sorted.

@@ -3,8 +3,10 @@ package infer
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 
+	"github.com/backpropq/backpropq/ppl"
 	"github.com/backpropq/backpropq/q"
 	"github.com/backpropq/backpropq/trace"
 )
@@ -28,12 +30,30 @@ type Critics struct {
 	Cache *q.Cache
 	// TD configures the critics' updates.
 	TD q.TD
+	// Replay, when not nil, turns on graph experience replay (appendix
+	// 4.2): after the critics' update on a trace, its rows join a buffer
+	// (one per trace shape) and the critics take replay steps on rows
+	// drawn from it, re-running the objective under the current
+	// parameters (q.Set.ReplayRuns); a vi.ELBO replays its guide.
+	Replay *Replay
 
 	mu      sync.Mutex
 	cache   q.Cache
 	skipped int
 	skipErr error
 	tdErr   map[string]float64
+	buffers map[string]*q.Buffer
+	replays int
+}
+
+// Replay configures the experience replay of [Critics].
+type Replay struct {
+	// Capacity is the number of rows each buffer keeps; 0 means 1024.
+	Capacity int
+	// Steps is the number of replay steps per trace; 0 means 1.
+	Steps int
+	// Options configure each replay step.
+	Options q.ReplayOptions
 }
 
 // NewCritics returns critics configured by cfg, trained with TD updates td.
@@ -46,6 +66,7 @@ func NewCritics(cfg q.Config, td q.TD) *Critics {
 // of a trace are served one after another, so its advantages are computed
 // on first use without a lock.
 type qEval struct {
+	tr   *trace.Trace
 	net  *q.Network
 	vals *q.Values
 	// adv holds the advantages (q.Advantages) by their fromErrors flag.
@@ -82,8 +103,19 @@ func (c *Critics) BeginTrace(tc *TraceContext) (TraceState, error) {
 	for i, sc := range tc.Sites {
 		diags[i] = SiteDiagnostics{Addr: sc.Site.Addr, Return: append([]float64(nil), sc.Signal.Data()...)}
 	}
+	var replay func()
+	if c.Replay != nil {
+		// The replay's random source is drawn now, from the step's, so
+		// that it depends on the seed, step and chunk only.
+		rng := rand.New(rand.NewPCG(tc.Rand.Uint64(), tc.Rand.Uint64()))
+		env := ppl.Config{Params: tc.Params, Rand: rng}
+		replay = func() { c.replay(ev, tc.Run, env) }
+	}
 	commit := func() []SiteDiagnostics {
 		c.apply(ev, diags)
+		if replay != nil {
+			replay()
+		}
 		return diags
 	}
 	return TraceState{Shared: ev, Commit: commit}, nil
@@ -105,7 +137,7 @@ func (c *Critics) evaluate(tr *trace.Trace, g *trace.Graph) (*qEval, error) {
 	if err != nil {
 		return nil, fmt.Errorf("BackpropQ: %w", err)
 	}
-	return &qEval{net: net, vals: vals}, nil
+	return &qEval{tr: tr, net: net, vals: vals}, nil
 }
 
 // apply trains the critics on ev and records the sites' TD errors, in c
@@ -138,6 +170,44 @@ func (c *Critics) apply(ev *qEval, diags []SiteDiagnostics) {
 			diags[i].TDError, diags[i].HasTDError = c.tdErr[d.Addr], true
 		}
 	}
+}
+
+// replay adds ev's trace to the buffer of its shape and takes the replay
+// steps. An error (a re-run that fails) skips the rest, as a failed update
+// does (see SkippedUpdates).
+func (c *Critics) replay(ev *qEval, run q.Runner, env ppl.Config) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	shape := ev.net.Shape()
+	buf := c.buffers[shape]
+	if buf == nil {
+		capacity := c.Replay.Capacity
+		if capacity <= 0 {
+			capacity = 1024
+		}
+		buf = q.NewBuffer(capacity)
+		if c.buffers == nil {
+			c.buffers = map[string]*q.Buffer{}
+		}
+		c.buffers[shape] = buf
+	}
+	err := buf.Add(ev.tr)
+	for k := 0; err == nil && k < max(c.Replay.Steps, 1); k++ {
+		if _, err = c.Set.ReplayRuns(ev.net, buf, run, env, c.Replay.Options); err == nil {
+			c.replays++
+		}
+	}
+	if err != nil {
+		c.skipped++
+		c.skipErr = fmt.Errorf("replay: %w", err)
+	}
+}
+
+// Replays returns the number of replay steps the critics took.
+func (c *Critics) Replays() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.replays
 }
 
 // TDError returns the mean over the Q-nodes of the site at addr of their

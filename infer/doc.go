@@ -83,7 +83,8 @@
 // only once the step succeeded) and per-site diagnostics, which [SVI]
 // reports in [SiteMetrics]. [BackpropQ] evaluates its [Critics] there, so
 // several BackpropQ in different modes can share one set of critics and
-// serve different sites of one trace.
+// serve different sites of one trace; [Critics].Replay adds experience
+// replay (appendix 4.2) to their training, under any objective.
 //
 // An estimator may keep state (running baselines: [Stateful]) and
 // parameters (NVIL's network, created in the training store under

@@ -157,6 +157,10 @@ type TraceContext struct {
 	Rand *rand.Rand
 	// Params is the training run's parameter store, as in [SiteContext].
 	Params *nn.Store
+	// Run runs the objective anew under env and handlers (which apply to
+	// its stochastic part: the guide of a vi.ELBO), for work on fresh runs
+	// such as the critics' experience replay; env needs no tape.
+	Run func(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, error)
 }
 
 // TraceState is what a [TracePhase] returns for one trace.

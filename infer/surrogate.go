@@ -115,7 +115,7 @@ func BuildSurrogate(obj vi.Objective, est Estimators, env ppl.Config) (sur *Surr
 		return nil, err
 	}
 	sites, ests := siteContexts(obj, est, env, tr, graph, shared, costs, &current)
-	if sur.phases, err = beginTraces(sites, ests, &current); err != nil {
+	if sur.phases, err = beginTraces(sites, ests, obj.Run, &current); err != nil {
 		return nil, err
 	}
 	for i, sc := range sites {
@@ -200,9 +200,10 @@ func siteContexts(obj vi.Objective, est Estimators, env ppl.Config, tr *trace.Tr
 
 // beginTraces runs the per-trace phase of the estimators ests of the sites
 // once for each distinct phase, in the order of the phases' first sites,
-// and hands each site its phase's shared state. current tracks the site
-// an ad shape panic is attributed to: a phase's first site.
-func beginTraces(sites []*SiteContext, ests []Estimator, current *string) ([]TraceState, error) {
+// and hands each site its phase's shared state; run is the objective's
+// Run. current tracks the site an ad shape panic is attributed to: a
+// phase's first site.
+func beginTraces(sites []*SiteContext, ests []Estimator, run func(ppl.Config, ...ppl.Handler) (*trace.Trace, error), current *string) ([]TraceState, error) {
 	var phases []TracePhase
 	served := map[TracePhase][]int{}
 	for i, e := range ests {
@@ -221,7 +222,7 @@ func beginTraces(sites []*SiteContext, ests []Estimator, current *string) ([]Tra
 		idx := served[ph]
 		first := sites[idx[0]]
 		*current = first.Site.Addr
-		tc := &TraceContext{Trace: first.Trace, Graph: first.Graph, Rand: first.Rand, Params: first.Params}
+		tc := &TraceContext{Trace: first.Trace, Graph: first.Graph, Rand: first.Rand, Params: first.Params, Run: run}
 		for _, i := range idx {
 			tc.Sites = append(tc.Sites, sites[i])
 		}

@@ -64,7 +64,9 @@
 // gives the lambda-return errors of fixed values. [Config].SlowTarget
 // turns on the slow-tracking target of appendix 4.3. A [Buffer] with
 // [Set.Replay] implements graph experience replay (appendix 4.2, eq. 15),
-// re-sampling the children of each Q-node under the current parameters.
+// re-sampling the children of each Q-node under the current parameters;
+// [Set.ReplayRuns] replays any objective's runs (a guide's, under an
+// ELBO), which is how infer.Critics.Replay uses it in training.
 // [Advantages] gives advantage signals (appendix 4.4, Figures 8 and 9).
 //
 // # Persistence

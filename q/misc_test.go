@@ -292,3 +292,32 @@ func TestForwardTemplate(t *testing.T) {
 		assert.InDeltaSlice(t, v.Q[i], out.Data(), 1e-12, net.Nodes[i].Site)
 	}
 }
+
+// A buffer's encoding round-trips, ring position included; damaged bytes
+// are an error that leaves the buffer as it was.
+func TestBufferEncoding(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	s := newSCG(chain(3).sites, chain(3).costs, rng)
+	buf := q.NewBuffer(5)
+	for range 3 {
+		tr, err := s.run(rng, 2)
+		require.NoError(t, err)
+		require.NoError(t, buf.Add(tr))
+	}
+	data, err := buf.MarshalBinary()
+	require.NoError(t, err)
+	var back q.Buffer
+	require.NoError(t, back.UnmarshalBinary(data))
+	again, err := back.MarshalBinary()
+	require.NoError(t, err)
+	require.Equal(t, data, again)
+	require.Equal(t, buf.Shape(), back.Shape())
+	require.Equal(t, 5, back.Len())
+
+	for _, bad := range [][]byte{data[:len(data)-1], append(append([]byte(nil), data...), 0)} {
+		require.Error(t, back.UnmarshalBinary(bad))
+		same, err := back.MarshalBinary()
+		require.NoError(t, err)
+		require.Equal(t, data, same)
+	}
+}
