@@ -6,6 +6,8 @@ import (
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
+
+	gemmasm "github.com/backpropq/backpropq/ad/internal/gemm"
 )
 
 type op uint8
@@ -115,8 +117,21 @@ func flags(x, y bool) int {
 	return f
 }
 
+// useKernel routes products to package gemm's kernel; it is false on CPUs
+// without AVX2 and FMA, under the purego tag and under the openblas tag,
+// where gonum's blas64 does them.
+var useKernel = gemmasm.Available
+
 // gemm computes c = alpha·op(a)·op(b) + beta·c on row-major dense buffers.
 func gemm(ta, tb bool, alpha float64, ar, ac int, a []float64, br, bc int, b []float64, beta float64, cr, cc int, c []float64) {
+	if useKernel {
+		k := ac
+		if ta {
+			k = ar
+		}
+		gemmasm.Dgemm(ta, tb, cr, cc, k, alpha, a, ac, b, bc, beta, c, cc)
+		return
+	}
 	tA, tB := blas.NoTrans, blas.NoTrans
 	if ta {
 		tA = blas.Trans
