@@ -25,7 +25,10 @@ type job struct {
 }
 
 var (
-	jobPool = sync.Pool{New: func() any { return &job{done: make(chan struct{}, helperCount())} }}
+	// freeJobs holds jobs for reuse with their packing buffers. It is a
+	// channel rather than a sync.Pool, which drops items at random under
+	// the race detector and would make steady-state steps allocate there.
+	freeJobs = make(chan *job, 8)
 
 	helpersOnce sync.Once
 	helpers     chan *job
@@ -61,7 +64,12 @@ func compute(g product) {
 	if g.m == 0 || g.n == 0 {
 		return
 	}
-	j := jobPool.Get().(*job)
+	var j *job
+	select {
+	case j = <-freeJobs:
+	default:
+		j = &job{done: make(chan struct{}, helperCount())}
+	}
 	j.args = g
 	j.next.Store(0)
 	j.plan(min(runtime.GOMAXPROCS(0), helperCount()+1))
@@ -80,7 +88,10 @@ func compute(g product) {
 		<-j.done
 	}
 	j.args = product{}
-	jobPool.Put(j)
+	select {
+	case freeJobs <- j:
+	default:
+	}
 }
 
 // plan sets the number of parts for up to workers workers. It cuts the
