@@ -50,6 +50,7 @@ const (
 	opWhere
 	opReshape
 	opTranspose
+	opBCELogits
 )
 
 var opNames = [...]string{
@@ -57,7 +58,7 @@ var opNames = [...]string{
 	"Neg", "Scale", "Exp", "Log", "Log1p", "Sqrt", "Square", "Abs", "Sigmoid",
 	"LogSigmoid", "Softplus", "Tanh", "ReLU", "LeakyReLU", "Clamp", "Sum", "RowSum",
 	"ColSum", "LogSumExp", "Softmax", "LogSoftmax", "Concat", "Slice", "Gather",
-	"OneHot", "Where", "Reshape", "Transpose",
+	"OneHot", "Where", "Reshape", "Transpose", "BinaryCrossEntropyLogits",
 }
 
 func (o op) String() string { return opNames[o] }
@@ -462,15 +463,8 @@ func softplusInto(y, d, x []float64, neg bool) {
 	}
 	y, d = y[:len(x)], d[:len(x)]
 	for i, v := range x {
-		v *= sign
-		e := math.Exp(-math.Abs(v))
-		sig := 1 / (1 + e) // sigmoid(|v|)
-		pos := v
-		if v < 0 {
-			pos, sig = 0, sig*e
-		}
-		y[i] = sign * (pos + math.Log1p(e))
-		d[i] = sig
+		sp, sig := softplusSigmoid(sign * v)
+		y[i], d[i] = sign*sp, sig
 	}
 }
 
