@@ -44,23 +44,14 @@ func bceRow(sig, l, x []float64) float64 {
 }
 
 // softplusSigmoid returns softplus(v) = log(1 + exp(v)) and sigmoid(v),
-// sharing e = exp(-|v|). log1p(e) is computed as log(u)·e/(u-1) with
-// u = 1 + e rounded (Goldberg, What Every Computer Scientist Should Know
-// About Floating-Point Arithmetic, Theorem 4): the rounding error of u
-// cancels between log(u) and u-1, so the result is within a few ulps of
-// log1p(e) while costing one math.Log, which is much cheaper than
-// math.Log1p.
+// sharing e = exp(-|v|): softplus(v) = max(v, 0) + log1p(e), and
+// sigmoid(v) = 1/(1+e) for v >= 0, e/(1+e) below.
 func softplusSigmoid(v float64) (softplus, sigmoid float64) {
 	e := math.Exp(-math.Abs(v))
-	u := 1 + e
-	l1p := e
-	if u != 1 {
-		l1p = math.Log(u) * (e / (u - 1))
-	}
 	if v < 0 {
-		return l1p, e / u
+		return math.Log1p(e), e / (1 + e)
 	}
-	return v + l1p, 1 / u
+	return v + math.Log1p(e), 1 / (1 + e)
 }
 
 func (t *Tensor) backwardBCELogits() {

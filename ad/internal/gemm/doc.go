@@ -12,7 +12,8 @@
 // The result does not depend on how the product is cut or on the number
 // of cores: every element of c is the sum of its products in the same
 // order (k in blocks of at most 256, each block summed from zero in
-// order of k with fused multiply-adds, then alpha·sum added to c), so a
+// order of k with fused multiply-adds, then alpha·sum added to c, or
+// stored for the first block when beta is 0), so a
 // seed reproduces a run bit for bit on any machine with this kernel. It
 // differs from gonum's product in the last bits, by the order of the sums.
 package gemm

@@ -93,7 +93,9 @@ func kBlock(k int) int {
 
 // block computes rows [i0, i1) and columns [j0, j1) of c.
 func (g *product) block(buf *panels, i0, i1, j0, j1 int) {
-	g.scaleC(i0, i1, j0, j1)
+	if g.k == 0 || g.alpha == 0 || g.beta != 0 {
+		g.scaleC(i0, i1, j0, j1)
+	}
 	if g.k == 0 || g.alpha == 0 {
 		return
 	}
@@ -108,14 +110,15 @@ func (g *product) block(buf *panels, i0, i1, j0, j1 int) {
 				mc := min(blockM, i1-ic)
 				buf.pa = grow(buf.pa, roundUp(mc, tileM)*kcur)
 				g.packA(buf.pa, ic, mc, pc, kcur)
-				g.macro(buf, ic, mc, jc, nc, kcur)
+				g.macro(buf, ic, mc, jc, nc, kcur, g.beta != 0 || pc > 0)
 			}
 		}
 	}
 }
 
 // scaleC sets the block of c to beta·c, to exact zeros when beta is 0 (so
-// that NaNs in an uninitialized c do not leak, as in BLAS).
+// that NaNs in an uninitialized c do not leak, as in BLAS). When beta is 0
+// and there are products to add, the first k block overwrites c instead.
 func (g *product) scaleC(i0, i1, j0, j1 int) {
 	if g.beta == 1 {
 		return
@@ -132,11 +135,16 @@ func (g *product) scaleC(i0, i1, j0, j1 int) {
 	}
 }
 
-// macro runs the micro-kernel over every tile of the packed block. A tile
+// macro runs the micro-kernel over every tile of the packed block, adding
+// to c or, for the first k block when beta is 0, overwriting it. A tile
 // that sticks out of c runs on a copy in buf.tile, so its elements see the
 // same operations as those of a full tile.
-func (g *product) macro(buf *panels, ic, mc, jc, nc, kc int) {
+func (g *product) macro(buf *panels, ic, mc, jc, nc, kc int, add bool) {
 	c, ldc := g.c, g.ldc
+	addInt := 0
+	if add {
+		addInt = 1
+	}
 	for jr := 0; jr < nc; jr += tileN {
 		nr := min(tileN, nc-jr)
 		bp := buf.pb[jr*kc:]
@@ -146,14 +154,14 @@ func (g *product) macro(buf *panels, ic, mc, jc, nc, kc int) {
 			ci := (ic+ir)*ldc + jc + jr
 			if mr == tileM && nr == tileN {
 				_ = c[ci+(tileM-1)*ldc+tileN-1]
-				kern6x8(kc, &ap[0], &bp[0], &c[ci], ldc, g.alpha)
+				kern6x8(kc, &ap[0], &bp[0], &c[ci], ldc, g.alpha, addInt)
 				continue
 			}
 			t := buf.tile[:]
 			for r := 0; r < mr; r++ {
 				copy(t[r*tileN:r*tileN+nr], c[ci+r*ldc:])
 			}
-			kern6x8(kc, &ap[0], &bp[0], &t[0], tileN, g.alpha)
+			kern6x8(kc, &ap[0], &bp[0], &t[0], tileN, g.alpha, addInt)
 			for r := 0; r < mr; r++ {
 				copy(c[ci+r*ldc:ci+r*ldc+nr], t[r*tileN:])
 			}

@@ -24,6 +24,12 @@
 	VFMADD231PD Y12, Y15, Y10 \
 	VFMADD231PD Y13, Y15, Y11
 
+#define SETROW(lo, hi) \
+	VMULPD Y12, lo, lo \
+	VMULPD Y12, hi, hi \
+	VMOVUPD lo, (DX) \
+	VMOVUPD hi, 32(DX)
+
 #define ROW(lo, hi) \
 	VMULPD Y12, lo, lo \
 	VMULPD Y12, hi, hi \
@@ -33,16 +39,17 @@
 	VMOVUPD hi, 32(DX)
 
 
-// func kern6x8(k int, a, b, c *float64, ldc int, alpha float64)
+// func kern6x8(k int, a, b, c *float64, ldc int, alpha float64, add int)
 //
 // kern6x8 adds alpha·A·B to the 6x8 tile of c (row stride ldc elements),
+// or stores it there when add is 0,
 // where A is a packed 6xk panel (6 values per step of k) and B a packed
 // kx8 panel (8 values per step of k). Each accumulator starts at zero and
 // adds one product per step of k, in order, with a fused multiply-add;
 // the tile is then updated as c + alpha·acc (a multiply and an add, not
-// fused), so every element of c sees the same operations wherever its tile
-// lies.
-TEXT ·kern6x8(SB), NOSPLIT, $0-48
+// fused) or set to alpha·acc, so every element of c sees the same
+// operations wherever its tile lies.
+TEXT ·kern6x8(SB), NOSPLIT, $0-56
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ b+16(FP), DI
@@ -94,6 +101,9 @@ loop1:
 
 store:
 	VBROADCASTSD alpha+40(FP), Y12
+	MOVQ add+48(FP), R10
+	TESTQ R10, R10
+	JZ   set
 	ROW(Y0, Y1)
 	ADDQ R8, DX
 	ROW(Y2, Y3)
@@ -105,5 +115,20 @@ store:
 	ROW(Y8, Y9)
 	ADDQ R8, DX
 	ROW(Y10, Y11)
+	VZEROUPPER
+	RET
+
+set:
+	SETROW(Y0, Y1)
+	ADDQ R8, DX
+	SETROW(Y2, Y3)
+	ADDQ R8, DX
+	SETROW(Y4, Y5)
+	ADDQ R8, DX
+	SETROW(Y6, Y7)
+	ADDQ R8, DX
+	SETROW(Y8, Y9)
+	ADDQ R8, DX
+	SETROW(Y10, Y11)
 	VZEROUPPER
 	RET
