@@ -81,13 +81,6 @@ type SVI struct {
 	tapes []*ad.Tape
 }
 
-// Bounder is an optional interface of a [vi.Objective] whose loss is the
-// negative of a bound on the log-likelihood (an ELBO, an importance-weighted
-// bound): [Metrics].ELBO is then reported.
-type Bounder interface {
-	Bound() bool
-}
-
 // Metrics describes one step.
 type Metrics struct {
 	// Step is the step's index, from 0.
@@ -97,7 +90,8 @@ type Metrics struct {
 	// Loss is the sum over rows of the scaled costs: a Monte Carlo
 	// estimate of the objective times Rows.
 	Loss float64
-	// ELBO is -Loss when the objective is a [Bounder], NaN otherwise.
+	// ELBO is -Loss when the objective is a [vi.Bounded] (its loss is the
+	// negative of a bound on the log-likelihood), NaN otherwise.
 	ELBO float64
 	// GradNorm is the joint L2 norm of all gradients, before clipping.
 	GradNorm float64
@@ -437,7 +431,7 @@ func (s *SVI) metrics(results []chunkResult, norm float64) Metrics {
 			}
 		}
 	}
-	if b, ok := s.objective().(Bounder); ok && b.Bound() {
+	if _, ok := s.objective().(vi.Bounded); ok {
 		m.ELBO = -m.Loss
 	}
 	for _, a := range order {
@@ -463,7 +457,7 @@ func (s *SVI) metrics(results []chunkResult, norm float64) Metrics {
 	return m
 }
 
-// objective returns the objective for Bounder checks.
+// objective returns the objective for the vi.Bounded check.
 func (s *SVI) objective() vi.Objective {
 	if s.Objective != nil {
 		return s.Objective

@@ -17,6 +17,7 @@ import (
 	"github.com/backpropq/backpropq/nn"
 	"github.com/backpropq/backpropq/ppl"
 	"github.com/backpropq/backpropq/ppl/dist"
+	"github.com/backpropq/backpropq/trace"
 	"github.com/backpropq/backpropq/vi"
 )
 
@@ -417,10 +418,13 @@ func TestMetrics(t *testing.T) {
 	require.Less(t, m.ELBO, 0.0)
 }
 
-// boundProgram is a program that declares its loss a negative bound.
+// boundProgram is a program that declares its loss a negative bound
+// (vi.Bounded); SVI never asks it for per-row bounds.
 type boundProgram struct{ vi.Program }
 
-func (boundProgram) Bound() bool { return true }
+func (boundProgram) Bounds(*trace.Trace) (*ad.Tensor, error) {
+	return nil, errors.New("not a bound per row")
+}
 
 func TestMaxGradNormClips(t *testing.T) {
 	s := &SVI{Objective: vi.Program{Model: chainModel}, Estimators: Estimators{Default: ScoreFunction{}},

@@ -10,8 +10,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/examples/internal/exrun"
 	"github.com/backpropq/backpropq/infer"
-	"github.com/backpropq/backpropq/internal/exrun"
 	"github.com/backpropq/backpropq/nn"
 	"github.com/backpropq/backpropq/q"
 	"github.com/backpropq/backpropq/vi"
