@@ -145,15 +145,27 @@ type chunkResult struct {
 // Step takes one training step and returns its metrics. It is all or
 // nothing: when it returns an error (from the objective, an estimator, a
 // NaN or infinite cost, term or gradient, or the optimizer) no parameter
-// value, optimizer state, estimator state or step count has changed, and
-// the error names the site or the parameter where the first non-finite
-// value appeared. (Parameters that the failed run created in the store stay
-// there with their initial values; gradients are scratch space and are
-// overwritten.)
+// value, optimizer state, estimator state or step count has changed, the
+// parameters that the failed run created are removed from the store (so
+// a retry draws their initial values again, from the same random
+// stream, and gives the numbers of a run that never failed), and the
+// error names the site or the parameter where the first non-finite value
+// appeared. Gradients are scratch space and are overwritten.
 //
 // A panic in the objective that is not a ppl.SiteError or an ad shape
-// error propagates, on the caller's goroutine.
+// error propagates, on the caller's goroutine, after the store is rolled
+// back in the same way.
 func (s *SVI) Step() (Metrics, error) {
+	done := false
+	if s.Params != nil {
+		mark := s.Params.Mark()
+		defer func() {
+			// Also on a panic, which goes on unrecovered.
+			if !done {
+				s.Params.Rollback(mark)
+			}
+		}()
+	}
 	results, norm, err := s.compute()
 	if err != nil {
 		return Metrics{}, err
@@ -168,6 +180,8 @@ func (s *SVI) Step() (Metrics, error) {
 	for _, r := range results {
 		r.sur.Commit()
 	}
+	done = true
+	s.Params.Commit()
 	m := s.metrics(results, norm)
 	s.step++
 	return m, nil

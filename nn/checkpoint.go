@@ -259,7 +259,7 @@ func PrepareLoad(sections map[string][]byte, s *Store, opt Optimizer) (apply fun
 			if p := s.params[name]; p != nil {
 				p.Value.Copy(loaded[name])
 			} else {
-				s.put(NewParam(name, loaded[name]))
+				s.put(NewParam(name, loaded[name]), name)
 			}
 		}
 		return nil
