@@ -76,9 +76,12 @@ type SVI struct {
 	// ([BackpropQ]): see [SiteMetrics].ReturnVar.
 	ReturnVariance bool
 
-	step  int64
-	warm  bool
-	tapes []*ad.Tape
+	step int64
+	warm bool
+	// pending is a restore into a store without the model's parameters,
+	// which the next step confirms or undoes (see [SVI.Restore]).
+	pending *pendingRestore
+	tapes   []*ad.Tape
 }
 
 // Metrics describes one step.
@@ -156,18 +159,18 @@ type chunkResult struct {
 // error propagates, on the caller's goroutine, after the store is rolled
 // back in the same way.
 func (s *SVI) Step() (Metrics, error) {
-	done := false
-	if s.Params != nil {
-		mark := s.Params.Mark()
-		defer func() {
-			// Also on a panic, which goes on unrecovered.
-			if !done {
-				s.Params.Rollback(mark)
-			}
-		}()
+	if err := s.check(); err != nil {
+		return Metrics{}, err
 	}
+	mark, done := s.Params.Mark(), false
+	defer func() {
+		// Also on a panic, which goes on unrecovered.
+		if !done {
+			s.Params.Rollback(mark)
+		}
+	}()
 	results, norm, err := s.compute()
-	if err != nil {
+	if err = s.confirmRestore(mark, err); err != nil {
 		return Metrics{}, err
 	}
 	params := s.allParams()
@@ -180,7 +183,7 @@ func (s *SVI) Step() (Metrics, error) {
 	for _, r := range results {
 		r.sur.Commit()
 	}
-	done = true
+	done, s.pending = true, nil
 	s.Params.Commit()
 	m := s.metrics(results, norm)
 	s.step++
@@ -242,7 +245,7 @@ func (s *SVI) registerEstimatorParams() error {
 		if len(ps) == 0 {
 			continue
 		}
-		if err := s.Params.Register("infer/"+keys[i], paramList(ps)); err != nil {
+		if err := s.Params.Register(estimatorParamPrefix+keys[i], paramList(ps)); err != nil {
 			return fmt.Errorf("infer: SVI: estimator %s: %w", keys[i], err)
 		}
 	}

@@ -33,6 +33,17 @@ type change struct {
 // Mark is a point in a store's history, for [Store.Rollback].
 type Mark int
 
+// ErrShape is wrapped by the errors of [Store.Param] and [Store.Register]
+// when the store holds a parameter of the name with another shape.
+var ErrShape = errors.New("a parameter of that name has another shape")
+
+// shapeError is an error that is [ErrShape].
+type shapeError string
+
+func (e shapeError) Error() string { return string(e) }
+
+func (e shapeError) Is(target error) bool { return target == ErrShape }
+
 // NewStore returns an empty store.
 func NewStore() *Store { return &Store{} }
 
@@ -52,7 +63,7 @@ func (s *Store) Param(name string, rows, cols int, init Initializer, rng *rand.R
 	defer s.mu.Unlock()
 	if p := s.params[name]; p != nil {
 		if r, c := p.Value.Dims(); r != rows || c != cols {
-			return nil, fmt.Errorf("nn: parameter %q: requested shape [%dx%d] but the store holds [%dx%d]", name, rows, cols, r, c)
+			return nil, shapeError(fmt.Sprintf("nn: parameter %q: requested shape [%dx%d] but the store holds [%dx%d]", name, rows, cols, r, c))
 		}
 		return p, nil
 	}
@@ -89,9 +100,9 @@ func (s *Store) Mark() Mark {
 // that [Store.Param], [Store.Register] or a checkpoint load created is
 // removed, an entry that one replaced is put back, and a layer's
 // parameter that Register renamed gets its own name back (so registering
-// the layer again gives the same names). Values of parameters that were
-// already in the store at m are not journaled: Rollback does not restore
-// them.
+// the layer again gives the same names) and a zero gradient. Values of
+// parameters that were already in the store at m are not journaled:
+// Rollback does not restore them.
 func (s *Store) Rollback(m Mark) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -103,8 +114,23 @@ func (s *Store) Rollback(m Mark) {
 			delete(s.params, c.name)
 		}
 		c.p.Name = c.origName
+		c.p.ZeroGrad()
 	}
 	s.journal = s.journal[:min(int(m), len(s.journal))]
+}
+
+// Since returns the names of the parameters added since m (not those
+// that replaced an entry of the same name), in the order they were added.
+func (s *Store) Since(m Mark) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var names []string
+	for _, c := range s.journal[min(max(int(m), 0), len(s.journal)):] {
+		if c.old == nil {
+			names = append(names, c.name)
+		}
+	}
+	return names
 }
 
 // Commit forgets the history, so that the store keeps no reference to the
@@ -196,7 +222,7 @@ func (s *Store) Register(prefix string, l Layer) error {
 		if old != nil {
 			r, c := p.Value.Dims()
 			if or, oc := old.Value.Dims(); r != or || c != oc {
-				return fmt.Errorf("nn: parameter %q: the layer's shape is [%dx%d] but the store holds [%dx%d]", full, r, c, or, oc)
+				return shapeError(fmt.Sprintf("nn: parameter %q: the layer's shape is [%dx%d] but the store holds [%dx%d]", full, r, c, or, oc))
 			}
 		}
 		plan = append(plan, entry{p: p, old: old, full: full})

@@ -125,16 +125,13 @@ func newSession(o options, data *mnist.Data) (*session, error) {
 		Seed:       m.Seed,
 	}
 	if sections != nil && o.mode == "train" {
-		if err := exrun.RestoreSVI(s.svi, sections); err != nil {
+		if err := s.svi.Restore(sections, infer.LoadOptions{}); err != nil {
 			return nil, fmt.Errorf("resume %s: %w", o.resume, err)
 		}
 	}
 	if sections != nil && o.mode != "train" {
-		apply, err := nn.PrepareLoad(sections, s.svi.Params, nil)
-		if err == nil {
-			err = apply()
-		}
-		if err != nil {
+		// Evaluation reads the parameters alone, whatever the estimator.
+		if err := s.svi.Restore(sections, infer.LoadOptions{WarmStart: true}); err != nil {
 			return nil, fmt.Errorf("load %s: %w", o.resume, err)
 		}
 	}

@@ -154,7 +154,7 @@ func newSession(o options) (*session, error) {
 		Seed:        m.Seed,
 	}
 	if sections != nil {
-		if err := exrun.RestoreSVI(s.svi, sections); err != nil {
+		if err := s.svi.Restore(sections, infer.LoadOptions{}); err != nil {
 			return nil, fmt.Errorf("resume %s: %w", o.resume, err)
 		}
 	}

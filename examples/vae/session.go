@@ -135,7 +135,7 @@ func newSession(o options, data *mnist.Data) (*session, error) {
 		}
 	}
 	if sections != nil {
-		if err := exrun.RestoreSVI(s.svi, sections); err != nil {
+		if err := s.svi.Restore(sections, infer.LoadOptions{}); err != nil {
 			return nil, fmt.Errorf("resume %s: %w", o.resume, err)
 		}
 	}
