@@ -36,7 +36,7 @@ func perChunkSites(from, to int) vi.Objective {
 // 1, 2, 3 and 8 workers, every time.
 func TestCriticsIndependentOfWorkers(t *testing.T) {
 	run := func(workers int) ([]byte, string) {
-		est := NewBackpropQ(QLocal, q.Config{Kind: q.MLPKind, Hidden: []int{4}, Seed: 3}, q.TD{})
+		est := NewQLocal(q.Config{Kind: q.MLPKind, Hidden: []int{4}, Seed: 3}, q.TD{})
 		s := &SVI{Chunk: perChunkSites, Estimators: Estimators{Default: est}, Optimizer: nn.NewAdam(0.05),
 			Params: nn.NewStore(), Particles: 16, Chunks: 8, Workers: workers, Seed: 17}
 		var ms []Metrics
@@ -69,13 +69,13 @@ func TestResumeWithCriticSeenAfterStart(t *testing.T) {
 			x := ppl.Sample(ctx, "x", dist.BernoulliLogits(ppl.Expand(ctx, a)))
 			cost := ad.Square(ad.Sub(x, tp.Scalar(0.8)))
 			if *grown {
-				b := ppl.Param(ctx, "b", 1, 1, nn.Zeros{})
-				y := ppl.Sample(ctx, "y", dist.BernoulliLogits(ad.Add(ppl.Expand(ctx, b), x)))
+				// No new parameter: a checkpoint holds the model's.
+				y := ppl.Sample(ctx, "y", dist.BernoulliLogits(ad.Sub(ppl.Expand(ctx, a), x)))
 				cost = ad.Add(cost, ad.Scale(y, 0.7))
 			}
 			ppl.Cost(ctx, "f", cost)
 		}
-		est := NewBackpropQ(QLocal, q.Config{Kind: q.LinearKind, Seed: 5}, q.TD{})
+		est := NewQLocal(q.Config{Kind: q.LinearKind, Seed: 5}, q.TD{})
 		return &SVI{Objective: vi.Program{Model: model}, Estimators: Estimators{Default: est},
 			Optimizer: nn.NewAdam(0.05), Params: nn.NewStore(), Particles: 6, Seed: 23}
 	}
