@@ -30,9 +30,9 @@ func (m cvMoments) coefficients() (a, b float64) {
 // Coefficients returns the a and b of the control variate of the site at
 // addr (mode QControlVariate) that the next step will use; a is zero
 // before the first step.
-func (e *BackpropQ) Coefficients(addr string) (a, b float64) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+func (e *QControlVariate) Coefficients(addr string) (a, b float64) {
+	e.sites.mu.Lock()
+	defer e.sites.mu.Unlock()
 	m, ok := e.moments[addr]
 	if !ok {
 		return 0, 0
@@ -48,7 +48,7 @@ const maxEnumBits = 12
 // b, the correction term of the enumerated form ([B x 1], extra) or of the
 // relaxed form ([1 x 1], post, already masked), and the commit of the
 // running moments.
-func (e *BackpropQ) controlVariate(sc *SiteContext, ev *qEval) (modeTerm, error) {
+func (e *QControlVariate) controlVariate(sc *SiteContext, ev *qEval) (modeTerm, error) {
 	s := sc.Site
 	rows := s.LogProb.Rows()
 	r := sc.Signal.Data()
@@ -122,10 +122,10 @@ func momentsOf(r, local []float64) cvMoments {
 
 // commitMoments returns the commit that folds the step's moments cur of
 // the site at addr into its running moments.
-func (e *BackpropQ) commitMoments(addr string, cur cvMoments, decay float64) func() {
+func (e *QControlVariate) commitMoments(addr string, cur cvMoments, decay float64) func() {
 	return func() {
-		e.mu.Lock()
-		defer e.mu.Unlock()
+		e.sites.mu.Lock()
+		defer e.sites.mu.Unlock()
 		if e.moments == nil {
 			e.moments = map[string]cvMoments{}
 		}
@@ -144,7 +144,7 @@ func (e *BackpropQ) commitMoments(addr string, cur cvMoments, decay float64) fun
 // relaxedForm reports whether mode QControlVariate uses the relaxed form
 // for site s: always with Relaxed, otherwise for a Bernoulli site too wide
 // to enumerate.
-func (e *BackpropQ) relaxedForm(s *ppl.Site) bool {
+func (e *QControlVariate) relaxedForm(s *ppl.Site) bool {
 	if e.Relaxed {
 		return true
 	}
@@ -164,7 +164,7 @@ type relaxedQ struct {
 // relaxedCritics draws z (with the unconditional reparameterization's
 // gradient path) and z~ ~ p(z | b) for the site's value b and evaluates
 // the site's critics at their relaxations on the site's tape.
-func (e *BackpropQ) relaxedCritics(sc *SiteContext, ev *qEval) (*relaxedQ, error) {
+func (e *QControlVariate) relaxedCritics(sc *SiteContext, ev *qEval) (*relaxedQ, error) {
 	s := sc.Site
 	rx, err := newRelaxation(s.Dist)
 	if err != nil {
@@ -223,11 +223,11 @@ func (rc *relaxedQ) correction(s *ppl.Site, a float64) *ad.Tensor {
 // expectedQ returns Σ_x' p(x') stopgrad(Q(x')), [B x 1], summing over
 // the values x' of the site at each row with the other scope values fixed;
 // nil when the critics do not read the site's value (Q(x') = Q(x)).
-func (e *BackpropQ) expectedQ(sc *SiteContext, ev *qEval) (*ad.Tensor, error) {
+func (c *Critics) expectedQ(sc *SiteContext, ev *qEval) (*ad.Tensor, error) {
 	s := sc.Site
 	tp := s.LogProb.Tape()
 	rows := s.LogProb.Rows()
-	nodes, kind, width := e.siteColumns(s.Addr, ev)
+	nodes, kind, width := c.siteColumns(s.Addr, ev)
 	if kind == 0 {
 		// The critics do not read the site's value: Q(x') = Q(x) for every
 		// x', and the correction a·Q·∇Σp(x') is zero.
@@ -237,9 +237,9 @@ func (e *BackpropQ) expectedQ(sc *SiteContext, ev *qEval) (*ad.Tensor, error) {
 		return nil, fmt.Errorf("BackpropQ: control variate: site %q has %d columns, at most %d are enumerated", s.Addr, width, maxEnumBits)
 	}
 	alts, values := alternatives(kind, width, s.Value.Cols())
-	e.Critics.mu.Lock()
+	c.mu.Lock()
 	qs := predictAlternatives(nodes, alts, rows)
-	e.Critics.mu.Unlock()
+	c.mu.Unlock()
 	var total *ad.Tensor
 	for k := range alts {
 		v := values[k]
@@ -266,16 +266,16 @@ type nodeCols struct {
 // siteColumns finds the site's columns in the input of each critic of its
 // total local cost, and the kind and width of the site's field (kind 0
 // when no critic reads the site's value as a discrete field).
-func (e *BackpropQ) siteColumns(addr string, ev *qEval) (nodes []nodeCols, kind q.FieldKind, width int) {
+func (c *Critics) siteColumns(addr string, ev *qEval) (nodes []nodeCols, kind q.FieldKind, width int) {
 	refs := ev.net.Local(addr)
 	nodes = make([]nodeCols, len(refs))
 	for j, ref := range refs {
 		nd := ev.net.Nodes[ref.Node]
-		c := e.Critics.Critic(e.Critics.Key(nd))
-		nodes[j] = nodeCols{critic: c, x: mat.DenseCopyOf(ev.vals.Inputs(ref.Node))}
-		name := e.Critics.FieldName(nd, addr) // a template's critic names it relatively
+		critic := c.Set.Critic(c.Set.Key(nd))
+		nodes[j] = nodeCols{critic: critic, x: mat.DenseCopyOf(ev.vals.Inputs(ref.Node))}
+		name := c.Set.FieldName(nd, addr) // a template's critic names it relatively
 		col := 0
-		for _, f := range c.Layout().Fields {
+		for _, f := range critic.Layout().Fields {
 			if f.Addr == name && (f.Kind == q.Binary || f.Kind == q.OneHot) {
 				nodes[j].from, nodes[j].found = col, true
 				kind, width = f.Kind, f.Width

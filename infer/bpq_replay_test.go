@@ -41,7 +41,7 @@ var pairSupport = []siteSupport{
 // exact Q-functions computed by enumeration.
 func TestBackpropQReplayELBO(t *testing.T) {
 	store := initObjectiveStore(t, pairELBO)
-	est := NewBackpropQ(QLocal, q.Config{Kind: q.TabularKind}, q.TD{})
+	est := NewQLocal(q.Config{Kind: q.TabularKind}, q.TD{})
 	est.Replay = &Replay{Capacity: 256, Options: q.ReplayOptions{Rows: 32}}
 	s := &SVI{Objective: pairELBO, Estimators: Estimators{Default: est}, Optimizer: nn.NewAdam(0.01),
 		Params: store, Particles: 8, Chunks: 2, Seed: 12}

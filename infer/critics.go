@@ -14,17 +14,18 @@ import (
 // Critics is the part of Backprop-Q that modes share: a set of critics
 // (package q), the networks that lay them over each trace shape, and their
 // TD training. It is the per-trace phase ([TracePhase]) of every
-// [BackpropQ] that holds it: the critics are evaluated once per trace,
+// Backprop-Q estimator that embeds it ([QLocal], [QControlVariate],
+// [QAdvantage]): the critics are evaluated once per trace,
 // before the terms of the sites those estimators serve, and trained once,
 // in the phase's commit, after the step succeeded, so a step that fails
-// changes no critic. Several BackpropQ in different modes may hold one
-// Critics and serve different sites of one trace.
+// changes no critic. Estimators of different types may embed one Critics
+// and serve different sites of one trace.
 //
-// The embedded set's methods (Keys, Critic, MarshalState, ...) are the
-// critics'. A Critics is safe for concurrent use (the chunks of an [SVI]
+// A Critics is safe for concurrent use (the chunks of an [SVI]
 // step): it serializes its use of the set.
 type Critics struct {
-	*q.Set
+	// Set holds the critics.
+	Set *q.Set
 	// Cache builds the networks; nil uses a cache with zero options (one
 	// Q-node per site and cost, no inlined costs).
 	Cache *q.Cache
@@ -93,7 +94,7 @@ func (ev *qEval) advantages(td q.TD, fromErrors bool) (map[string][]float64, err
 // (q.Set.Apply) and returns the served sites' TD errors and returns.
 func (c *Critics) BeginTrace(tc *TraceContext) (TraceState, error) {
 	if c == nil || c.Set == nil {
-		return TraceState{}, errors.New("BackpropQ: no critics (use NewBackpropQ)")
+		return TraceState{}, errors.New("BackpropQ: no critics (use NewCritics)")
 	}
 	ev, err := c.evaluate(tc.Trace, tc.Graph)
 	if err != nil {
@@ -203,6 +204,17 @@ func (c *Critics) replay(ev *qEval, run q.Runner, env ppl.Config) {
 	}
 }
 
+// QCritics returns c. Every Backprop-Q estimator has it through the
+// Critics it embeds, so that code holding an [Estimator] can reach its
+// critics (see [CriticHolder]).
+func (c *Critics) QCritics() *Critics { return c }
+
+// CriticHolder is an estimator that learns critics: [QLocal],
+// [QControlVariate] and [QAdvantage], or one that wraps them.
+type CriticHolder interface {
+	QCritics() *Critics
+}
+
 // Replays returns the number of replay steps the critics took.
 func (c *Critics) Replays() int {
 	c.mu.Lock()
@@ -234,7 +246,7 @@ func (c *Critics) SkippedUpdates() (int, error) {
 // the set already (a critic first seen in this step is not).
 func (c *Critics) known(ev *qEval, addr string) bool {
 	for _, ref := range ev.net.Local(addr) {
-		if ref.IsCost() || c.Critic(c.Key(ev.net.Nodes[ref.Node])) == nil {
+		if ref.IsCost() || c.Set.Critic(c.Set.Key(ev.net.Nodes[ref.Node])) == nil {
 			return false
 		}
 	}

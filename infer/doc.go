@@ -56,9 +56,9 @@
 //	REBAR                  yes       Bernoulli, OneHot          2-4 re-runs                  binary/one-hot latents, low variance
 //	RELAX                  yes       discrete                   an MLP (+2 re-runs Concrete) learned control variates
 //	PPO                    no (3)    any                        one log-prob                 several steps on one batch
-//	BackpropQ (a) local    no        any                        critic evaluation + TD step  long chains: learned Q per node (package q)
-//	BackpropQ (b) cv       yes       discrete (4)               critic over the site values  unbiased with an imperfect critic
-//	BackpropQ (c) adv      no        any                        critic evaluation + TD step  advantages of appendix 4.4
+//	QLocal                 no        any                        critic evaluation + TD step  long chains: learned Q per node (package q)
+//	QControlVariate        yes       discrete (4)               critic over the site values  unbiased with an imperfect critic
+//	QAdvantage             no        any                        critic evaluation + TD step  advantages of appendix 4.4
 //
 // (1) NVIL's variance normalization multiplies the site's estimate by
 // 1/max(1, σ), a step size set by past steps only: unbiased in direction.
@@ -69,8 +69,8 @@
 // (4) Enumerated over the site's values for categorical sites and
 // Bernoulli sites of at most 12 columns; the relaxed form (eq. 26 with the
 // critic as c: two critic passes and a backward pass) for wider Bernoulli
-// sites or when [BackpropQ].Relaxed is set, with Linear or MLP critics.
-// [BackpropQ].Normalize applies NVIL's normalization (1) in any mode.
+// sites or when [QControlVariate].Relaxed is set, with Linear or MLP
+// critics. The Normalize field of each applies NVIL's normalization (1).
 //
 // The estimators that re-run the objective ([SiteContext].Rerun) pay for
 // a forward pass of the whole objective each time: the sites that do not
@@ -81,9 +81,10 @@
 // implements [TraceEstimator]: its per-trace phase runs once per trace for
 // all the sites it serves, returns the state they share, one commit (run
 // only once the step succeeded) and per-site diagnostics, which [SVI]
-// reports in [SiteMetrics]. [BackpropQ] evaluates its [Critics] there, so
-// several BackpropQ in different modes can share one set of critics and
-// serve different sites of one trace; [Critics].Replay adds experience
+// reports in [SiteMetrics]. The Backprop-Q estimators, one type per use
+// of the critics ([QLocal], [QControlVariate], [QAdvantage]), evaluate the
+// [Critics] they embed there, so that estimators of different types can
+// share one set of critics and serve different sites of one trace; [Critics].Replay adds experience
 // replay (appendix 4.2) to their training, under any objective.
 //
 // An estimator may keep state (running baselines: [Stateful]) and

@@ -36,7 +36,7 @@ func formsModel(pointers bool) ppl.Model {
 // value, then by pointer: both runs end with the same bytes.
 func TestFiniteValueAndPointerForms(t *testing.T) {
 	relaxed := func() Estimator {
-		b := NewBackpropQ(QControlVariate, q.Config{Kind: q.MLPKind, Hidden: []int{4}, Seed: 2}, q.TD{})
+		b := NewQControlVariate(q.Config{Kind: q.MLPKind, Hidden: []int{4}, Seed: 2}, q.TD{})
 		b.Relaxed = true
 		return b
 	}
@@ -55,16 +55,16 @@ func TestFiniteValueAndPointerForms(t *testing.T) {
 			return Estimators{Default: ScoreFunction{}, Sites: map[string]Estimator{"b": &REBAR{}}}
 		}},
 		{"BackpropQ local", func() Estimators {
-			b := NewBackpropQ(QLocal, q.Config{Kind: q.TabularKind, LR: 0.1}, q.TD{})
+			b := NewQLocal(q.Config{Kind: q.TabularKind, LR: 0.1}, q.TD{})
 			b.ValueBaseline = true
 			return Estimators{Default: b}
 		}},
 		{"BackpropQ control variate", func() Estimators {
-			return Estimators{Default: NewBackpropQ(QControlVariate, q.Config{Kind: q.TabularKind, LR: 0.1}, q.TD{})}
+			return Estimators{Default: NewQControlVariate(q.Config{Kind: q.TabularKind, LR: 0.1}, q.TD{})}
 		}},
 		{"BackpropQ relaxed control variate", func() Estimators { return Estimators{Default: relaxed()} }},
 		{"BackpropQ advantage", func() Estimators {
-			return Estimators{Default: NewBackpropQ(QAdvantage, q.Config{Kind: q.TabularKind, LR: 0.1}, q.TD{})}
+			return Estimators{Default: NewQAdvantage(q.Config{Kind: q.TabularKind, LR: 0.1}, q.TD{})}
 		}},
 	}
 	for _, c := range cases {

@@ -72,7 +72,8 @@ type SVI struct {
 	Seed uint64
 	// ReturnVariance asks [Metrics] for the variance of the plain
 	// REINFORCE learning signal of the sites whose estimator records it
-	// ([BackpropQ]): see [SiteMetrics].ReturnVar.
+	// ([QLocal] and the other Backprop-Q estimators): see
+	// [SiteMetrics].ReturnVar.
 	ReturnVariance bool
 
 	step int64
@@ -112,13 +113,13 @@ type SiteMetrics struct {
 	SignalMean float64
 	SignalVar  float64
 	// TDError, when HasTDError is set (a site whose estimator learns
-	// critics, [BackpropQ]), is the mean squared TD (lambda-return) error
+	// critics, [Critics]), is the mean squared TD (lambda-return) error
 	// of the site's critics before this step's update, averaged over the
 	// site's Q-nodes and over the step's rows.
 	TDError    float64
 	HasTDError bool
 	// ReturnVar, when HasReturnVar is set ([SVI].ReturnVariance, and an
-	// estimator that records it, [BackpropQ]), is the unbiased variance
+	// estimator that records it, [Critics]), is the unbiased variance
 	// over the step's rows of the plain REINFORCE learning signal: the
 	// Rao-Blackwellized return R with no baseline or critic. SignalVar /
 	// ReturnVar is then the variance reduction of the site's signal.

@@ -13,7 +13,8 @@
 // is and which values its update reads. A training step evaluates the
 // critics on a trace ([Set.Evaluate]), uses the values, and then trains
 // the critics on them ([Set.Apply]). Most users meet this package through
-// infer.BackpropQ and only construct a [Config].
+// the Backprop-Q estimators of package infer and only construct a
+// [Config].
 //
 // # The network
 //
@@ -81,7 +82,7 @@
 //
 // # Use by a gradient estimator
 //
-// A Backprop-Q estimator (infer.BackpropQ, whose infer.Critics hold a
+// A Backprop-Q estimator of package infer (whose infer.Critics hold a
 // Set, a Cache and a TD) is a thin layer on top:
 //
 //	net, err := cache.Network(tr.Graph())       // once per shape
