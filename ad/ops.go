@@ -48,6 +48,8 @@ const (
 	opWhere
 	opReshape
 	opTranspose
+	opSpecial // elementwise special functions (special.go)
+	opLinalg  // matrix factorizations and solves (linalg.go)
 )
 
 var opNames = [...]string{
@@ -55,7 +57,7 @@ var opNames = [...]string{
 	"Neg", "Scale", "Exp", "Log", "Log1p", "Sqrt", "Square", "Abs", "Sigmoid",
 	"LogSigmoid", "Softplus", "Tanh", "ReLU", "LeakyReLU", "Clamp", "Sum", "RowSum",
 	"ColSum", "LogSumExp", "Softmax", "LogSoftmax", "Concat", "Slice", "Gather",
-	"OneHot", "Where", "Reshape", "Transpose",
+	"OneHot", "Where", "Reshape", "Transpose", "Special", "Linalg",
 }
 
 func (o op) String() string { return opNames[o] }

@@ -399,6 +399,10 @@ func (t *Tensor) backward() {
 		t.backwardWhere()
 	case opReshape, opTranspose:
 		t.backwardShape()
+	case opSpecial:
+		t.backwardSpecial()
+	case opLinalg:
+		t.backwardLinalg()
 	default:
 		t.backwardUnary()
 	}
