@@ -6,18 +6,45 @@
 // # Distributions
 //
 // Each distribution is a value struct with exported tensor parameters, in
-// the style of gonum's stat/distuv:
+// the style of gonum's stat/distuv. Continuous, elementwise (each column an
+// independent scalar):
 //
-//   - [Normal]{Loc, Scale}: reparameterized.
-//   - [Bernoulli]{Logits} or {Probs}, built with [BernoulliLogits] or
-//     [BernoulliProbs]: 0/1 values; relaxable.
-//   - [Categorical]{Logits}: [B x 1] class indices; relaxable.
-//   - [OneHotCategorical]{Logits}: one-hot [B x K] rows; relaxable.
-//   - [RelaxedBernoulli]{Logits, Temperature} (binary Concrete) and
-//     [RelaxedOneHotCategorical]{Logits, Temperature} (Gumbel-softmax):
-//     reparameterized, with a temperature that may be learned.
-//   - [Uniform]{Low, High}: reparameterized.
+//   - [Normal]{Loc, Scale}: real line; scale > 0. Reparameterized.
+//   - [LogNormal]{Loc, Scale}: [0, ∞); scale > 0. Reparameterized.
+//   - [Gamma]{Concentration, Rate}: [0, ∞); both > 0. Reparameterized
+//     (implicit gradients).
+//   - [Exponential]{Rate}: [0, ∞); rate > 0. Reparameterized.
+//   - [Beta]{Alpha, Beta}: [0, 1]; both > 0. Reparameterized (implicit).
+//   - [Laplace]{Loc, Scale}, [Cauchy]{Loc, Scale}: real line; scale > 0.
+//     Reparameterized.
+//   - [StudentT]{Df, Loc, Scale}: real line; df, scale > 0.
+//     Reparameterized (implicit in df).
+//   - [HalfNormal]{Scale}, [HalfCauchy]{Scale}: [0, ∞); scale > 0.
+//     Reparameterized.
+//   - [Uniform]{Low, High}: [low, high]; high > low. Reparameterized.
 //   - [Delta]{Value}: the point mass; reparameterized.
+//
+// Continuous, one event per row (the columns are one vector):
+//
+//   - [Dirichlet]{Concentration}: the simplex; concentration > 0, at least
+//     2 columns. Reparameterized (implicit).
+//   - [RelaxedBernoulli]{Logits, Temperature} (binary Concrete, elementwise)
+//     and [RelaxedOneHotCategorical]{Logits, Temperature} (Gumbel-softmax):
+//     reparameterized, with a temperature that may be learned.
+//
+// Discrete:
+//
+//   - [Bernoulli]{Logits} or {Probs}, built with [BernoulliLogits] or
+//     [BernoulliProbs]: 0/1 values, elementwise; probs in [0, 1].
+//     Relaxable, Finite.
+//   - [Categorical]{Logits}: [B x 1] class indices; finite logits.
+//     Relaxable, Finite.
+//   - [OneHotCategorical]{Logits}: one-hot [B x K] rows, one event per row.
+//     Relaxable, Finite.
+//   - [Poisson]{Rate}: counts 0, 1, 2, ..., elementwise; rate > 0.
+//
+// LogProb of a value outside the support is -Inf, never NaN; at an edge of
+// the support (0 for Gamma, 0 and 1 for Beta) it is the density's limit.
 //
 // [KL] gives closed-form divergences between pairs of the same family.
 //
