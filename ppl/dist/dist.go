@@ -95,6 +95,10 @@ var (
 	_ Reparameterized = HalfNormal{}
 	_ Reparameterized = HalfCauchy{}
 	_ Distribution    = Poisson{}
+	_ Reparameterized = MultivariateNormal{}
+	_ Reparameterized = MultivariateNormalDiag{}
+	_ Entropier       = MultivariateNormal{}
+	_ Entropier       = MultivariateNormalDiag{}
 	_ Relaxable       = Bernoulli{}
 	_ Relaxable       = Categorical{}
 	_ Relaxable       = OneHotCategorical{}

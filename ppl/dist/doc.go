@@ -26,6 +26,12 @@
 //
 // Continuous, one event per row (the columns are one vector):
 //
+//   - [MultivariateNormal]{Loc, ScaleTril}: R^D; the [D x D] lower
+//     triangle of ScaleTril (shared by the rows) has a diagonal > 0; or
+//     built from a covariance with [MultivariateNormalCovariance].
+//     Reparameterized.
+//   - [MultivariateNormalDiag]{Loc, Scale}: R^D with a diagonal
+//     covariance; scale > 0. Reparameterized.
 //   - [Dirichlet]{Concentration}: the simplex; concentration > 0, at least
 //     2 columns. Reparameterized (implicit).
 //   - [RelaxedBernoulli]{Logits, Temperature} (binary Concrete, elementwise)
