@@ -52,6 +52,20 @@
 // LogProb of a value outside the support is -Inf, never NaN; at an edge of
 // the support (0 for Gamma, 0 and 1 for Beta) it is the density's limit.
 //
+// # Constraints and transforms
+//
+// A [Constraint] is a set of values: [Real], [Positive], [NonNegative],
+// [UnitInterval], [Simplex], [LowerCholesky], [GreaterThan], [Interval],
+// and the discrete [Boolean], [NonNegativeInteger], [IntegerInterval] and
+// [OneHotRows]. Every distribution is [Declared]: Support returns its
+// support and ParamConstraints its parameters' domains, by the names its
+// validation errors use. A [Transform] is a bijection with the
+// log-determinant of its Jacobian ([Exp], [Sigmoid], [Affine],
+// [StickBreaking], [LowerCholeskyTransform], [Compose]); [BijectTo] gives
+// the one from unconstrained numbers onto a continuous constraint, which
+// is how ppl.ParamIn keeps a parameter in its domain, and [Transformed]
+// pushes a distribution through one.
+//
 // [KL] gives closed-form divergences between pairs of the same family.
 //
 // # Shapes

@@ -12,7 +12,7 @@ import (
 // must be finite and Scale > 0 and finite; they are [B x D] or broadcast
 // to it.
 //
-// Support: [0, ∞). At 0 LogProb is -Inf (the density's limit), as it is
+// Support: (0, ∞). At 0 LogProb is -Inf (the density's limit), as it is
 // below 0.
 //
 // LogNormal is [Reparameterized]: RSample returns exp(Loc + Scale·ε).
@@ -73,9 +73,9 @@ func (d LogNormal) Entropy() *ad.Tensor {
 // is not finite and a scale that is not > 0 and finite.
 func (d LogNormal) Validate() error { return renameErr(Normal(d).Validate(), "LogNormal") }
 
-// ValidateValue reports a value of the wrong shape or not >= 0 and finite.
+// ValidateValue reports a value of the wrong shape or not > 0 and finite.
 func (d LogNormal) ValidateValue(value *ad.Tensor) error {
-	return validateElementwiseValue("LogNormal", d, d.Loc, value, ruleNonNegative, isNonNegative)
+	return validateElementwiseValue("LogNormal", d, d.Loc, value, rulePositive, isPositive)
 }
 
 // renameErr returns err with its distribution's name replaced by name.
