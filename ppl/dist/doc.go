@@ -66,7 +66,9 @@
 // is how ppl.ParamIn keeps a parameter in its domain, and [Transformed]
 // pushes a distribution through one.
 //
-// [KL] gives closed-form divergences between pairs of the same family.
+// [KL] gives closed-form divergences between pairs of the same family
+// (Normal, LogNormal, both multivariate Normals, Gamma, Beta, Dirichlet,
+// Exponential, Poisson, Bernoulli, Categorical, OneHotCategorical).
 //
 // # Shapes
 //
