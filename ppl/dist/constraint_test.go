@@ -238,6 +238,10 @@ func TestDeclaredSupportAndParams(t *testing.T) {
 		MultivariateNormal{Loc: row(tp, 0, 1), ScaleTril: l},
 		MultivariateNormalDiag{Loc: row(tp, 0, 1), Scale: row(tp, 1, 2)},
 		Transformed{Base: Normal{Loc: row(tp, 0, 1), Scale: row(tp, 1, 2)}, Transform: Exp{}},
+		Binomial{TotalCount: row(tp, 3, 10), Probs: tp.Scalar(0.4)},
+		Geometric{Probs: row(tp, 0.3, 1)},
+		NegativeBinomial{TotalCount: row(tp, 3, 0.5), Probs: tp.Scalar(0.4)},
+		Multinomial{TotalCount: 5, Logits: row(tp, 0, 1, -1)},
 	}
 	for _, d := range dists {
 		t.Run(fmt.Sprintf("%T", d), func(t *testing.T) {

@@ -244,4 +244,8 @@ var (
 	_ Declared = MultivariateNormal{}
 	_ Declared = MultivariateNormalDiag{}
 	_ Declared = Transformed{}
+	_ Declared = Binomial{}
+	_ Declared = Geometric{}
+	_ Declared = NegativeBinomial{}
+	_ Declared = Multinomial{}
 )

@@ -131,4 +131,8 @@ var (
 	_ Meaner          = StudentT{}
 	_ Meaner          = HalfNormal{}
 	_ Meaner          = Poisson{}
+	_ Meaner          = Binomial{}
+	_ Meaner          = Geometric{}
+	_ Meaner          = NegativeBinomial{}
+	_ Meaner          = Multinomial{}
 )

@@ -48,6 +48,14 @@
 //   - [OneHotCategorical]{Logits}: one-hot [B x K] rows, one event per row.
 //     Relaxable, Finite.
 //   - [Poisson]{Rate}: counts 0, 1, 2, ..., elementwise; rate > 0.
+//   - [Binomial]{TotalCount, Logits or Probs}: counts 0..n, elementwise;
+//     total_count a non-negative integer, probs in [0, 1].
+//   - [Geometric]{Probs}: failures before the first success, 0, 1, ...,
+//     elementwise; probs in (0, 1].
+//   - [NegativeBinomial]{TotalCount, Probs}: successes before r failures,
+//     0, 1, ..., elementwise; total_count > 0, probs in [0, 1).
+//   - [Multinomial]{TotalCount, Logits}: [B x K] rows of counts summing to
+//     TotalCount, one event per row; finite logits.
 //
 // LogProb of a value outside the support is -Inf, never NaN; at an edge of
 // the support (0 for Gamma, 0 and 1 for Beta) it is the density's limit.

@@ -12,21 +12,8 @@ import (
 // by fallback, a point of the support, so that neither its value nor its
 // gradient is NaN there; the mask carries value's provenance.
 func maskedLogProb(value *ad.Tensor, rows, cols int, in func(float64) bool, fallback float64, lp func(x *ad.Tensor) *ad.Tensor) *ad.Tensor {
-	tp := value.Tape()
-	allIn := true
-	for _, v := range value.Data() {
-		if !in(v) {
-			allIn = false
-			break
-		}
-	}
-	if allIn {
-		return ad.RowSum(expand(lp(value), rows, cols))
-	}
-	xv := viewOf(value)
-	inside := constWithProv(tp, xv.rows, xv.cols, value.Provenance(), func(i, j int) float64 { return b2f(in(xv.at(i, j))) })
-	safe := ad.Where(inside, value, tp.Scalar(fallback))
-	return ad.RowSum(ad.Where(inside, expand(lp(safe), rows, cols), tp.Scalar(math.Inf(-1))))
+	data, vc := value.Data(), value.Cols()
+	return maskedLogProbAt(value, rows, cols, func(i, j int) bool { return in(data[i*vc+j]) }, fallback, lp)
 }
 
 // xlogy returns a·log x elementwise for x >= 0, with the limit at x = 0:
@@ -78,3 +65,36 @@ const (
 	ruleUnit        = "must be in [0, 1]"
 	ruleCount       = "must be a non-negative integer"
 )
+
+// maskedLogProbAt is [maskedLogProb] with a support test that depends on
+// the element's position (a bound given by a parameter).
+func maskedLogProbAt(value *ad.Tensor, rows, cols int, in func(i, j int) bool, fallback float64, lp func(x *ad.Tensor) *ad.Tensor) *ad.Tensor {
+	tp := value.Tape()
+	vr, vc := value.Dims()
+	allIn := true
+	for i := 0; i < vr && allIn; i++ {
+		for j := 0; j < vc; j++ {
+			if !in(i, j) {
+				allIn = false
+				break
+			}
+		}
+	}
+	if allIn {
+		return ad.RowSum(expand(lp(value), rows, cols))
+	}
+	inside := constWithProv(tp, vr, vc, value.Provenance(), func(i, j int) float64 { return b2f(in(i, j)) })
+	safe := ad.Where(inside, value, tp.Scalar(fallback))
+	return ad.RowSum(ad.Where(inside, expand(lp(safe), rows, cols), tp.Scalar(math.Inf(-1))))
+}
+
+// checkElemsAt is checkElems with a test that depends on the position.
+func checkElemsAt(dist string, value *ad.Tensor, rule string, ok func(i, j int, v float64) bool) error {
+	cols := value.Cols()
+	for k, v := range value.Data() {
+		if !ok(k/cols, k%cols, v) {
+			return &Error{Dist: dist, Name: "value", Rule: rule, Got: v, Row: k / cols, Col: k % cols}
+		}
+	}
+	return nil
+}

@@ -151,6 +151,58 @@ func scalarFamilies() []scalarFamily {
 				d := distuv.Poisson{Lambda: p[0]}
 				return reference{logProb: d.LogProb, mean: d.Mean(), variance: d.Variance()}
 			}, values: []float64{0, 1, 3, 50, 1e3, 1e4, -1, 0.5, 2.0000001}, domain: counts, discrete: true},
+		{name: "Binomial", params: [][]float64{{10, 0.3}, {1, 0.5}, {0, 0.4}, {200, 0.9}, {1000, 0.02}},
+			build: func(p []*ad.Tensor) Distribution { return Binomial{TotalCount: p[0], Probs: p[1]} },
+			ref: func(p []float64) reference {
+				d := distuv.Binomial{N: p[0], P: p[1]}
+				return reference{logProb: d.LogProb, mean: d.Mean(), variance: d.Variance()}
+			}, values: []float64{0, 1, 3, 10, 11, 200, 201, -1, 0.5}, domain: counts, discrete: true},
+		{name: "BinomialLogits", params: [][]float64{{10, -0.8}, {200, 2}},
+			build: func(p []*ad.Tensor) Distribution { return Binomial{TotalCount: p[0], Logits: p[1]} },
+			ref: func(p []float64) reference {
+				d := distuv.Binomial{N: p[0], P: sigmoidF(p[1])}
+				return reference{logProb: d.LogProb, mean: d.Mean(), variance: d.Variance()}
+			}, values: []float64{0, 1, 3, 10, 11, 200, 201, -1, 0.5}, domain: counts, discrete: true},
+		{name: "Geometric", params: [][]float64{{0.3}, {1}, {0.05}},
+			build: func(p []*ad.Tensor) Distribution { return Geometric{Probs: p[0]} },
+			ref: func(p []float64) reference {
+				return reference{
+					logProb: func(k float64) float64 {
+						if k < 0 || k != math.Trunc(k) {
+							return math.Inf(-1)
+						}
+						if p[0] == 1 {
+							if k == 0 {
+								return 0
+							}
+							return math.Inf(-1)
+						}
+						return k*math.Log1p(-p[0]) + math.Log(p[0])
+					},
+					mean: (1 - p[0]) / p[0], variance: (1 - p[0]) / (p[0] * p[0]),
+				}
+			}, values: []float64{0, 1, 7, 100, -1, 2.5}, domain: counts, discrete: true},
+		{name: "NegativeBinomial", params: [][]float64{{3, 0.4}, {0.5, 0.9}, {20, 0}, {7.5, 0.1}},
+			build: func(p []*ad.Tensor) Distribution { return NegativeBinomial{TotalCount: p[0], Probs: p[1]} },
+			ref: func(p []float64) reference {
+				r, q := p[0], p[1]
+				return reference{
+					logProb: func(k float64) float64 {
+						if k < 0 || k != math.Trunc(k) || (q == 0 && k > 0) {
+							return math.Inf(-1)
+						}
+						a, _ := math.Lgamma(k + r)
+						b, _ := math.Lgamma(k + 1)
+						c, _ := math.Lgamma(r)
+						kl := 0.0
+						if k > 0 {
+							kl = k * math.Log(q)
+						}
+						return a - b - c + kl + r*math.Log1p(-q)
+					},
+					mean: r * q / (1 - q), variance: r * q / ((1 - q) * (1 - q)),
+				}
+			}, values: []float64{0, 1, 7, 100, -1, 2.5}, domain: counts, discrete: true},
 	}
 }
 
