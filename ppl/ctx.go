@@ -39,6 +39,12 @@ type Config struct {
 	// tape whose values meet (a guide and a model) get disjoint ids when
 	// the second starts where the first ended.
 	FirstID int
+	// StrictProvenance makes a cost or observation whose value carries no
+	// provenance, in a run that sampled sites before it, an error naming
+	// the site, instead of assuming that it depends on all of them (see
+	// [Site].AssumedParents). Values computed in plain Go get their
+	// provenance back from [Lift].
+	StrictProvenance bool
 }
 
 // Handle passes s on unchanged.
@@ -60,6 +66,9 @@ func (c Config) Configure(dst *Config) {
 	}
 	if c.FirstID != 0 {
 		dst.FirstID = c.FirstID
+	}
+	if c.StrictProvenance {
+		dst.StrictProvenance = true
 	}
 }
 
@@ -84,8 +93,9 @@ type run struct {
 	nextID   int
 	addrs    map[string]struct{}
 	params   map[string]*ad.Tensor
-	current  string // address of the last site started
-	inSite   bool   // a site is being processed
+	sampled  ad.Provenance // the ids of the sample sites run so far
+	current  string        // address of the last site started
+	inSite   bool          // a site is being processed
 	finished bool
 }
 

@@ -47,6 +47,15 @@
 // parent of another. Control flow, loops and helper functions need no
 // declarations: the graph is what ran.
 //
+// Values read out of tensors into Go (with At or Data) lose their
+// provenance. [Lift] runs a Go function on tensor values and returns a
+// tensor, without gradient, that carries the union of its inputs'
+// provenance. A cost or observation whose value carries no provenance, in
+// a run that sampled sites before it, is taken to depend on all of them
+// (the learning signals stay unbiased, only noisier) and is marked
+// [Site].AssumedParents; [Config].StrictProvenance makes it an error
+// instead.
+//
 // # Effect handlers
 //
 // A primitive builds a [Site] message and sends it through the run's

@@ -185,6 +185,7 @@ func (r *run) sample(s *Site) {
 		probe := tp.WithProvenance(ad.StopGradient(s.Value), ad.Provenance{})
 		s.Parents = s.Dist.LogProb(probe).Provenance()
 		s.Value = tp.WithProvenance(s.Value, own)
+		r.sampled = r.sampled.Union(own)
 		return
 	default:
 		if s.Value.Tape() != tp {
@@ -195,6 +196,7 @@ func (r *run) sample(s *Site) {
 		checkValue(s)
 		r.checkBatch(s, s.Value.Rows(), "value")
 	}
+	r.sampled = r.sampled.Union(own)
 	s.Value = tp.WithProvenance(s.Value, own)
 	s.LogProb = s.Dist.LogProb(s.Value)
 	// The distribution interface does not expose its parameters; the
@@ -210,7 +212,7 @@ func (r *run) observe(s *Site) {
 	r.checkBatch(s, s.Value.Rows(), "observed value")
 	s.LogProb = s.Dist.LogProb(s.Value)
 	s.Cost = ad.Neg(s.LogProb)
-	s.Parents = s.LogProb.Provenance()
+	r.setCostParents(s, s.LogProb.Provenance())
 }
 
 func (r *run) cost(s *Site) {
@@ -220,7 +222,23 @@ func (r *run) cost(s *Site) {
 	}
 	r.checkBatch(s, s.Value.Rows(), "cost")
 	s.Cost = s.Value
-	s.Parents = s.Value.Provenance()
+	r.setCostParents(s, s.Value.Provenance())
+}
+
+// setCostParents sets the parents of the cost or observe site s to prov,
+// or, when prov is empty and sample sites ran before s, to all of them
+// (or fails, with StrictProvenance): a value without provenance after
+// sampling has most likely lost it on its way through plain Go.
+func (r *run) setCostParents(s *Site, prov ad.Provenance) {
+	if !prov.Empty() || r.sampled.Empty() {
+		s.Parents = prov
+		return
+	}
+	if r.cfg.StrictProvenance {
+		fail(s, "the %s carries no provenance, but sample sites ran before it; compute it from their values with ad ops or ppl.Lift so that it names the sites it depends on", s.Kind)
+	}
+	s.Parents = r.sampled
+	s.AssumedParents = true
 }
 
 func (r *run) deterministic(s *Site) {

@@ -95,6 +95,13 @@ type Site struct {
 	// provenance of its value. Parameters carry no provenance, so shared
 	// parameters never make a site a parent of another.
 	Parents ad.Provenance
+	// AssumedParents reports that Parents were assumed rather than read
+	// off the data flow: the value of a cost or observe site carried no
+	// provenance (it was computed in plain Go, say, and not through
+	// [Lift]) in a run that had sampled sites before it, so it is taken
+	// to depend on every one of them. The learning signals stay unbiased,
+	// with more variance; [Config].StrictProvenance makes this an error.
+	AssumedParents bool
 
 	// Param is the parameter of a param site, nil when a handler
 	// substituted its value.

@@ -14,20 +14,30 @@ import (
 // of the paper's appendix (Figure 10, after Schulman et al.): random
 // variables are circles, costs are double-line squares, and an edge
 // X -> Y means that Y depends on X. Nodes are labelled by address and
-// appear in execution order.
+// appear in execution order. A cost whose parents were assumed (see
+// [ppl.Site].AssumedParents) is labelled "(assumed)" and its incoming
+// edges are dashed.
 func (g *Graph) DOT() string {
 	var b strings.Builder
 	b.WriteString("digraph scg {\n")
 	for i, s := range g.nodes {
+		label := s.Addr
+		if s.AssumedParents {
+			label += " (assumed)"
+		}
 		if s.Stochastic() {
-			fmt.Fprintf(&b, "\tn%d [label=%s, shape=circle];\n", i, dotQuote(s.Addr))
+			fmt.Fprintf(&b, "\tn%d [label=%s, shape=circle];\n", i, dotQuote(label))
 		} else {
-			fmt.Fprintf(&b, "\tn%d [label=%s, shape=square, peripheries=2];\n", i, dotQuote(s.Addr))
+			fmt.Fprintf(&b, "\tn%d [label=%s, shape=square, peripheries=2];\n", i, dotQuote(label))
 		}
 	}
 	for i := range g.nodes {
 		for _, c := range g.children[i] {
-			fmt.Fprintf(&b, "\tn%d -> n%d;\n", i, c)
+			if g.nodes[c].AssumedParents {
+				fmt.Fprintf(&b, "\tn%d -> n%d [style=dashed];\n", i, c)
+			} else {
+				fmt.Fprintf(&b, "\tn%d -> n%d;\n", i, c)
+			}
 		}
 	}
 	b.WriteString("}\n")
@@ -55,7 +65,8 @@ func dotQuote(s string) string {
 
 // WriteSummary writes a table of t's sites in execution order, one line
 // each: address, kind, value shape, the addresses of its parents (sample
-// sites in the trace), and the mean over counted rows of its log-prob
+// sites in the trace, followed by "(assumed)" when they were assumed; see
+// [ppl.Site].AssumedParents), and the mean over counted rows of its log-prob
 // (sample and observe sites) or cost (cost sites), unscaled. Substituted
 // sample sites have no log-prob and show "-".
 func (t *Trace) WriteSummary(w io.Writer) error {
@@ -77,6 +88,9 @@ func (t *Trace) WriteSummary(w io.Writer) error {
 		pa := "-"
 		if len(parents) > 0 {
 			pa = strings.Join(parents, ",")
+		}
+		if s.AssumedParents {
+			pa += " (assumed)"
 		}
 		mean := "-"
 		switch {

@@ -23,9 +23,15 @@ type Objective interface {
 // cost and observe sites: the expected sum of its costs.
 type Program struct {
 	Model ppl.Model
+	// Handlers apply to every run of the program, before the handlers
+	// given to Run: trace.Condition to feed it data by address, a
+	// ppl.Config with StrictProvenance, say.
+	Handlers []ppl.Handler
 }
 
-// Run runs the program under env and handlers.
+// Run runs the program under env, p.Handlers and handlers.
 func (p Program) Run(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, error) {
-	return trace.Run(p.Model, append([]ppl.Handler{env}, handlers...)...)
+	hs := make([]ppl.Handler, 0, 1+len(p.Handlers)+len(handlers))
+	hs = append(append(append(hs, env), p.Handlers...), handlers...)
+	return trace.Run(p.Model, hs...)
 }
