@@ -84,6 +84,7 @@ func (c Config) Configure(dst *Config) {
 type Ctx struct {
 	run    *run
 	prefix string
+	plates Stack
 }
 
 // run is the state that every scope of one run shares.
@@ -92,6 +93,7 @@ type run struct {
 	chain    func(*Site)
 	nextID   int
 	addrs    map[string]struct{}
+	frames   map[string]*Frame // the plates entered, by address
 	params   map[string]*ad.Tensor
 	sampled  ad.Provenance // the ids of the sample sites run so far
 	current  string        // address of the last site started
@@ -107,7 +109,7 @@ func (c *Ctx) Scope(name string) *Ctx {
 	if name == "" {
 		panic(&SiteError{Addr: c.prefix, Err: errors.New("ppl: Scope: empty scope name")})
 	}
-	return &Ctx{run: c.run, prefix: c.prefix + name + "/"}
+	return &Ctx{run: c.run, prefix: c.prefix + name + "/", plates: c.plates}
 }
 
 // Addr returns the full address of the site name in c's scope.
@@ -122,8 +124,9 @@ func (c *Ctx) Rand() *rand.Rand { c.check("Rand"); return c.run.cfg.Rand }
 // Params returns the run's parameter store.
 func (c *Ctx) Params() *nn.Store { c.check("Params"); return c.run.cfg.Params }
 
-// Batch returns the run's batch size, or 0 while it is not yet known (no
-// [Config].Batch and no sample, observe or cost site so far).
+// Batch returns the run's batch size, the rows of a value outside every
+// plate, or 0 while it is not yet known (no [Config].Batch and no sample,
+// observe or cost site so far).
 func (c *Ctx) Batch() int { c.check("Batch"); return c.run.cfg.Batch }
 
 // check panics with a clear message when c cannot be used by a primitive.
@@ -209,6 +212,7 @@ func Run(model Model, handlers ...Handler) (err error) {
 		cfg:    cfg,
 		nextID: cfg.FirstID,
 		addrs:  make(map[string]struct{}),
+		frames: make(map[string]*Frame),
 		params: make(map[string]*ad.Tensor),
 	}
 	r.chain = r.handle

@@ -27,9 +27,12 @@ const (
 	// [Deterministic], or a sample site whose value a handler fixed
 	// without scoring it.
 	KindDeterministic
+	// KindPlate is a plate entered by [Plate]: its address is the plate's
+	// and its last Plates frame the plate itself ([Site.Frame]).
+	KindPlate
 )
 
-var kindNames = [...]string{"invalid", "sample", "observe", "cost", "param", "deterministic"}
+var kindNames = [...]string{"invalid", "sample", "observe", "cost", "param", "deterministic", "plate"}
 
 // String returns the kind's name in lower case, e.g. "sample".
 func (k Kind) String() string {
@@ -83,8 +86,14 @@ type Site struct {
 	// site; nil otherwise. Unscaled and unmasked: see [Site.ScaledCost].
 	Cost *ad.Tensor
 	// Scale multiplies the site's log-probability and cost when they are
-	// summed into an objective (minibatch rescaling). It starts at 1.
+	// summed into an objective (minibatch rescaling). It starts at 1, or
+	// at the Scale of the site's plates (see [Stack.Scale]).
 	Scale float64
+	// Plates are the plates the site is inside, outermost first; its
+	// value, log-prob and cost have their rows (see [Stack]). A site
+	// inside subsampled plates starts with Scale the product of their
+	// size/n.
+	Plates Stack
 	// Mask, when not nil, is a [B x 1] tensor whose non-zero rows count;
 	// the others are left out of sums. Nil means every row counts.
 	Mask *ad.Tensor

@@ -79,6 +79,11 @@ func (t *Trace) WriteSummary(w io.Writer) error {
 			r, c := s.Value.Dims()
 			shape = fmt.Sprintf("[%dx%d]", r, c)
 		}
+		if f := s.Frame(); f != nil {
+			shape = f.String()
+		} else if len(s.Plates) > 0 {
+			shape += " in " + strings.Join(s.Plates.Names(), "/")
+		}
 		var parents []string
 		for _, id := range s.Parents.IDs() {
 			if p := byID[id]; p != nil {

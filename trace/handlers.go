@@ -21,9 +21,11 @@ import (
 // was recorded on the run's tape, the value is t's tensor itself, so
 // gradients flow back through it into whatever produced it (a guide's
 // reparameterized sample); from another tape it is copied as a constant.
-// t's tape must not have been reset since t was recorded.
+// t's tape must not have been reset since t was recorded. Plates take the
+// subsample of t's plate at the same address, as [ReplayPlates] gives it.
 func Replay(t *Trace) ppl.Handler {
 	return ppl.HandlerFunc(func(s *ppl.Site, next func(*ppl.Site)) {
+		replayPlate(t, s)
 		if s.Kind == ppl.KindSample {
 			if rec := t.Site(s.Addr); rec != nil && rec.Kind == ppl.KindSample {
 				s.Value = rec.Value
@@ -32,6 +34,35 @@ func Replay(t *Trace) ppl.Handler {
 		}
 		next(s)
 	})
+}
+
+// ReplayPlates returns a handler that gives each plate (a site of kind
+// [ppl.KindPlate]) the subsample of t's plate at the same address, so that
+// a model run after its guide, or a re-run of a program, holds the same
+// members. The run fails with a [ppl.SiteError] naming the plate when t's
+// plate has another size.
+func ReplayPlates(t *Trace) ppl.Handler {
+	return ppl.HandlerFunc(func(s *ppl.Site, next func(*ppl.Site)) {
+		replayPlate(t, s)
+		next(s)
+	})
+}
+
+// replayPlate gives the plate site s the subsample of t's plate at its
+// address, if there is one.
+func replayPlate(t *Trace, s *ppl.Site) {
+	if s.Kind != ppl.KindPlate {
+		return
+	}
+	rec := t.Site(s.Addr)
+	if rec == nil || rec.Kind != ppl.KindPlate {
+		return
+	}
+	f, old := s.Frame(), rec.Frame()
+	if f.Size != old.Size {
+		panic(&ppl.SiteError{Addr: s.Addr, Err: fmt.Errorf("trace: plate has size %d, but size %d in the replayed trace", f.Size, old.Size)})
+	}
+	f.Indices = old.Indices
 }
 
 // ReplayValues returns a handler that gives each sample site whose address

@@ -38,12 +38,16 @@ func KLAddr(addr string) string { return "kl(" + addr + ")" }
 // The model's own sample, param and deterministic sites are not in the
 // trace: its latents are the guide's.
 //
-// Each latent's cost has Scale the product of the guide's and the model's
-// site Scale, and Mask their combined mask; the handlers given to Run
-// apply to the guide, so trace.Scale and trace.Mask passed there weigh the
-// latents' costs, not the model's observations. To weigh the whole
-// objective (minibatch rescaling by N/B), set the Scale field, which
-// multiplies the Scale of every cost.
+// Each latent's cost is inside the latent's plates (guide and model must
+// sample it inside the same plates, in the same order) and has Scale the
+// product of the guide's and the model's site Scale, the plates' own
+// scale counted once, and Mask their combined mask; the handlers given to
+// Run apply to the guide, so trace.Scale and trace.Mask passed there
+// weigh the latents' costs, not the model's observations. For minibatches,
+// put the data in a subsampled plate (ppl.Plate with ppl.Subsample): the
+// sites inside it, and only those, are weighed by N/n, so global latents
+// keep their full KL. The Scale field multiplies the Scale of every cost,
+// the global latents' included.
 //
 // With AnalyticKL, a latent whose guide and prior have a closed-form KL
 // divergence in [dist.KL] (both Normal, both Bernoulli, both Categorical
@@ -103,15 +107,14 @@ func (e ELBO) Run(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, error)
 	}
 	sites := make([]*ppl.Site, 0, p.guide.Len()+p.model.Len())
 	for _, s := range p.guide.Sites() {
-		if s.Stochastic() || s.Intervened || s.Kind == ppl.KindCost || s.Kind == ppl.KindDeterministic {
+		if s.Stochastic() || s.Intervened || s.Kind == ppl.KindCost || s.Kind == ppl.KindDeterministic || s.Kind == ppl.KindPlate {
 			sites = append(sites, s)
 		}
 	}
-	batch := p.guide.Batch()
 	for _, ms := range p.model.Sites() {
 		switch {
 		case ms.Stochastic():
-			c, err := e.latentCost(p, ms, batch)
+			c, err := e.latentCost(p, ms)
 			if err != nil {
 				return nil, fmt.Errorf("vi: ELBO: %w", err)
 			}
@@ -148,7 +151,7 @@ func scaleCosts(sites []*ppl.Site, factor float64) error {
 }
 
 // latentCost returns the cost site of the model's latent ms.
-func (e ELBO) latentCost(p pair, ms *ppl.Site, batch int) (*ppl.Site, error) {
+func (e ELBO) latentCost(p pair, ms *ppl.Site) (*ppl.Site, error) {
 	addr := KLAddr(ms.Addr)
 	if err := p.checkFree(addr, fmt.Sprintf("the cost of latent %q", ms.Addr)); err != nil {
 		return nil, err
@@ -175,11 +178,11 @@ func (e ELBO) latentCost(p pair, ms *ppl.Site, batch int) (*ppl.Site, error) {
 		}
 		cost = ad.Sub(lq, lp)
 	}
-	if r := cost.Rows(); batch > 0 && r != batch {
+	if r, rows := cost.Rows(), gs.Value.Rows(); r != rows {
 		if r != 1 {
-			return nil, &ppl.SiteError{Addr: ms.Addr, Err: fmt.Errorf("cost has %d rows, the guide's batch is %d", r, batch)}
+			return nil, &ppl.SiteError{Addr: ms.Addr, Err: fmt.Errorf("cost has %d rows, the guide's value has %d", r, rows)}
 		}
-		cost = ad.Add(cost, cost.Tape().Zeros(batch, 1))
+		cost = ad.Add(cost, cost.Tape().Zeros(rows, 1))
 	}
 	return &ppl.Site{
 		Addr:  addr,
@@ -187,8 +190,11 @@ func (e ELBO) latentCost(p pair, ms *ppl.Site, batch int) (*ppl.Site, error) {
 		ID:    -1,
 		Value: cost,
 		Cost:  cost,
-		Scale: gs.Scale * ms.Scale,
-		Mask:  combineMasks(gs.Mask, ms.Mask),
+		// Both sites carry the Scale of their plates (the same plates,
+		// with the same subsample); the cost counts it once.
+		Scale:  gs.Scale * ms.Scale / gs.Plates.Scale(),
+		Plates: gs.Plates,
+		Mask:   combineMasks(gs.Mask, ms.Mask),
 	}, nil
 }
 

@@ -3,6 +3,7 @@ package vi
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/backpropq/backpropq/ad"
 	"github.com/backpropq/backpropq/ppl"
@@ -48,7 +49,7 @@ func runPair(name string, model, guide ppl.Model, env ppl.Config, handlers []ppl
 		menv.Batch = b
 	}
 	menv.FirstID = max(env.FirstID, g.NextID())
-	m, err := trace.Run(model, menv, replayGuide(g))
+	m, err := trace.Run(model, menv, trace.ReplayPlates(g), replayGuide(g))
 	if err != nil {
 		return pair{}, fmt.Errorf("vi: %s: model: %w", name, err)
 	}
@@ -67,6 +68,9 @@ func runPair(name string, model, guide ppl.Model, env ppl.Config, handlers []ppl
 		case !ms.Stochastic() && !ms.Intervened:
 			return pair{}, fmt.Errorf("vi: %s: %w", name, &ppl.SiteError{Addr: s.Addr,
 				Err: fmt.Errorf("the guide samples a site that is a %v site of the model", ms.Kind)})
+		case !slices.Equal(s.Plates.Names(), ms.Plates.Names()):
+			return pair{}, fmt.Errorf("vi: %s: %w", name, &ppl.SiteError{Addr: s.Addr,
+				Err: fmt.Errorf("the guide samples the latent inside plates %v, the model inside plates %v", s.Plates, ms.Plates)})
 		}
 	}
 	return pair{guide: g, model: m}, nil
@@ -98,7 +102,7 @@ func replayGuide(g *trace.Trace) ppl.Handler {
 			if s.Dist != nil {
 				b, e := s.Dist.Shape()
 				r, c := gs.Value.Dims()
-				if (b != r && b != 1) || (e != c && e != 1) {
+				if (b != r && b != 1) || e != c {
 					panic(&ppl.SiteError{Addr: s.Addr, Err: fmt.Errorf(
 						"shape disagreement: the guide's value is [%dx%d], the model's distribution is [%dx%d]", r, c, b, e)})
 				}
