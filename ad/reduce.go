@@ -399,6 +399,8 @@ func (t *Tensor) backward() {
 		t.backwardWhere()
 	case opReshape, opTranspose:
 		t.backwardShape()
+	case opBCELogits:
+		t.backwardBCELogits()
 	default:
 		t.backwardUnary()
 	}
