@@ -145,8 +145,15 @@ func TestPlateModelsUnbiased(t *testing.T) {
 		{"mixture", mixELBO, []plateSupport{{"g", 1, 2}, {"z", 3, 1}}},
 		{"nested", vi.Program{Model: nestedModel}, []plateSupport{{"g", 1, 1}, {"h", 2, 1}, {"y", 4, 1}}},
 	}
+	// The relaxation estimators re-run the objective at relaxed values;
+	// every site of these models is Bernoulli.
+	cases := append(append([]estimatorCase(nil), unbiasedCases...),
+		estimatorCase{name: "MuProp", make: func() Estimator { return MuProp{} }},
+		estimatorCase{name: "REBAR", make: func() Estimator { return REBAR{} }},
+		estimatorCase{name: "RELAX", make: func() Estimator { return RELAX{} }},
+	)
 	for _, m := range models {
-		for _, ec := range unbiasedCases {
+		for _, ec := range cases {
 			t.Run(m.name+"/"+ec.name, func(t *testing.T) {
 				store := initObjectiveStore(t, m.obj)
 				exact := exactPlateGradient(t, m.obj, store, m.support)
