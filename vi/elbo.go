@@ -54,7 +54,12 @@ func KLAddr(addr string) string { return "kl(" + addr + ")" }
 // or both OneHotCategorical) has the cost KL(q || p) instead of the
 // sampled log ratio:
 // the same expectation, usually with less variance (not always: for the
-// exact posterior as guide the sampled bound is constant). That cost
+// exact posterior as guide the sampled bound is constant). Latents are
+// paired by address whatever the order in which the guide draws them; a
+// latent whose prior depends on a latent that the guide draws from it (a
+// guide that samples in the reverse order of the model, say) keeps the
+// sampled log ratio, since the closed form would not have its expectation
+// there. That cost
 // depends on the distributions' parameters, not on the sampled value, so
 // it is reachable from the latent's parents but not from the latent
 // itself.
@@ -158,7 +163,7 @@ func (e ELBO) latentCost(p pair, ms *ppl.Site) (*ppl.Site, error) {
 	}
 	gs := p.guide.Site(ms.Addr)
 	var cost *ad.Tensor
-	if e.AnalyticKL {
+	if e.AnalyticKL && p.closedFormHolds(ms) {
 		kl, err := dist.KL(gs.Dist, ms.Dist)
 		switch {
 		case err == nil:
@@ -196,6 +201,22 @@ func (e ELBO) latentCost(p pair, ms *ppl.Site) (*ppl.Site, error) {
 		Plates: gs.Plates,
 		Mask:   combineMasks(gs.Mask, ms.Mask),
 	}, nil
+}
+
+// closedFormHolds reports whether the closed-form KL of the model's
+// latent ms has the expectation of its sampled log ratio: when no parent
+// of the prior depends, in the guide, on the latent itself. A guide that
+// draws the latents in another order than the model can make the prior's
+// parents descendants of the latent; the closed form would then integrate
+// the latent against its guide marginal while the parents hold values
+// drawn from it.
+func (p pair) closedFormHolds(ms *ppl.Site) bool {
+	for _, d := range p.guide.Graph().Descendants(ms.Addr) {
+		if s := p.guide.Site(d); s.Stochastic() && ms.Parents.Has(s.ID) {
+			return false
+		}
+	}
+	return true
 }
 
 // combineMasks returns the product of two masks, either of which may be
