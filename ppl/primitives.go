@@ -239,6 +239,9 @@ func (r *run) sample(s *Site) {
 
 func (r *run) observe(s *Site) {
 	checkDist(s)
+	if s.Conditioned && s.Value != nil && s.Value.Tape() != r.cfg.Tape {
+		s.Value = r.cfg.Tape.Const(s.Value.Value())
+	}
 	r.checkTape(s, s.Value, "observed value")
 	r.checkBatch(s, s.Value.Rows(), "observed value")
 	r.checkDistRows(s)

@@ -127,6 +127,11 @@ type Site struct {
 	// from an earlier trace; the value was checked against the support and
 	// scored under Dist.
 	Replayed bool
+	// Conditioned reports that a handler supplied the observed value of an
+	// observe site (trace.Condition); a value of another tape than the
+	// run's is then copied onto it as a constant, so that data prepared
+	// once serve every run.
+	Conditioned bool
 	// Substituted reports that a handler put an arbitrary tensor in place
 	// of a sample site's value (a relaxed or mean-field value, say). The
 	// value keeps its gradient path, gets provenance {ID} like a sample,

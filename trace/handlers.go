@@ -87,16 +87,19 @@ func ReplayValues(values map[string]*ad.Tensor) ppl.Handler {
 // support and scored, and costs -log p like any observation; the model
 // receives the value unchanged, with its own provenance (none, for data).
 // An observe site whose address is in values observes that value instead
-// of the model's.
+// of the model's. A value of another tape than the run's is copied onto it
+// as a constant ([ppl.Site].Conditioned), so one map of data serves every
+// run. The handler is [Addressed].
 func Condition(values map[string]*ad.Tensor) ppl.Handler {
-	return ppl.HandlerFunc(func(s *ppl.Site, next func(*ppl.Site)) {
+	return addressed{values: values, HandlerFunc: func(s *ppl.Site, next func(*ppl.Site)) {
 		if v, ok := values[s.Addr]; ok && (s.Kind == ppl.KindSample || s.Kind == ppl.KindObserve) {
 			s.Kind = ppl.KindObserve
 			s.ID = -1
 			s.Value = v
+			s.Conditioned = true
 		}
 		next(s)
-	})
+	}}
 }
 
 // Do returns a handler that intervenes at the given sample sites: the
@@ -105,9 +108,10 @@ func Condition(values map[string]*ad.Tensor) ppl.Handler {
 // -1, Intervened set) and is no longer a random variable of the graph; the
 // model receives the tensor unchanged, with its own provenance, so the
 // sites downstream depend on whatever the tensor depends on instead of on
-// the site. The tensor must have the distribution's value shape.
+// the site. The tensor must have the distribution's value shape. The
+// handler is [Addressed].
 func Do(values map[string]*ad.Tensor) ppl.Handler {
-	return ppl.HandlerFunc(func(s *ppl.Site, next func(*ppl.Site)) {
+	return addressed{values: values, HandlerFunc: func(s *ppl.Site, next func(*ppl.Site)) {
 		if v, ok := values[s.Addr]; ok && s.Kind == ppl.KindSample {
 			s.Kind = ppl.KindDeterministic
 			s.ID = -1
@@ -115,7 +119,7 @@ func Do(values map[string]*ad.Tensor) ppl.Handler {
 			s.Intervened = true
 		}
 		next(s)
-	})
+	}}
 }
 
 // Substitute returns a handler that replaces parameter values: a param
@@ -123,14 +127,14 @@ func Do(values map[string]*ad.Tensor) ppl.Handler {
 // tensor instead of the store's parameter (Param is then nil), unchanged
 // and with its own provenance. The tensor must have the requested shape.
 // Parameters of a [ppl.Module] cannot be substituted (the run fails with a
-// [ppl.SiteError]).
+// [ppl.SiteError]). The handler is [Addressed].
 func Substitute(values map[string]*ad.Tensor) ppl.Handler {
-	return ppl.HandlerFunc(func(s *ppl.Site, next func(*ppl.Site)) {
+	return addressed{values: values, HandlerFunc: func(s *ppl.Site, next func(*ppl.Site)) {
 		if v, ok := values[s.Addr]; ok && s.Kind == ppl.KindParam {
 			s.Value = v
 		}
 		next(s)
-	})
+	}}
 }
 
 // Override returns a handler that puts arbitrary tensors in place of

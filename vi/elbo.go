@@ -78,9 +78,21 @@ type ELBO struct {
 	// sampled log ratio.
 	AnalyticKL bool
 	// Scale, when not 0, multiplies the Scale of every cost of the
-	// objective, for minibatches: N/B makes the loss of B data points out
-	// of N an unbiased estimate of the full data set's. 0 means 1.
+	// objective, the global latents' included: N/B makes the loss of B
+	// data points out of N an unbiased estimate of the full data set's
+	// only when every latent is local; a subsampled ppl.Plate scales the
+	// local terms alone. 0 means 1.
 	Scale float64
+	// ModelHandlers apply to every run of the model only, before the
+	// objective's own: trace.Condition feeds it data by address,
+	// trace.Do, trace.Mask and trace.Scale act on its sites. A
+	// trace.Condition, trace.Do or trace.Substitute address that the model
+	// never reaches is an error naming it, unless the handler is wrapped
+	// with trace.Optional.
+	ModelHandlers []ppl.Handler
+	// GuideHandlers apply to every run of the guide only, before the
+	// handlers given to Run, and are checked the same way.
+	GuideHandlers []ppl.Handler
 }
 
 // Run runs the guide under env and handlers, then the model on env's tape
@@ -106,7 +118,7 @@ type ELBO struct {
 // site, when the guide observes data, and when a cost's address is taken
 // by a site of the model or the guide; and the errors of the two runs.
 func (e ELBO) Run(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, error) {
-	p, err := runPair("ELBO", e.Model, e.Guide, env, handlers)
+	p, err := runPair("ELBO", e.Model, e.Guide, env, handlers, handlersOf(e.ModelHandlers, e.GuideHandlers))
 	if err != nil {
 		return nil, err
 	}

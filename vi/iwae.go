@@ -58,6 +58,8 @@ type IWAE struct {
 	// minibatches (N/B), as in [ELBO]. It does not change the log weights,
 	// the bounds or the VIMCO signal. 0 means 1.
 	Scale float64
+	// ModelHandlers and GuideHandlers are as in [ELBO].
+	ModelHandlers, GuideHandlers []ppl.Handler
 }
 
 // Run runs the guide with K*B rows, B being env.Batch, the number of data
@@ -71,7 +73,7 @@ func (w IWAE) Run(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, error)
 	}
 	b := max(env.Batch, 1)
 	env.Batch = w.K * b
-	p, err := runPair("IWAE", w.Model, w.Guide, env, handlers)
+	p, err := runPair("IWAE", w.Model, w.Guide, env, handlers, handlersOf(w.ModelHandlers, w.GuideHandlers))
 	if err != nil {
 		return nil, err
 	}

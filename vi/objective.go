@@ -1,6 +1,8 @@
 package vi
 
 import (
+	"fmt"
+
 	"github.com/backpropq/backpropq/ppl"
 	"github.com/backpropq/backpropq/trace"
 )
@@ -25,7 +27,9 @@ type Program struct {
 	Model ppl.Model
 	// Handlers apply to every run of the program, before the handlers
 	// given to Run: trace.Condition to feed it data by address, a
-	// ppl.Config with StrictProvenance, say.
+	// ppl.Config with StrictProvenance, say. A trace.Condition, trace.Do
+	// or trace.Substitute address that the program never reaches is an
+	// error naming it, unless the handler is wrapped with trace.Optional.
 	Handlers []ppl.Handler
 }
 
@@ -33,5 +37,12 @@ type Program struct {
 func (p Program) Run(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, error) {
 	hs := make([]ppl.Handler, 0, 1+len(p.Handlers)+len(handlers))
 	hs = append(append(append(hs, env), p.Handlers...), handlers...)
-	return trace.Run(p.Model, hs...)
+	tr, err := trace.Run(p.Model, hs...)
+	if err != nil {
+		return nil, err
+	}
+	if err := trace.CheckAddrs(tr, p.Handlers...); err != nil {
+		return nil, fmt.Errorf("vi: Program: %w", err)
+	}
+	return tr, nil
 }

@@ -10,16 +10,23 @@ import (
 	"github.com/backpropq/backpropq/trace"
 )
 
+// handlers are the handlers an objective applies to its model only and to
+// its guide only.
+type handlers struct{ model, guide []ppl.Handler }
+
+func handlersOf(model, guide []ppl.Handler) handlers { return handlers{model: model, guide: guide} }
+
 // pair is one run of a guide and of the model replayed on its values.
 type pair struct {
 	guide, model *trace.Trace
 }
 
-// runPair runs guide under env and handlers, then model on the same tape
+// runPair runs guide under env, own.guide and handlers, then model under
+// own.model on the same tape
 // with every latent given the guide's value and the guide's site id (see
 // the package documentation), and checks that the two agree on their
 // latents. name prefixes the errors.
-func runPair(name string, model, guide ppl.Model, env ppl.Config, handlers []ppl.Handler) (pair, error) {
+func runPair(name string, model, guide ppl.Model, env ppl.Config, handlers []ppl.Handler, own handlers) (pair, error) {
 	switch {
 	case model == nil:
 		return pair{}, fmt.Errorf("vi: %s: nil model", name)
@@ -31,10 +38,14 @@ func runPair(name string, model, guide ppl.Model, env ppl.Config, handlers []ppl
 		// their gradient paths into the model.
 		env.Tape = ad.NewTape()
 	}
-	hs := make([]ppl.Handler, 0, len(handlers)+1)
+	hs := make([]ppl.Handler, 0, len(handlers)+len(own.guide)+1)
 	hs = append(hs, env)
+	hs = append(hs, own.guide...)
 	hs = append(hs, handlers...)
 	g, err := trace.Run(guide, hs...)
+	if err == nil {
+		err = trace.CheckAddrs(g, own.guide...)
+	}
 	if err != nil {
 		return pair{}, fmt.Errorf("vi: %s: guide: %w", name, err)
 	}
@@ -49,7 +60,11 @@ func runPair(name string, model, guide ppl.Model, env ppl.Config, handlers []ppl
 		menv.Batch = b
 	}
 	menv.FirstID = max(env.FirstID, g.NextID())
-	m, err := trace.Run(model, menv, trace.ReplayPlates(g), replayGuide(g))
+	ms := append(append([]ppl.Handler{menv}, own.model...), trace.ReplayPlates(g), replayGuide(g))
+	m, err := trace.Run(model, ms...)
+	if err == nil {
+		err = trace.CheckAddrs(m, own.model...)
+	}
 	if err != nil {
 		return pair{}, fmt.Errorf("vi: %s: model: %w", name, err)
 	}
