@@ -158,7 +158,8 @@ type chunkResult struct {
 // overwritten.)
 //
 // A panic in the objective that is not a ppl.SiteError or an ad shape
-// error propagates, on the caller's goroutine.
+// error propagates, on the caller's goroutine, as a *[UserPanic] that
+// carries the original value and the stack where it panicked.
 func (s *SVI) Step() (Metrics, error) {
 	results, norm, err := s.compute()
 	if err != nil {
@@ -272,7 +273,7 @@ func (s *SVI) compute() (results []chunkResult, norm float64, err error) {
 		r := &results[c]
 		defer func() {
 			if p := recover(); p != nil {
-				r.panicked, r.panicVal = true, p
+				r.panicked, r.panicVal = true, capturePanic(p)
 			}
 		}()
 		tp := s.tapes[c]
