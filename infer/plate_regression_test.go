@@ -166,3 +166,81 @@ func TestBayesianRegressionInAPlate(t *testing.T) {
 		assert.InDelta(t, fullSD[j], colsSD[j], 1e-6)
 	}
 }
+
+// TestPlateMisuseFailsTheStep checks that each misuse of plates is an
+// error naming the site or the plate, and that the failed step changes no
+// parameter, no optimizer state and no step count.
+func TestPlateMisuseFailsTheStep(t *testing.T) {
+	xs, ys := regData()
+	unbroadcast := func(ctx *ppl.Ctx) {
+		tp := ctx.Tape()
+		w, b := regPriors(ctx)
+		data := ppl.Plate(ctx, "data", len(xs))
+		loc := ad.Add(ad.Mul(w, tp.Full(ctx.Batch(), 1, 1)), b) // a global value used inside
+		ppl.Observe(data, "y", dist.Normal{Loc: loc, Scale: tp.Full(ctx.Batch(), 1, regNoise)}, ppl.Data(data, tp.FromData(len(ys), 1, ys)))
+	}
+	guideInPlate := func(size int) ppl.Model {
+		return func(ctx *ppl.Ctx) {
+			regGuide(ctx)
+			ppl.Plate(ctx, "data", size)
+		}
+	}
+	local := func(outer, inner string) ppl.Model {
+		return func(ctx *ppl.Ctx) {
+			tp := ctx.Tape()
+			regPriors(ctx)
+			a := ppl.Plate(ctx, outer, 2)
+			b := ppl.Plate(a, inner, 2)
+			ppl.Sample(b, "z", dist.Normal{Loc: tp.Zeros(b.Rows(), 1), Scale: tp.Full(b.Rows(), 1, 1)})
+		}
+	}
+	localGuide := func(outer, inner string) ppl.Model {
+		return func(ctx *ppl.Ctx) {
+			regGuide(ctx)
+			tp := ctx.Tape()
+			a := ppl.Plate(ctx, outer, 2)
+			b := ppl.Plate(a, inner, 2)
+			ppl.Sample(b, "z", dist.Normal{Loc: tp.Zeros(b.Rows(), 1), Scale: tp.Full(b.Rows(), 1, 1)})
+		}
+	}
+	cases := []struct {
+		name string
+		obj  vi.ELBO
+		want []string
+	}{
+		{"global value inside a plate", vi.ELBO{Model: unbroadcast, Guide: regGuide}, []string{`site "y"`, "plates []", "plates [data[200]]", "ppl.Broadcast"}},
+		{"subsample larger than the plate", vi.ELBO{Model: regPlateModel(xs, ys, 300), Guide: regGuide}, []string{`site "data"`, "subsample of 300 is larger than the plate's size 200"}},
+		{"plate reused at another size", vi.ELBO{Model: regPlateModel(xs, ys, 0), Guide: guideInPlate(100)}, []string{`site "data"`, "size 200", "size 100"}},
+		{"plates nested in other orders", vi.ELBO{Model: local("rows", "cols"), Guide: localGuide("cols", "rows")}, []string{`site "z"`, "[cols[2] rows[2]]", "[rows[2] cols[2]]"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			opt := nn.NewAdam(0.05)
+			s := &SVI{Objective: vi.ELBO{Model: regPlateModel(xs, ys, 0), Guide: regGuide}, Estimators: Estimators{Default: Pathwise{}},
+				Optimizer: opt, Params: nn.NewStore(), Particles: 4, Seed: 3}
+			_, err := s.Step()
+			require.NoError(t, err)
+			snapshot := func() []float64 {
+				var v []float64
+				for _, p := range s.Params.Params() {
+					v = append(v, p.Value.RawMatrix().Data...)
+					st := opt.State()[p.Name]
+					v = append(v, float64(st.Step))
+					for _, b := range st.Buffers {
+						v = append(v, b.RawMatrix().Data...)
+					}
+				}
+				return v
+			}
+			before := snapshot()
+			s.Objective = tc.obj
+			_, err = s.Step()
+			require.Error(t, err)
+			for _, w := range tc.want {
+				assert.ErrorContains(t, err, w)
+			}
+			assert.Equal(t, before, snapshot())
+			assert.EqualValues(t, 1, s.StepCount())
+		})
+	}
+}
