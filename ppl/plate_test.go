@@ -216,3 +216,12 @@ func TestPlateErrors(t *testing.T) {
 }
 
 func matOf(rows, cols int, vs ...float64) *mat.Dense { return mat.NewDense(rows, cols, vs) }
+
+func TestDataFromAnotherTape(t *testing.T) {
+	data := ad.NewTape().FromData(3, 1, []float64{1, 2, 3})
+	require.NoError(t, ppl.Run(func(ctx *ppl.Ctx) {
+		rows := ppl.Data(ppl.Plate(ctx, "d", 3, ppl.SubsampleIndices([]int{2})), data)
+		assert.Equal(t, ctx.Tape(), rows.Tape())
+		assert.Equal(t, []float64{3, 3}, rows.Data())
+	}, ppl.Config{Batch: 2}))
+}

@@ -54,8 +54,10 @@ func SumOut(ctx *Ctx, t *ad.Tensor) *ad.Tensor {
 // plate level: data has one row per combination of members of ctx's
 // plates (Size rows for one plate, G*M rows for plates of G and M
 // members, the inner index varying fastest), and the result has the row
-// of each present member (the subsample's), for every particle. It keeps
-// data's gradient path and provenance. Data panics with a [SiteError]
+// of each present member (the subsample's), for every particle, on the
+// run's tape. It keeps data's gradient path and provenance; data without
+// a gradient path may live on any tape, so a data set is prepared once
+// (ad.NewTape().FromData, say) and serves every run. Data panics with a [SiteError]
 // naming the last site when ctx is not inside a plate, the batch is not
 // known, or data has another number of rows.
 func Data(ctx *Ctx, data *ad.Tensor) *ad.Tensor {
@@ -87,7 +89,8 @@ func Data(ctx *Ctx, data *ad.Tensor) *ad.Tensor {
 		for _, r := range rows {
 			out = append(out, src[r*cols:(r+1)*cols]...)
 		}
-		block = data.Tape().WithProvenance(data.Tape().FromData(len(rows), cols, out), data.Provenance())
+		tp := ctx.run.cfg.Tape
+		block = tp.WithProvenance(tp.FromData(len(rows), cols, out), data.Provenance())
 	}
 	if p == 1 {
 		return block
