@@ -82,16 +82,7 @@ func exactPlateGradient(t *testing.T, obj vi.Objective, store *nn.Store, sup []p
 		}
 		tr, err := obj.Run(ppl.Config{Tape: tp, Params: store, Batch: 1}, trace.ReplayValues(cfg))
 		require.NoError(t, err)
-		var logp, cost *ad.Tensor
-		for _, s := range tr.Sites() {
-			if s.Stochastic() {
-				logp = addOrSet(logp, ad.Sum(s.LogProb))
-			}
-			if s.IsCost() {
-				cost = addOrSet(cost, ad.Sum(s.ScaledCost()))
-			}
-		}
-		total = addOrSet(total, ad.Mul(ad.Exp(logp), cost))
+		total = addOrSet(total, weightedCost(tr))
 	}
 	tp.Backward(total)
 	return flatGrads(store)
