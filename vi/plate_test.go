@@ -11,6 +11,7 @@ import (
 	"github.com/backpropq/backpropq/ad"
 	"github.com/backpropq/backpropq/ppl"
 	"github.com/backpropq/backpropq/ppl/dist"
+	"github.com/backpropq/backpropq/trace"
 	"github.com/backpropq/backpropq/vi"
 )
 
@@ -148,4 +149,43 @@ func TestELBOPlateMismatches(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSubsampleScaleIsUnbiased averages the ELBO's loss over every
+// subsample of 2 of the 5 points, each weighed by 5/2 inside the plate,
+// and finds the full data's loss: the local terms are scaled, the global
+// latent's is not.
+func TestSubsampleScaleIsUnbiased(t *testing.T) {
+	model := func(indices []int) ppl.Model {
+		return func(ctx *ppl.Ctx) {
+			tp := ctx.Tape()
+			mu := ppl.Sample(ctx, "mu", dist.Normal{Loc: tp.Zeros(1, 1), Scale: tp.Full(1, 1, 2)})
+			var opts []ppl.PlateOption
+			if indices != nil {
+				opts = append(opts, ppl.SubsampleIndices(indices))
+			}
+			data := ppl.Plate(ctx, "data", len(plateData), opts...)
+			x := ppl.Data(data, tp.FromData(len(plateData), 1, plateData))
+			ppl.Observe(data, "x", dist.Normal{Loc: ppl.Broadcast(data, mu), Scale: tp.Full(data.Rows(), 1, 0.5)}, x)
+		}
+	}
+	guide := func(ctx *ppl.Ctx) {
+		tp := ctx.Tape()
+		ppl.Sample(ctx, "mu", dist.Normal{Loc: tp.Full(1, 1, 0.4), Scale: tp.Full(1, 1, 0.3)})
+	}
+	loss := func(indices []int) float64 {
+		tp := ad.NewTape()
+		values := map[string]*ad.Tensor{"mu": tp.Scalar(0.9)}
+		tr, err := vi.ELBO{Model: model(indices), Guide: guide}.Run(ppl.Config{Tape: tp, Batch: 1}, trace.ReplayValues(values))
+		require.NoError(t, err)
+		return vi.Loss(tr).Item()
+	}
+	sum, count := 0.0, 0
+	for i := range plateData {
+		for j := i + 1; j < len(plateData); j++ {
+			sum += loss([]int{i, j})
+			count++
+		}
+	}
+	assert.InDelta(t, loss(nil), sum/float64(count), 1e-12)
 }
