@@ -59,8 +59,8 @@ func ExampleSVI_plate() {
 		}
 	}
 	for _, name := range []string{"w", "b"} {
-		loc := svi.Params.Get(name + "/loc").Value.At(0, 0)
-		scale := math.Exp(svi.Params.Get(name + "/logscale").Value.At(0, 0))
+		loc := svi.Params.Get(name+"/loc").Value.At(0, 0)
+		scale := math.Exp(svi.Params.Get(name+"/logscale").Value.At(0, 0))
 		fmt.Printf("%s: %.1f ± %.2f\n", name, loc, scale)
 	}
 	// Output:
