@@ -23,14 +23,15 @@ func KLAddr(addr string) string { return "kl(" + addr + ")" }
 // laid out as a multi-cost stochastic computation graph whose loss is
 // -ELBO. Run returns a trace holding, in this order:
 //
-//   - the guide's sites: its sample sites (the random variables being
-//     trained), its intervened sites, its own cost sites and its
-//     deterministic sites (such as the critic inputs that q.Input
+//   - the guide's sites: its plates, its sample sites (the random
+//     variables being trained), its intervened sites, its own cost sites
+//     and its deterministic sites (such as the critic inputs that q.Input
 //     records, which must reach the objective's trace to be read);
 //   - for each of the model's sites in the model's order: for a latent z,
 //     a cost site at [KLAddr](z) whose cost is log q(z|..) - log p(z|..),
 //     [B x 1]; the model's observe sites (cost -log p(x|..)) and cost
-//     sites, as the model recorded them.
+//     sites, as the model recorded them; the plates that only the model
+//     enters.
 //
 // Each cost's parents come from the provenance of its value, so an
 // estimator sees only the costs its site can reach: in a chain
@@ -109,7 +110,10 @@ type ELBO struct {
 // distributions' log-density formulas, without support checks (the
 // continuous extension that relaxation estimators evaluate). A latent
 // that the guide fixed by intervention (trace.Do) is fixed in the model
-// too and has no cost.
+// too and has no cost. The model's plates take the guide's subsample, and
+// the handlers act on the plates of the model that the guide lacks
+// (trace.ReplayPlates of an earlier trace of the objective gives a re-run
+// the same minibatch).
 //
 // Run returns an error wrapping a *[ppl.SiteError] naming the address
 // when the model samples a latent that the guide does not, when the guide
@@ -130,6 +134,8 @@ func (e ELBO) Run(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, error)
 	}
 	for _, ms := range p.model.Sites() {
 		switch {
+		case ms.Kind == ppl.KindPlate && p.guide.Site(ms.Addr) == nil:
+			sites = append(sites, ms)
 		case ms.Stochastic():
 			c, err := e.latentCost(p, ms)
 			if err != nil {

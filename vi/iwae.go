@@ -126,6 +126,11 @@ func (w IWAE) Run(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, error)
 			sites = append(sites, s)
 		}
 	}
+	for _, s := range p.model.Sites() {
+		if s.Kind == ppl.KindPlate && p.guide.Site(s.Addr) == nil {
+			sites = append(sites, s)
+		}
+	}
 	n := env.Batch
 	if logw == nil {
 		return nil, errors.New("vi: IWAE: no site has a log-probability or a cost")

@@ -10,11 +10,13 @@ import (
 	"github.com/backpropq/backpropq/trace"
 )
 
-// handlers are the handlers an objective applies to its model only and to
+// ownHandlers are the handlers an objective applies to its model only and to
 // its guide only.
-type handlers struct{ model, guide []ppl.Handler }
+type ownHandlers struct{ model, guide []ppl.Handler }
 
-func handlersOf(model, guide []ppl.Handler) handlers { return handlers{model: model, guide: guide} }
+func handlersOf(model, guide []ppl.Handler) ownHandlers {
+	return ownHandlers{model: model, guide: guide}
+}
 
 // pair is one run of a guide and of the model replayed on its values.
 type pair struct {
@@ -22,11 +24,11 @@ type pair struct {
 }
 
 // runPair runs guide under env, own.guide and handlers, then model under
-// own.model on the same tape
+// own.model and the handlers' effect on plates, on the same tape
 // with every latent given the guide's value and the guide's site id (see
 // the package documentation), and checks that the two agree on their
 // latents. name prefixes the errors.
-func runPair(name string, model, guide ppl.Model, env ppl.Config, handlers []ppl.Handler, own handlers) (pair, error) {
+func runPair(name string, model, guide ppl.Model, env ppl.Config, handlers []ppl.Handler, own ownHandlers) (pair, error) {
 	switch {
 	case model == nil:
 		return pair{}, fmt.Errorf("vi: %s: nil model", name)
@@ -60,7 +62,11 @@ func runPair(name string, model, guide ppl.Model, env ppl.Config, handlers []ppl
 		menv.Batch = b
 	}
 	menv.FirstID = max(env.FirstID, g.NextID())
-	ms := append(append([]ppl.Handler{menv}, own.model...), trace.ReplayPlates(g), replayGuide(g))
+	ms := append([]ppl.Handler{menv}, own.model...)
+	for _, h := range handlers {
+		ms = append(ms, platesOnly{h})
+	}
+	ms = append(ms, trace.ReplayPlates(g), replayGuide(g))
 	m, err := trace.Run(model, ms...)
 	if err == nil {
 		err = trace.CheckAddrs(m, own.model...)
@@ -89,6 +95,20 @@ func runPair(name string, model, guide ppl.Model, env ppl.Config, handlers []ppl
 		}
 	}
 	return pair{guide: g, model: m}, nil
+}
+
+// platesOnly passes the plates of the model, and only those, through a
+// handler given to an objective's Run, so that a re-run that replays the
+// plates of an earlier trace (trace.ReplayPlates) holds the same
+// subsample in a plate that only the model enters.
+type platesOnly struct{ h ppl.Handler }
+
+func (p platesOnly) Handle(s *ppl.Site, next func(*ppl.Site)) {
+	if s.Kind == ppl.KindPlate {
+		p.h.Handle(s, next)
+		return
+	}
+	next(s)
 }
 
 // replayGuide returns the model run's handler that gives each latent the
