@@ -236,7 +236,11 @@ func Run(model Model, handlers ...Handler) (err error) {
 			case *SiteError:
 				err = e
 			case *ad.ShapeError:
-				err = &SiteError{Addr: r.current, After: !r.inSite, Err: e}
+				var cause error = e
+				if len(r.frames) > 0 {
+					cause = fmt.Errorf("%w (the run has plates: a value has the rows of its plate level, and ppl.Broadcast, ppl.SumOut and ppl.Data move values between levels)", e)
+				}
+				err = &SiteError{Addr: r.current, After: !r.inSite, Err: cause}
 			default:
 				panic(p)
 			}

@@ -201,6 +201,17 @@ func TestPlateErrors(t *testing.T) {
 			ppl.Sample(ctx, "mu", normal(tp, tp.Zeros(2, 1)))
 			ppl.Data(ppl.Plate(ctx, "data", 3), tp.Zeros(4, 1))
 		}, "data", []string{"4 rows", "3 members"}},
+		{"ad shape error inside a plate", func(ctx *ppl.Ctx) {
+			tp := ctx.Tape()
+			mu := ppl.Sample(ctx, "mu", normal(tp, tp.Zeros(2, 1)))
+			data := ppl.Plate(ctx, "data", 3)
+			ad.Add(mu, ppl.Data(data, tp.Zeros(3, 1)))
+		}, "data", []string{"ad: Add", "ppl.Broadcast"}},
+		{"expand of an outer level", func(ctx *ppl.Ctx) {
+			tp := ctx.Tape()
+			mu := ppl.Sample(ctx, "mu", normal(tp, tp.Zeros(2, 1)))
+			ppl.Expand(ppl.Plate(ctx, "data", 3), mu)
+		}, "data", []string{"plates [data[3]]", "ppl.Broadcast"}},
 		{"tile inside a plate", func(ctx *ppl.Ctx) {
 			tp := ctx.Tape()
 			ppl.Sample(ctx, "mu", normal(tp, tp.Zeros(2, 1)))

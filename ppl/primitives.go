@@ -307,6 +307,8 @@ func Expand(ctx *Ctx, t *ad.Tensor) *ad.Tensor {
 		panic(&SiteError{Addr: ctx.run.current, After: true, Err: errors.New("Expand: the batch size is not known yet; set ppl.Config.Batch")})
 	case t.Rows() == b:
 		return t
+	case t.Rows() != 1 && len(ctx.plates) > 0:
+		panic(&SiteError{Addr: ctx.run.current, After: true, Err: fmt.Errorf("Expand: tensor has %d rows, want 1 or the %d rows of plates %v (ppl.Broadcast brings a value of an outer level in)", t.Rows(), b, ctx.plates)})
 	case t.Rows() != 1:
 		panic(&SiteError{Addr: ctx.run.current, After: true, Err: fmt.Errorf("Expand: tensor has %d rows, want 1 or the batch %d", t.Rows(), b)})
 	}
