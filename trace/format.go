@@ -3,6 +3,7 @@ package trace
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -16,21 +17,14 @@ import (
 // X -> Y means that Y depends on X. Nodes are labelled by address and
 // appear in execution order. A cost whose parents were assumed (see
 // [ppl.Site].AssumedParents) is labelled "(assumed)" and its incoming
-// edges are dashed.
+// edges are dashed. The nodes inside plates are drawn inside a box per
+// plate (a cluster labelled by the plate, see [ppl.Frame.String]), nested
+// as the plates are.
 func (g *Graph) DOT() string {
 	var b strings.Builder
 	b.WriteString("digraph scg {\n")
-	for i, s := range g.nodes {
-		label := s.Addr
-		if s.AssumedParents {
-			label += " (assumed)"
-		}
-		if s.Stochastic() {
-			fmt.Fprintf(&b, "\tn%d [label=%s, shape=circle];\n", i, dotQuote(label))
-		} else {
-			fmt.Fprintf(&b, "\tn%d [label=%s, shape=square, peripheries=2];\n", i, dotQuote(label))
-		}
-	}
+	clusters := 0
+	g.writeNodes(&b, nil, &clusters)
 	for i := range g.nodes {
 		for _, c := range g.children[i] {
 			if g.nodes[c].AssumedParents {
@@ -42,6 +36,40 @@ func (g *Graph) DOT() string {
 	}
 	b.WriteString("}\n")
 	return b.String()
+}
+
+// writeNodes writes the nodes whose plates are exactly the stack plates,
+// then a cluster for each plate one level deeper, in order of first
+// appearance.
+func (g *Graph) writeNodes(b *strings.Builder, plates ppl.Stack, clusters *int) {
+	indent := strings.Repeat("\t", len(plates)+1)
+	var inner []*ppl.Frame
+	for i, s := range g.nodes {
+		switch {
+		case s.Plates.Common(plates) < len(plates):
+		case len(s.Plates) == len(plates):
+			label := s.Addr
+			if s.AssumedParents {
+				label += " (assumed)"
+			}
+			if s.Stochastic() {
+				fmt.Fprintf(b, "%sn%d [label=%s, shape=circle];\n", indent, i, dotQuote(label))
+			} else {
+				fmt.Fprintf(b, "%sn%d [label=%s, shape=square, peripheries=2];\n", indent, i, dotQuote(label))
+			}
+		default:
+			next := s.Plates[len(plates)]
+			if !slices.ContainsFunc(inner, func(f *ppl.Frame) bool { return f.Name == next.Name }) {
+				inner = append(inner, next)
+			}
+		}
+	}
+	for _, f := range inner {
+		fmt.Fprintf(b, "%ssubgraph cluster_%d {\n%s\tlabel=%s;\n", indent, *clusters, indent, dotQuote(f.String()))
+		*clusters++
+		g.writeNodes(b, append(slices.Clone(plates), f), clusters)
+		fmt.Fprintf(b, "%s}\n", indent)
+	}
 }
 
 // dotQuote returns s as a DOT double-quoted string.
