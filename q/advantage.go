@@ -1,6 +1,6 @@
 package q
 
-import "github.com/backpropq/backpropq/trace"
+import "slices"
 
 // Advantages returns, for each stochastic site of net with a parent in the
 // network, its advantage at each row (appendix 4.4, Figures 8 and 9).
@@ -44,7 +44,7 @@ func Advantages(net *Network, v *Values, td TD, fromErrors bool) (map[string][]f
 			reads := false
 			for _, gr := range nd.Groups {
 				for _, r := range gr.From {
-					if isTerm(r) && (!r.IsCost() || isParent(net.graph, nd.Site, y)) {
+					if isTerm(r) && (!r.IsCost() || slices.Contains(net.scg.parents[y], nd.Site)) {
 						reads = true
 					}
 				}
@@ -100,13 +100,4 @@ func Advantages(net *Network, v *Values, td TD, fromErrors bool) (map[string][]f
 		out[y] = res
 	}
 	return out, nil
-}
-
-func isParent(g *trace.Graph, x, y string) bool {
-	for _, p := range g.Parents(y) {
-		if p == x {
-			return true
-		}
-	}
-	return false
 }

@@ -218,7 +218,7 @@ func (b *builder) signature(i, f int) string {
 // nodes an update rule reads already exist, then their depths.
 func (b *builder) network() *Network {
 	net := &Network{Options: b.opts, shape: ShapeOf(b.g), sites: b.sites, costs: b.costs,
-		local: map[string][]Ref{}, graph: b.g, inline: map[string]bool{}}
+		local: map[string][]Ref{}, scg: structureOf(b.g), inline: map[string]bool{}}
 	nodeOf := map[[2]int]int{} // (site, block) -> node index, -1 for an inlined cost
 	for i := len(b.sites) - 1; i >= 0; i-- {
 		x := b.sites[i]

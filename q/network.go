@@ -115,8 +115,33 @@ type Network struct {
 	sites  []string
 	costs  []string
 	local  map[string][]Ref
-	graph  *trace.Graph
+	scg    scg
 	inline map[string]bool
+}
+
+// scg is the structure of the graph a network was built from: its nodes
+// in execution order, which of them are stochastic, their parents and
+// children, and the descendants of each stochastic site. It holds no site
+// and no tensor, so that a cached network keeps no trace alive, nor the
+// tape its values live on, which is reset every step.
+type scg struct {
+	nodes                          []string
+	stochastic                     map[string]bool
+	parents, children, descendants map[string][]string
+}
+
+// structureOf copies the structure of g.
+func structureOf(g *trace.Graph) scg {
+	s := scg{nodes: g.Nodes(), stochastic: map[string]bool{},
+		parents: map[string][]string{}, children: map[string][]string{}, descendants: map[string][]string{}}
+	for _, a := range s.nodes {
+		s.parents[a], s.children[a] = g.Parents(a), g.Children(a)
+		if g.Site(a).Stochastic() {
+			s.stochastic[a] = true
+			s.descendants[a] = g.Descendants(a)
+		}
+	}
+	return s
 }
 
 // Sites returns the addresses of the graph's stochastic sites, in execution
@@ -214,19 +239,19 @@ func (c *Cache) Len() int {
 // labelled by the cost sources they carry.
 func (n *Network) DOT() string {
 	var b strings.Builder
-	g := n.graph
+	g := n.scg
 	b.WriteString("digraph backpropq {\n\tcompound=true;\n\tsubgraph cluster_scg {\n\t\tlabel=\"SCG\";\n")
 	id := map[string]int{}
-	for i, a := range g.Nodes() {
+	for i, a := range g.nodes {
 		id[a] = i
-		if g.Site(a).Stochastic() {
+		if g.stochastic[a] {
 			fmt.Fprintf(&b, "\t\ts%d [label=%q, shape=circle];\n", i, a)
 		} else {
 			fmt.Fprintf(&b, "\t\ts%d [label=%q, shape=square, peripheries=2];\n", i, a)
 		}
 	}
-	for _, a := range g.Nodes() {
-		for _, c := range g.Children(a) {
+	for _, a := range g.nodes {
+		for _, c := range g.children[a] {
 			fmt.Fprintf(&b, "\t\ts%d -> s%d;\n", id[a], id[c])
 		}
 	}

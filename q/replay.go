@@ -133,7 +133,7 @@ func (s *Set) ReplayRuns(net *Network, buf *Buffer, run Runner, env ppl.Config, 
 	n := opts.Rows * opts.Draws
 	for i, nd := range net.Nodes {
 		desc := map[string]bool{}
-		for _, d := range net.graph.Descendants(nd.Site) {
+		for _, d := range net.scg.descendants[nd.Site] {
 			desc[d] = true
 		}
 		picks := make([]int, opts.Rows)
