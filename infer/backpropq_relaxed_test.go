@@ -175,7 +175,7 @@ func TestBackpropQRelaxedCriticsGetNoGradient(t *testing.T) {
 	require.NotZero(t, a)
 	var params []*nn.Param
 	for _, k := range est.Critics.Set.Keys() {
-		n, ok := est.Critics.Set.Critic(k).(*q.Net)
+		n, ok := est.Critics.Set.Critic(k).(*q.NetCritic)
 		require.True(t, ok)
 		params = append(params, n.Params()...)
 	}

@@ -100,7 +100,7 @@ func exactQ(t *testing.T, obj vi.Objective, store *nn.Store, sup []siteSupport, 
 	tp := ad.NewTape()
 	tr, err := obj.Run(ppl.Config{Tape: tp, Params: store, Batch: 1, Rand: rand.New(rand.NewPCG(1, 2))})
 	require.NoError(t, err)
-	net, err := q.Build(tr.Graph(), q.Options{})
+	net, err := q.Build(tr.Graph(), q.NetworkOptions{})
 	require.NoError(t, err)
 	// Every configuration's probability, site values and costs.
 	type config struct {

@@ -318,7 +318,7 @@ func alternatives(kind q.FieldKind, width, valueCols int) (alts, values [][]floa
 }
 
 // predictAlternatives returns qs[k][i], the sum over nodes of the critics
-// at row i with the site's columns set to alternative k. A Net critic's
+// at row i with the site's columns set to alternative k. A NetCritic's
 // Predict uses its own tape: the caller holds the critics' lock.
 func predictAlternatives(nodes []nodeCols, alts [][]float64, rows int) [][]float64 {
 	qs := make([][]float64, len(alts))

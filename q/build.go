@@ -18,7 +18,7 @@ import (
 // itself), their reduction to spanning trees (opts.Reduce), the merge of a
 // site's costs into as few Q-nodes as Theorem 3 allows (opts.Merge), and
 // the nodes with their scopes and grouped rules.
-func Build(g *trace.Graph, opts Options) (*Network, error) {
+func Build(g *trace.Graph, opts NetworkOptions) (*Network, error) {
 	if g == nil {
 		return nil, fmt.Errorf("q: Build: nil graph")
 	}
@@ -49,7 +49,7 @@ type perCostNode struct{ site, cost int }
 // builder holds the state of one [Build].
 type builder struct {
 	g       *trace.Graph
-	opts    Options
+	opts    NetworkOptions
 	sites   []string
 	costs   []string
 	siteIdx map[string]int
@@ -66,7 +66,7 @@ type builder struct {
 }
 
 // newBuilder indexes g's sites and costs and the costs each site reaches.
-func newBuilder(g *trace.Graph, opts Options) *builder {
+func newBuilder(g *trace.Graph, opts NetworkOptions) *builder {
 	b := &builder{g: g, opts: opts, sites: g.Stochastic(), costs: g.Costs(),
 		siteIdx: map[string]int{}, costIdx: map[string]int{},
 		edges: map[perCostNode][]source{}, depth: map[perCostNode]int{}}

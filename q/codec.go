@@ -26,7 +26,7 @@ func encodeCritic(e *ckpt.Encoder, c Critic) error {
 		}
 		e.Float64s(c.values)
 		e.Float64s(c.counts)
-	case *Net:
+	case *NetCritic:
 		e.String("net")
 		e.Float64s([]float64{c.opt.LR})
 		e.Uint32(uint32(len(c.mlp.Layers)))
@@ -53,11 +53,11 @@ func encodeCritic(e *ckpt.Encoder, c Critic) error {
 	return nil
 }
 
-// encodeOptimizer writes the Adam state of a Net critic, per parameter in
+// encodeOptimizer writes the Adam state of a NetCritic, per parameter in
 // the order of its Params: 0 for a parameter without state, or 1, the step
 // count and the first and second moments. A Tabular critic has none.
 func encodeOptimizer(e *ckpt.Encoder, c Critic) {
-	n, ok := c.(*Net)
+	n, ok := c.(*NetCritic)
 	if !ok {
 		return
 	}
@@ -78,7 +78,7 @@ func encodeOptimizer(e *ckpt.Encoder, c Critic) {
 
 // decodeOptimizer reads what encodeOptimizer wrote into c's optimizer.
 func decodeOptimizer(d *ckpt.Decoder, key string, c Critic) {
-	n, ok := c.(*Net)
+	n, ok := c.(*NetCritic)
 	if !ok {
 		return
 	}
@@ -178,7 +178,7 @@ func decodeSlow(d *ckpt.Decoder, key string, layout Layout, c Critic) *slowTarge
 			}
 		}
 	}
-	if net, ok := target.(*Net); ok {
+	if net, ok := target.(*NetCritic); ok {
 		net.tape = newTape()
 	}
 	return st
@@ -278,7 +278,7 @@ func decodeCritic(d *ckpt.Decoder, version uint32, key string, layout Layout) Cr
 			d.Fail("critic %q: no layers", key)
 			return nil
 		}
-		n := &Net{layout: layout, mlp: m, opt: nn.NewAdam(lr[0]), tape: nil, steps: 1}
+		n := &NetCritic{layout: layout, mlp: m, opt: nn.NewAdam(lr[0]), tape: nil, steps: 1}
 		if version >= 2 {
 			switch flag := d.Uint32(); {
 			case d.Err() != nil:

@@ -8,7 +8,7 @@ import (
 )
 
 // Differentiable is a [Critic] that can run on a tape, so that its value
-// has gradient paths to its input: [Net] critics are, [Tabular] ones are
+// has gradient paths to its input: [NetCritic] critics are, [Tabular] ones are
 // not.
 type Differentiable interface {
 	Critic

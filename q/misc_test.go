@@ -35,7 +35,7 @@ func TestFeaturization(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	tr, err := trace.Run(mixed, ppl.Config{Rand: rng, Batch: 5})
 	require.NoError(t, err)
-	net, err := q.Build(tr.Graph(), q.Options{})
+	net, err := q.Build(tr.Graph(), q.NetworkOptions{})
 	require.NoError(t, err)
 	set := q.NewSet(q.Config{Seed: 1})
 	v, err := set.Evaluate(net, tr)
@@ -66,7 +66,7 @@ func TestFeaturization(t *testing.T) {
 			}
 		case "z":
 			assert.Equal(t, "c:onehot3 z:real1", c.Layout().String())
-			assert.IsType(t, &q.Net{}, c)
+			assert.IsType(t, &q.NetCritic{}, c)
 			for r := range 5 {
 				assert.Equal(t, g.Site("z").Value.At(r, 0), x.At(r, 3))
 			}
@@ -87,14 +87,14 @@ func TestErrors(t *testing.T) {
 	s := newSCG(sh.sites, sh.costs, rng)
 	tr, err := s.run(rng, 4)
 	require.NoError(t, err)
-	net, err := q.Build(tr.Graph(), q.Options{})
+	net, err := q.Build(tr.Graph(), q.NetworkOptions{})
 	require.NoError(t, err)
 	other, err := newSCG(chain(4).sites, chain(4).costs, rng).run(rng, 4)
 	require.NoError(t, err)
 
-	_, err = q.Build(nil, q.Options{})
+	_, err = q.Build(nil, q.NetworkOptions{})
 	assert.ErrorContains(t, err, "q: Build: nil graph")
-	_, err = q.Build(tr.Graph(), q.Options{Reduce: 9})
+	_, err = q.Build(tr.Graph(), q.NetworkOptions{Reduce: 9})
 	assert.ErrorContains(t, err, "unknown reduction")
 
 	set := q.NewSet(q.Config{Kind: q.TabularKind})
@@ -140,7 +140,7 @@ func TestLoadRejects(t *testing.T) {
 	sh := chain(3)
 	s := newSCG(sh.sites, sh.costs, rng)
 	set := q.NewSet(q.Config{Kind: q.TabularKind})
-	train(t, s, set, q.Options{}, q.TD{}, 2, 16, rng)
+	train(t, s, set, q.NetworkOptions{}, q.TD{}, 2, 16, rng)
 	good, err := set.MarshalSections()
 	require.NoError(t, err)
 	data := good[q.Section]
@@ -225,7 +225,7 @@ func TestForwardGradient(t *testing.T) {
 	tp := ad.NewTape()
 	tr, err := trace.Run(mixed, ppl.Config{Tape: tp, Rand: rng, Batch: 4})
 	require.NoError(t, err)
-	net, err := q.Build(tr.Graph(), q.Options{})
+	net, err := q.Build(tr.Graph(), q.NetworkOptions{})
 	require.NoError(t, err)
 	set := q.NewSet(q.Config{Kind: q.MLPKind, Seed: 1})
 	v, err := set.Evaluate(net, tr)
@@ -281,7 +281,7 @@ func TestForwardTemplate(t *testing.T) {
 	s := newSCG(sh.sites, sh.costs, rng)
 	tr, err := s.run(rng, 6)
 	require.NoError(t, err)
-	net, err := q.Build(tr.Graph(), q.Options{Merge: true, Reduce: q.ReduceChain})
+	net, err := q.Build(tr.Graph(), q.NetworkOptions{Merge: true, Reduce: q.ReduceChain})
 	require.NoError(t, err)
 	set := q.NewSet(q.Config{Kind: q.MLPKind, Templates: []string{"y[*]"}, Seed: 1})
 	v, err := set.Evaluate(net, tr)

@@ -45,8 +45,8 @@ func (r Reduction) String() string {
 	return "Reduction(" + strconv.Itoa(int(r)) + ")"
 }
 
-// Options configure [Build].
-type Options struct {
+// NetworkOptions configure [Build].
+type NetworkOptions struct {
 	// Merge merges the per-cost networks wherever Theorem 3 allows: the
 	// Q-functions of several cost sources at a site become one (their sum)
 	// when every network that takes them as an update target can express
@@ -109,7 +109,7 @@ type Node struct {
 // A Network is immutable and safe for concurrent use.
 type Network struct {
 	Nodes   []*Node
-	Options Options
+	Options NetworkOptions
 
 	shape  string
 	sites  []string
@@ -157,7 +157,7 @@ func (n *Network) Shape() string { return n.shape }
 
 // Local returns the terms whose sum is the total local cost of site addr
 // (Algorithm 1, line 16): the site's Q-nodes and the costs inlined in their
-// place ([Options.InlineCosts]). A site that reaches no cost has none.
+// place ([NetworkOptions.InlineCosts]). A site that reaches no cost has none.
 func (n *Network) Local(addr string) []Ref { return slices.Clone(n.local[addr]) }
 
 // NodesAt returns the Q-nodes of site addr.
@@ -193,10 +193,10 @@ func ShapeOf(g *trace.Graph) string {
 
 // Cache holds networks by trace shape (the sequence of addresses, kinds and
 // parents of the graph), so a training loop builds a network once per
-// shape. The zero value is ready to use with zero [Options]; a Cache is safe
+// shape. The zero value is ready to use with zero [NetworkOptions]; a Cache is safe
 // for concurrent use.
 type Cache struct {
-	Options Options
+	Options NetworkOptions
 
 	mu   sync.Mutex
 	nets map[string]*Network

@@ -16,7 +16,7 @@ const Section = "q.critics"
 // sectionVersion is the version of section [Section] that
 // [Set.MarshalSections] writes: version 2 adds, after each critic, the
 // optimizer state of a Linear or MLP critic and the slow-tracking copy,
-// and each Net critic's output normalization ([Net.NormalizeTargets]).
+// and each NetCritic's output normalization ([NetCritic.NormalizeTargets]).
 // Version 1 sections are read with a fresh optimizer and target copy.
 const sectionVersion = 2
 
@@ -168,7 +168,7 @@ func (s *Set) PrepareLoad(sections map[string][]byte, opts LoadOptions) (apply f
 		for _, key := range order {
 			p := loaded[key]
 			delete(s.created, key)
-			if net, ok := p.critic.(*Net); ok {
+			if net, ok := p.critic.(*NetCritic); ok {
 				net.tape = newTape()
 			}
 			if e, ok := s.critics[key]; ok {

@@ -39,7 +39,7 @@ type Config struct {
 	// feature.
 	Templates []string
 	// Normalize makes Linear and MLP critics learn in normalized units
-	// ([Net.NormalizeTargets]).
+	// ([NetCritic.NormalizeTargets]).
 	Normalize bool
 	// SlowTarget, when positive, is the alpha of the slow-tracking target
 	// (appendix 4.3): update targets read a copy of each critic whose
@@ -199,7 +199,7 @@ func (s *Set) newCritic(key string, layout Layout) (Critic, error) {
 		return t, nil
 	case LinearKind, MLPKind:
 		rng := criticRand(s.cfg.Seed, key)
-		var n *Net
+		var n *NetCritic
 		if kind == LinearKind {
 			n = NewLinear(layout, s.cfg.LR, rng)
 		} else {

@@ -85,7 +85,7 @@ func (s *Set) Evaluate(net *Network, tr *trace.Trace) (*Values, error) {
 		sites := map[string]bool{}
 		for _, i := range nodes {
 			if a := net.Nodes[i].Site; sites[a] {
-				return nil, fmt.Errorf("q: critic %q would serve two Q-nodes of site %q; merge the network (Options.Merge, with a Reduce if needed) or drop the template", key, a)
+				return nil, fmt.Errorf("q: critic %q would serve two Q-nodes of site %q; merge the network (NetworkOptions.Merge, with a Reduce if needed) or drop the template", key, a)
 			} else {
 				sites[a] = true
 			}

@@ -56,7 +56,7 @@ func backpropQ(o options) (infer.Estimator, error) {
 	}
 	cfg := q.Config{Kind: q.MLPKind, Hidden: []int{64}, LR: o.criticLR, Templates: []string{"y[*]"}, Seed: o.seed}
 	critics := infer.NewCritics(cfg, q.TD{Lambda: o.lambda})
-	critics.Cache = &q.Cache{Options: q.Options{Merge: true, Reduce: q.ReduceChain}}
+	critics.Cache = &q.Cache{Options: q.NetworkOptions{Merge: true, Reduce: q.ReduceChain}}
 	var main bpqEstimator
 	switch o.bpqMode {
 	case "local":
