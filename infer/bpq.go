@@ -227,8 +227,9 @@ func evalOf(sc *SiteContext) (*qEval, error) {
 }
 
 // modeTerm is what an estimator contributes to a site's term: the learning
-// signal [B x 1] that multiplies the log-probability, a correction added
-// per row before masking (extra, [B x 1]) or after it (post, [1 x 1]),
+// signal (one column, the site's rows) that multiplies the
+// log-probability, a correction added per row before masking (extra, the
+// site's rows) or after it (post, [1 x 1]),
 // and the commit of the estimator's own state.
 type modeTerm struct {
 	signal, extra, post *ad.Tensor

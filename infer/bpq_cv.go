@@ -45,7 +45,7 @@ func (e *QControlVariate) Coefficients(addr string) (a, b float64) {
 const maxEnumBits = 12
 
 // controlVariate is mode QControlVariate: the centered signal R - a·Q -
-// b, the correction term of the enumerated form ([B x 1], extra) or of the
+// b, the correction term of the enumerated form (per row, extra) or of the
 // relaxed form ([1 x 1], post, already masked), and the commit of the
 // running moments.
 func (e *QControlVariate) controlVariate(sc *SiteContext, ev *qEval) (modeTerm, error) {
@@ -157,7 +157,7 @@ func (e *QControlVariate) relaxedForm(s *ppl.Site) bool {
 type relaxedQ struct {
 	rx relaxation
 	// cz and czt are Σ Q_X(soft(z)) and Σ Q_X(soft(z~)) over the site's
-	// Q-nodes, [B x 1], nil when the site reaches no cost.
+	// Q-nodes, per row of the site, nil when the site reaches no cost.
 	cz, czt *ad.Tensor
 }
 
@@ -220,7 +220,7 @@ func (rc *relaxedQ) correction(s *ppl.Site, a float64) *ad.Tensor {
 	return linearTerm(rc.rx.param, g)
 }
 
-// expectedQ returns Σ_x' p(x') stopgrad(Q(x')), [B x 1], summing over
+// expectedQ returns Σ_x' p(x') stopgrad(Q(x')), per row of the site, summing over
 // the values x' of the site at each row with the other scope values fixed;
 // nil when the critics do not read the site's value (Q(x') = Q(x)).
 func (c *Critics) expectedQ(sc *SiteContext, ev *qEval) (*ad.Tensor, error) {

@@ -27,15 +27,17 @@ type Estimator interface {
 
 // Term is an estimator's contribution to the surrogate loss.
 type Term struct {
-	// Loss is [B x 1] or [1 x 1]; its sum joins the surrogate loss. Its
-	// value is not meaningful, only its gradient. Nil adds nothing (a
-	// pathwise site, whose gradient flows through the costs).
+	// Loss has the site's rows and one column, or is [1 x 1]; its sum
+	// joins the surrogate loss. Its value is not meaningful, only its
+	// gradient. Nil adds nothing (a pathwise site, whose gradient flows
+	// through the costs).
 	Loss *ad.Tensor
 	// Commit applies the estimator's state update (running baselines, say)
 	// after the step succeeded; nil for none.
 	Commit func()
-	// Signal is the learning signal the term used ([B x 1], after any
-	// baseline or control variate), for per-site diagnostics; may be nil.
+	// Signal is the learning signal the term used (the site's rows, after
+	// any baseline or control variate), for per-site diagnostics; may be
+	// nil.
 	Signal *ad.Tensor
 }
 
@@ -80,7 +82,8 @@ type SiteContext struct {
 	Trace *trace.Trace
 	Graph *trace.Graph
 	// Signal is the sum of the costs reachable from the site in Graph,
-	// [B x 1], with no gradient path: the Rao-Blackwellized
+	// each moved to the site's plate level (ppl.Move), one column with the
+	// site's rows, with no gradient path: the Rao-Blackwellized
 	// score-function learning signal.
 	Signal *ad.Tensor
 	// Rerun runs the objective again on the step's tape with the given

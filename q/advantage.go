@@ -52,7 +52,7 @@ func Advantages(net *Network, v *Values, td TD, fromErrors bool) (map[string][]f
 			if !reads {
 				continue
 			}
-			a := make([]float64, v.Rows)
+			a := make([]float64, len(v.Q[i]))
 			if fromErrors {
 				copy(a, delta[i])
 			} else {
@@ -69,7 +69,7 @@ func Advantages(net *Network, v *Values, td TD, fromErrors bool) (map[string][]f
 					}
 					w := gamma / float64(len(use))
 					for _, r := range use {
-						vals := v.value(r)
+						vals := v.value(r, nd.Site)
 						for k := range a {
 							a[k] += w * vals[k]
 						}
@@ -81,13 +81,15 @@ func Advantages(net *Network, v *Values, td TD, fromErrors bool) (map[string][]f
 			}
 			if _, ok := bySite[nd.Site]; !ok {
 				sites = append(sites, nd.Site)
-				bySite[nd.Site] = make([]float64, v.Rows)
+				bySite[nd.Site] = make([]float64, v.rowsOf(y))
 			}
+			// The parent's advantage reaches y's rows.
+			a = v.below(a, i, y)
 			for k := range a {
 				bySite[nd.Site][k] += a[k]
 			}
 		}
-		res := make([]float64, v.Rows)
+		res := make([]float64, v.rowsOf(y))
 		if len(sites) == 0 {
 			copy(res, v.Local(net, y))
 		} else {

@@ -157,12 +157,14 @@ type featurizer struct {
 	sites  []*ppl.Site // per field; nil for Index
 	index  []int
 	rows   int
+	plates ppl.Stack // the node's site's, to which every field moves
 }
 
 // newFeaturizer prepares the input of node nd in trace tr; templated says
 // whether the critic is shared by a template.
 func newFeaturizer(nd *Node, tr *trace.Trace, g *trace.Graph, templated bool) (*featurizer, error) {
-	fz := &featurizer{rows: tr.Batch()}
+	own := g.Site(nd.Site)
+	fz := &featurizer{rows: own.Value.Rows(), plates: own.Plates}
 	_, siteIdx := Template(nd.Site)
 	name := func(a string) string {
 		if templated {
@@ -205,7 +207,7 @@ func newFeaturizer(nd *Node, tr *trace.Trace, g *trace.Graph, templated bool) (*
 	if in != nil {
 		r, c := in.Value.Dims()
 		if r != fz.rows {
-			return nil, fmt.Errorf("q: site %q: critic inputs have %d rows, the trace %d", nd.Site, r, fz.rows)
+			return nil, fmt.Errorf("q: site %q: critic inputs have %d rows, the site %d", nd.Site, r, fz.rows)
 		}
 		fz.layout.Fields = append(fz.layout.Fields, Field{Addr: name(in.Addr), Kind: Extra, Width: c})
 		fz.sites = append(fz.sites, in)
@@ -307,16 +309,18 @@ func (fz *featurizer) features() *mat.Dense {
 				}
 			}
 		case f.Kind == OneHot && s.Value.Cols() == 1 && f.Classes > 1:
+			val := moveValue(s, fz.plates)
 			for r := 0; r < fz.rows; r++ {
-				k := int(s.Value.At(r, 0))
+				k := int(val.At(r, 0))
 				if k >= 0 && k < f.Classes {
 					x.Set(r, col+k, 1)
 				}
 			}
 		default:
+			val := moveValue(s, fz.plates)
 			for r := 0; r < fz.rows; r++ {
 				for j := 0; j < f.Width; j++ {
-					x.Set(r, col+j, s.Value.At(r, j))
+					x.Set(r, col+j, val.At(r, j))
 				}
 			}
 		}

@@ -44,6 +44,11 @@ func (b *Buffer) Len() int { return len(b.rows) }
 // of another shape than the buffer's first is an error.
 func (b *Buffer) Add(tr *trace.Trace) error {
 	g := tr.Graph()
+	for _, a := range g.Stochastic() {
+		if len(g.Site(a).Plates) > 0 {
+			return fmt.Errorf("q: Buffer.Add: site %q is inside plates, which replay does not support", a)
+		}
+	}
 	shape := ShapeOf(g)
 	if b.shape == "" {
 		b.shape = shape

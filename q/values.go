@@ -18,7 +18,9 @@ type Values struct {
 	Target [][]float64
 	// Costs maps a cost address to its [Site.ScaledCost] values.
 	Costs map[string][]float64
-	// Rows is the batch size B.
+	// Rows is the batch size B (the trace's particles). A node's values
+	// have the rows of its site, and a cost's the rows of its cost site,
+	// which are more inside plates.
 	Rows int
 	// Counted maps a cost whose site has a mask to the rows that count;
 	// rows a mask leaves out of any of a node's sources are left out of
@@ -27,6 +29,8 @@ type Values struct {
 
 	x     []*mat.Dense
 	keys  []string
+	sites []string // per node, its site
+	lv    *levels
 	fresh map[string]*entry
 	set   *Set
 }
@@ -63,7 +67,10 @@ func (s *Set) Evaluate(net *Network, tr *trace.Trace) (*Values, error) {
 	b := tr.Batch()
 	v := &Values{Q: make([][]float64, len(net.Nodes)), Target: make([][]float64, len(net.Nodes)),
 		Costs: map[string][]float64{}, Rows: b, x: make([]*mat.Dense, len(net.Nodes)), keys: make([]string, len(net.Nodes)),
-		fresh: map[string]*entry{}, set: s}
+		fresh: map[string]*entry{}, set: s, lv: levelsOf(net, g)}
+	for _, nd := range net.Nodes {
+		v.sites = append(v.sites, nd.Site)
+	}
 	v.readCosts(net, g)
 	fzs := make([]*featurizer, len(net.Nodes))
 	byKey := map[string][]int{}
@@ -118,10 +125,10 @@ func (s *Set) Evaluate(net *Network, tr *trace.Trace) (*Values, error) {
 				return nil, fmt.Errorf("q: critic %q: scope layout changed: %w", key, err)
 			}
 			v.x[i] = x
-			v.Q[i] = make([]float64, b)
+			v.Q[i] = make([]float64, x.RawMatrix().Rows)
 			e.critic.Predict(x, v.Q[i])
 			if e.slow != nil {
-				v.Target[i] = make([]float64, b)
+				v.Target[i] = make([]float64, len(v.Q[i]))
 				e.slow.target.Predict(x, v.Target[i])
 			} else {
 				v.Target[i] = v.Q[i]
@@ -138,7 +145,7 @@ func (v *Values) readCosts(net *Network, g *trace.Graph) {
 		site := g.Site(c)
 		v.Costs[c] = append([]float64(nil), site.ScaledCost().Data()...)
 		if site.Mask != nil {
-			counted := make([]bool, v.Rows)
+			counted := make([]bool, len(v.Costs[c]))
 			for r := range counted {
 				counted[r] = site.Mask.At(r, 0) != 0
 			}
@@ -158,11 +165,11 @@ func (v *Values) Local(net *Network, addr string) []float64 {
 	if len(terms) == 0 {
 		return nil
 	}
-	out := make([]float64, v.Rows)
+	out := make([]float64, v.rowsOf(addr))
 	for _, r := range terms {
-		src := v.Costs[r.Cost]
-		if !r.IsCost() {
-			src = v.Q[r.Node]
+		src := v.Q[r.Node]
+		if r.IsCost() {
+			src = v.lv.at(v.Costs[r.Cost], r.Cost, addr)
 		}
 		for i := range out {
 			out[i] += src[i]
@@ -171,6 +178,15 @@ func (v *Values) Local(net *Network, addr string) []float64 {
 	return out
 }
 
+// rowsOf returns the rows of the values of site addr: Rows for values not
+// from Evaluate, which are all at one plate level.
+func (v *Values) rowsOf(addr string) int {
+	if v.lv == nil {
+		return v.Rows
+	}
+	return v.lv.rows[addr]
+}
+
 // Inputs returns the featurized scope of node i, the critic's input rows
-// [B x W]; it aliases v.
+// (one per row of the node's site); it aliases v.
 func (v *Values) Inputs(i int) *mat.Dense { return v.x[i] }
