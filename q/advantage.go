@@ -52,32 +52,9 @@ func Advantages(net *Network, v *Values, td TD, fromErrors bool) (map[string][]f
 			if !reads {
 				continue
 			}
-			a := make([]float64, len(v.Q[i]))
-			if fromErrors {
-				copy(a, delta[i])
-			} else {
-				for _, gr := range nd.Groups {
-					var mine []Ref
-					for _, r := range gr.From {
-						if isTerm(r) {
-							mine = append(mine, r)
-						}
-					}
-					use := gr.From
-					if len(mine) > 0 {
-						use = mine
-					}
-					w := gamma / float64(len(use))
-					for _, r := range use {
-						vals := v.value(r, nd.Site)
-						for k := range a {
-							a[k] += w * vals[k]
-						}
-					}
-				}
-				for k := range a {
-					a[k] -= v.Q[i][k]
-				}
+			a := slices.Clone(delta[i])
+			if !fromErrors {
+				a = v.parentAdvantage(i, nd, isTerm, gamma)
 			}
 			if _, ok := bySite[nd.Site]; !ok {
 				sites = append(sites, nd.Site)
@@ -102,4 +79,34 @@ func Advantages(net *Network, v *Values, td TD, fromErrors bool) (map[string][]f
 		out[y] = res
 	}
 	return out, nil
+}
+
+// parentAdvantage returns gamma*T - Q of node i (nd), where T is its
+// one-step target with each group that reads a term of the site (isTerm)
+// taking the average of those terms only.
+func (v *Values) parentAdvantage(i int, nd *Node, isTerm func(Ref) bool, gamma float64) []float64 {
+	a := make([]float64, len(v.Q[i]))
+	for _, gr := range nd.Groups {
+		var mine []Ref
+		for _, r := range gr.From {
+			if isTerm(r) {
+				mine = append(mine, r)
+			}
+		}
+		use := gr.From
+		if len(mine) > 0 {
+			use = mine
+		}
+		w := gamma / float64(len(use))
+		for _, r := range use {
+			vals := v.value(r, nd.Site)
+			for k := range a {
+				a[k] += w * vals[k]
+			}
+		}
+	}
+	for k := range a {
+		a[k] -= v.Q[i][k]
+	}
+	return a
 }

@@ -211,97 +211,105 @@ func decodeLayout(d *ckpt.Decoder) Layout {
 // version) for the critic of key with the given layout; nil after a
 // failure, which d records.
 func decodeCritic(d *ckpt.Decoder, version uint32, key string, layout Layout) Critic {
-	kind := d.String()
-	var c Critic
-	switch kind {
+	switch kind := d.String(); kind {
 	case "tabular":
-		lr := d.Float64s(1)
-		cellsN := d.Count(24)
-		keys := make([]uint64, 0, cellsN)
-		for range cellsN {
-			keys = append(keys, d.Uint64())
-		}
-		vals := d.Float64s(uint64(cellsN))
-		counts := d.Float64s(uint64(cellsN))
-		if d.Err() != nil {
-			return nil
-		}
-		t, err := NewTabular(layout, lr[0])
-		if err != nil {
-			d.Fail("critic %q: %v", key, err)
-			return nil
-		}
-		for i, k := range keys {
-			t.cells[k] = i
-		}
-		if len(t.cells) != len(keys) {
-			d.Fail("critic %q: repeated cells", key)
-			return nil
-		}
-		t.values, t.counts = vals, counts
-		c = t
+		return decodeTabular(d, key, layout)
 	case "net":
-		lr := d.Float64s(1)
-		layers := d.Count(8)
-		m := &nn.MLP{}
-		in := max(layout.Width(), 1)
-		for i := range layers {
-			r, cols := int(d.Uint32()), int(d.Uint32())
-			if d.Err() == nil && (r != in || cols <= 0 || cols > 1<<16 || (i == layers-1 && cols != 1)) {
-				d.Fail("critic %q: layer %d is %dx%d", key, i, r, cols)
-			}
-			if d.Err() != nil {
-				return nil
-			}
-			w := d.Float64s(uint64(r * cols))
-			b := d.Float64s(uint64(cols))
-			if d.Err() != nil {
-				return nil
-			}
-			m.Layers = append(m.Layers, &nn.Linear{
-				W: nn.NewParam(fmt.Sprintf("%d/W", i), mat.NewDense(r, cols, w)),
-				B: nn.NewParam(fmt.Sprintf("%d/b", i), mat.NewDense(1, cols, b)),
-			})
-			if i < layers-1 {
-				a := nn.Activation(d.Uint32())
-				if a > nn.Softplus {
-					d.Fail("critic %q: bad activation %d", key, a)
-				}
-				m.Activations = append(m.Activations, a)
-			}
-			in = cols
-		}
-		if d.Err() != nil {
-			return nil
-		}
-		if layers == 0 {
-			d.Fail("critic %q: no layers", key)
-			return nil
-		}
-		n := &NetCritic{layout: layout, mlp: m, opt: nn.NewAdam(lr[0]), tape: nil, steps: 1}
-		if version >= 2 {
-			switch flag := d.Uint32(); {
-			case d.Err() != nil:
-				return nil
-			case flag == 1:
-				n.norm = d.Float64s(2)
-				mom := d.Float64s(3)
-				if d.Err() != nil {
-					return nil
-				}
-				copy(n.moments[:], mom)
-				if !(n.norm[1] > 0) || math.IsInf(n.norm[1], 0) || math.IsNaN(n.norm[0]) || math.IsInf(n.norm[0], 0) {
-					d.Fail("critic %q: bad output normalization %v", key, n.norm)
-					return nil
-				}
-			case flag != 0:
-				d.Fail("critic %q: bad normalization flag %d", key, flag)
-				return nil
-			}
-		}
-		c = n
+		return decodeNetCritic(d, version, key, layout)
 	default:
 		d.Fail("critic %q: unknown kind %q", key, kind)
 	}
-	return c
+	return nil
+}
+
+// decodeTabular reads a tabular critic of layout.
+func decodeTabular(d *ckpt.Decoder, key string, layout Layout) Critic {
+	lr := d.Float64s(1)
+	cellsN := d.Count(24)
+	keys := make([]uint64, 0, cellsN)
+	for range cellsN {
+		keys = append(keys, d.Uint64())
+	}
+	vals := d.Float64s(uint64(cellsN))
+	counts := d.Float64s(uint64(cellsN))
+	if d.Err() != nil {
+		return nil
+	}
+	t, err := NewTabular(layout, lr[0])
+	if err != nil {
+		d.Fail("critic %q: %v", key, err)
+		return nil
+	}
+	for i, k := range keys {
+		t.cells[k] = i
+	}
+	if len(t.cells) != len(keys) {
+		d.Fail("critic %q: repeated cells", key)
+		return nil
+	}
+	t.values, t.counts = vals, counts
+	return t
+}
+
+// decodeNetCritic reads a network critic of layout.
+func decodeNetCritic(d *ckpt.Decoder, version uint32, key string, layout Layout) Critic {
+	lr := d.Float64s(1)
+	layers := d.Count(8)
+	m := &nn.MLP{}
+	in := max(layout.Width(), 1)
+	for i := range layers {
+		r, cols := int(d.Uint32()), int(d.Uint32())
+		if d.Err() == nil && (r != in || cols <= 0 || cols > 1<<16 || (i == layers-1 && cols != 1)) {
+			d.Fail("critic %q: layer %d is %dx%d", key, i, r, cols)
+		}
+		if d.Err() != nil {
+			return nil
+		}
+		w := d.Float64s(uint64(r * cols))
+		b := d.Float64s(uint64(cols))
+		if d.Err() != nil {
+			return nil
+		}
+		m.Layers = append(m.Layers, &nn.Linear{
+			W: nn.NewParam(fmt.Sprintf("%d/W", i), mat.NewDense(r, cols, w)),
+			B: nn.NewParam(fmt.Sprintf("%d/b", i), mat.NewDense(1, cols, b)),
+		})
+		if i < layers-1 {
+			a := nn.Activation(d.Uint32())
+			if a > nn.Softplus {
+				d.Fail("critic %q: bad activation %d", key, a)
+			}
+			m.Activations = append(m.Activations, a)
+		}
+		in = cols
+	}
+	if d.Err() != nil {
+		return nil
+	}
+	if layers == 0 {
+		d.Fail("critic %q: no layers", key)
+		return nil
+	}
+	n := &NetCritic{layout: layout, mlp: m, opt: nn.NewAdam(lr[0]), tape: nil, steps: 1}
+	if version >= 2 {
+		switch flag := d.Uint32(); {
+		case d.Err() != nil:
+			return nil
+		case flag == 1:
+			n.norm = d.Float64s(2)
+			mom := d.Float64s(3)
+			if d.Err() != nil {
+				return nil
+			}
+			copy(n.moments[:], mom)
+			if !(n.norm[1] > 0) || math.IsInf(n.norm[1], 0) || math.IsNaN(n.norm[0]) || math.IsInf(n.norm[0], 0) {
+				d.Fail("critic %q: bad output normalization %v", key, n.norm)
+				return nil
+			}
+		case flag != 0:
+			d.Fail("critic %q: bad normalization flag %d", key, flag)
+			return nil
+		}
+	}
+	return n
 }

@@ -88,54 +88,63 @@ func (s *Set) Evaluate(net *Network, tr *trace.Trace) (*Values, error) {
 		byKey[key] = append(byKey[key], i)
 	}
 	for _, key := range order {
-		nodes := byKey[key]
-		sites := map[string]bool{}
-		for _, i := range nodes {
-			if a := net.Nodes[i].Site; sites[a] {
-				return nil, fmt.Errorf("q: critic %q would serve two Q-nodes of site %q; merge the network (NetworkOptions.Merge, with a Reduce if needed) or drop the template", key, a)
-			} else {
-				sites[a] = true
-			}
-		}
-		layouts := make([]Layout, len(nodes))
-		for k, i := range nodes {
-			layouts[k] = fzs[i].layout
-		}
-		layout := layouts[0]
-		if len(nodes) > 1 {
-			var err error
-			if layout, err = unionLayout(layouts); err != nil {
-				return nil, fmt.Errorf("q: critic %q: %w", key, err)
-			}
-		}
-		var e *entry
-		if cur, ok := s.critics[key]; ok && s.templated(net.Nodes[nodes[0]].Site) {
-			// A template's critic keeps its layout; each node fills the
-			// fields it has.
-			e = cur
-		} else {
-			var err error
-			if e, err = s.lookup(key, layout, v.fresh); err != nil {
-				return nil, err
-			}
-		}
-		for _, i := range nodes {
-			x, err := fzs[i].into(e.critic.Layout())
-			if err != nil {
-				return nil, fmt.Errorf("q: critic %q: scope layout changed: %w", key, err)
-			}
-			v.x[i] = x
-			v.Q[i] = make([]float64, x.RawMatrix().Rows)
-			e.critic.Predict(x, v.Q[i])
-			if e.slow != nil {
-				v.Target[i] = make([]float64, len(v.Q[i]))
-				e.slow.target.Predict(x, v.Target[i])
-			} else {
-				v.Target[i] = v.Q[i]
-			}
+		if err := s.evaluateKey(net, v, key, byKey[key], fzs); err != nil {
+			return nil, err
 		}
 	}
 	return v, nil
+}
+
+// evaluateKey evaluates the critic of key on its nodes, whose featurizers
+// are fzs[i]: it finds or creates the critic for the nodes' (union)
+// layout and fills the nodes' inputs and values in v.
+func (s *Set) evaluateKey(net *Network, v *Values, key string, nodes []int, fzs []*featurizer) error {
+	sites := map[string]bool{}
+	for _, i := range nodes {
+		if a := net.Nodes[i].Site; sites[a] {
+			return fmt.Errorf("q: critic %q would serve two Q-nodes of site %q; merge the network (NetworkOptions.Merge, with a Reduce if needed) or drop the template", key, a)
+		} else {
+			sites[a] = true
+		}
+	}
+	layouts := make([]Layout, len(nodes))
+	for k, i := range nodes {
+		layouts[k] = fzs[i].layout
+	}
+	layout := layouts[0]
+	if len(nodes) > 1 {
+		var err error
+		if layout, err = unionLayout(layouts); err != nil {
+			return fmt.Errorf("q: critic %q: %w", key, err)
+		}
+	}
+	var e *entry
+	if cur, ok := s.critics[key]; ok && s.templated(net.Nodes[nodes[0]].Site) {
+		// A template's critic keeps its layout; each node fills the
+		// fields it has.
+		e = cur
+	} else {
+		var err error
+		if e, err = s.lookup(key, layout, v.fresh); err != nil {
+			return err
+		}
+	}
+	for _, i := range nodes {
+		x, err := fzs[i].into(e.critic.Layout())
+		if err != nil {
+			return fmt.Errorf("q: critic %q: scope layout changed: %w", key, err)
+		}
+		v.x[i] = x
+		v.Q[i] = make([]float64, x.RawMatrix().Rows)
+		e.critic.Predict(x, v.Q[i])
+		if e.slow != nil {
+			v.Target[i] = make([]float64, len(v.Q[i]))
+			e.slow.target.Predict(x, v.Target[i])
+		} else {
+			v.Target[i] = v.Q[i]
+		}
+	}
+	return nil
 }
 
 // readCosts reads the scaled values of net's costs in g, and the rows
