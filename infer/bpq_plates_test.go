@@ -62,3 +62,15 @@ func TestBackpropQPlates(t *testing.T) {
 		}
 	}
 }
+
+// TestBackpropQReplayRefusesPlates checks that replay, which does not
+// support plates, fails the step naming the site rather than skipping.
+func TestBackpropQReplayRefusesPlates(t *testing.T) {
+	est := NewQLocal(q.Config{Kind: q.TabularKind}, q.TD{})
+	est.Replay = &Replay{}
+	s := &SVI{Objective: mixELBO, Estimators: Estimators{Default: est}, Optimizer: nn.NewAdam(0.01),
+		Params: initObjectiveStore(t, mixELBO), Particles: 4, Seed: 1}
+	_, err := s.Step()
+	require.ErrorContains(t, err, `site "z" is inside plates`)
+	require.Empty(t, est.Critics.Set.Keys(), "the failed step trained no critic")
+}

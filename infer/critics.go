@@ -11,18 +11,18 @@ import (
 	"github.com/backpropq/backpropq/trace"
 )
 
-// Critics is the part of Backprop-Q that modes share: a set of critics
+// Critics is the part of Backprop-Q that its estimators share: a set of critics
 // (package q), the networks that lay them over each trace shape, and their
 // TD training. It is the per-trace phase ([TracePhase]) of every
 // Backprop-Q estimator that embeds it ([QLocal], [QControlVariate],
-// [QAdvantage]): the critics are evaluated once per trace,
-// before the terms of the sites those estimators serve, and trained once,
-// in the phase's commit, after the step succeeded, so a step that fails
-// changes no critic. Estimators of different types may embed one Critics
+// [QAdvantage]): the critics are evaluated once per trace, before the
+// terms of the sites those estimators serve, and trained once, in the
+// phase's commit, after the step succeeded, so a step that fails changes
+// no critic. Estimators of different types may embed one Critics
 // and serve different sites of one trace.
 //
-// A Critics is safe for concurrent use (the chunks of an [SVI]
-// step): it serializes its use of the set.
+// A Critics is safe for concurrent use (the chunks of an [SVI] step): it
+// serializes its use of the set.
 type Critics struct {
 	// Set holds the critics.
 	Set *q.Set
@@ -106,6 +106,11 @@ func (c *Critics) BeginTrace(tc *TraceContext) (TraceState, error) {
 	}
 	var replay func()
 	if c.Replay != nil {
+		for _, a := range tc.Graph.Stochastic() {
+			if len(tc.Graph.Site(a).Plates) > 0 {
+				return TraceState{}, fmt.Errorf("BackpropQ: replay: site %q is inside plates, which replay does not support", a)
+			}
+		}
 		// The replay's random source is drawn now, from the step's, so
 		// that it depends on the seed, step and chunk only.
 		rng := rand.New(rand.NewPCG(tc.Rand.Uint64(), tc.Rand.Uint64()))
