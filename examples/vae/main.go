@@ -113,27 +113,47 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	return o, o.check()
 }
 
-// check reports flag values that cannot work, before any data is read.
+// check reports flag values that cannot work, before any data is read: a
+// number out of range, an unknown name, a file that cannot be written or a
+// checkpoint that does not exist.
 func (o options) check() error {
-	if err := checkKind(o.model); err != nil && !(o.resume != "" && !o.set["model"]) {
-		return err
+	var c exrun.Checks
+	if o.resume == "" || o.set["model"] {
+		c.Add(checkKind(o.model))
 	}
 	if _, err := findEstimator(o.estimator); err != nil {
-		return err
+		c.Add(err)
 	}
-	switch {
-	case o.steps < 0:
-		return fmt.Errorf("-steps must be >= 0, got %d", o.steps)
-	case o.batch < 1:
-		return fmt.Errorf("-batch must be >= 1, got %d", o.batch)
-	case o.iwae < 0 || o.iwaeLimit < 0:
-		return fmt.Errorf("-iwae and -iwae-limit must be >= 0, got %d and %d", o.iwae, o.iwaeLimit)
-	case o.varDraws < 0 || o.varDraws == 1:
-		return fmt.Errorf("-var-draws must be 0 or >= 2, got %d", o.varDraws)
-	case o.plot != "" && o.metrics == "" && len(o.files) == 0:
-		return fmt.Errorf("-plot needs -metrics, or metrics files as arguments")
+	c.AtLeast("steps", o.steps, 0)
+	c.Duration("duration", o.duration)
+	c.AtLeast("batch", o.batch, 1)
+	c.Positive("lr", o.lr)
+	c.AtLeast("eval-every", o.evalEvery, 0)
+	c.AtLeast("log-every", o.logEvery, 0)
+	c.AtLeast("iwae", o.iwae, 0)
+	c.AtLeast("iwae-limit", o.iwaeLimit, 0)
+	c.AtLeast("iwae-train", o.iwaeTrain, 0)
+	c.AtLeast("eval-limit", o.evalLimit, 0)
+	c.AtLeast("workers", o.workers, 1)
+	if o.workers > o.batch {
+		c.Fail("need 1 <= -workers <= -batch, got -workers %d, -batch %d", o.workers, o.batch)
 	}
-	return nil
+	if o.varDraws < 0 || o.varDraws == 1 {
+		c.Fail("-var-draws must be 0 or >= 2, got %d", o.varDraws)
+	}
+	if o.plot != "" && o.metrics == "" && len(o.files) == 0 {
+		c.Fail("-plot needs -metrics, or metrics files as arguments")
+	}
+	c.Readable("resume", o.resume)
+	if o.grid != "" {
+		c.Writable("grid", o.grid+"-recon.png")
+	}
+	for _, f := range []struct{ name, path string }{
+		{"save", o.save}, {"metrics", o.metrics}, {"plot", o.plot}, {"critics", o.critics}, {"cpuprofile", o.cpuprofile},
+	} {
+		c.Writable(f.name, f.path)
+	}
+	return c.Err()
 }
 
 // trainProfiled trains, under a CPU profile when -cpuprofile is given.
@@ -148,12 +168,9 @@ func trainProfiled(ctx context.Context, o options) error {
 }
 
 func main() {
-	fs := flag.NewFlagSet("vae", flag.ExitOnError)
+	fs := exrun.NewFlagSet("vae")
 	o, err := parseFlags(fs, os.Args[1:])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "vae:", err)
-		os.Exit(2)
-	}
+	exrun.ExitOnFlagError(fs, err)
 	ctx, stop := exrun.InterruptContext(context.Background())
 	defer stop()
 	if len(o.files) > 0 {

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/backpropq/backpropq/examples/internal/exrun"
+)
+
+func TestMain(m *testing.M) {
+	exrun.ServeCommand(main)
+	os.Exit(m.Run())
+}
+
+// Every bad flag ends the command with one line on standard error and
+// status 2 before any work: nothing is written, not even the files the
+// other flags name.
+func TestBadFlagsExitStatus(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "no-such-folder", "x")
+	save := filepath.Join(dir, "run.ckpt")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-steps", "-1"}, "-steps must be at least 0"},
+		{[]string{"-duration", "-5s"}, "-duration must not be negative"},
+		{[]string{"-estimator", "arm,disarm"}, "a list of estimators goes with -mode variance"},
+		{[]string{"-mode", "variance", "-estimator", "reinforce,nope,arm"}, `"nope"`},
+		{[]string{"-estimator", "nope"}, `"nope"`},
+		{[]string{"-save", missing}, "-save " + missing},
+		{[]string{"-metrics", missing}, "-metrics " + missing},
+		{[]string{"-critics", missing, "-estimator", "bpq"}, "-critics " + missing},
+		{[]string{"-save", dir}, "is a folder"},
+		{[]string{"-resume", filepath.Join(dir, "none.ckpt")}, "-resume"},
+		{[]string{"-batch", "0"}, "-batch must be at least 1"},
+		{[]string{"-workers", "30"}, "-workers <= -batch"},
+		{[]string{"-lr", "-1"}, "-lr must be positive"},
+		{[]string{"-lr", "x"}, "invalid value"},
+		{[]string{"-log-every", "-1"}, "-log-every"},
+		{[]string{"-model", "nope"}, "nope"},
+		{[]string{"-mode", "nope"}, `unknown -mode "nope"`},
+		{[]string{"-mode", "eval"}, "needs -resume"},
+		{[]string{"-M", "1", "-mode", "variance"}, "-M must be at least 2"},
+		{[]string{"stray"}, "unexpected arguments"},
+	} {
+		// Flags given later win: a check that let a bad flag through
+		// would train for a millisecond and save.
+		args := append([]string{"-quiet", "-duration", "1ms", "-save", save}, c.args...)
+		assert.Empty(t, exrun.FlagRejection("sbn", c.want, args...), "%v", c.args)
+		assert.NoFileExists(t, save)
+	}
+	status, _, stderr, err := exrun.RunCommand("-h")
+	require.NoError(t, err)
+	assert.Equal(t, 0, status)
+	assert.Contains(t, stderr, "-estimator")
+}
