@@ -413,6 +413,8 @@ func (t *Tensor) backward() {
 		t.backwardWhere()
 	case opReshape, opTranspose:
 		t.backwardShape()
+	case opBCELogits:
+		t.backwardBCELogits()
 	default:
 		t.backwardUnary()
 	}
