@@ -158,14 +158,12 @@ func TestRestoreNamesTheFirstDifference(t *testing.T) {
 
 // A warm start takes the parameters of another setup and nothing else.
 func TestRestoreWarmStart(t *testing.T) {
-	sections, err := setups["mixture"]().Sections()
-	require.NoError(t, err)
 	src := setups["mixture"]()
 	for i := 0; i < 3; i++ {
 		_, err := src.Step()
 		require.NoError(t, err)
 	}
-	sections, err = src.Sections()
+	sections, err := src.Sections()
 	require.NoError(t, err)
 
 	s := setups["sgd"]()
