@@ -37,29 +37,15 @@ func (o options) check() error {
 			c.Fail("-estimator: %v", err)
 		}
 	}
-	c.AtLeast("steps", o.steps, 0)
-	c.Duration("duration", o.duration)
-	c.AtLeast("batch", o.batch, 1)
-	c.Positive("lr", o.lr)
-	c.AtLeast("eval-every", o.evalEvery, 0)
-	c.AtLeast("log-every", o.logEvery, 0)
+	c.Common(exrun.Common{Steps: o.steps, Duration: o.duration, Batch: o.batch, Workers: o.workers, LR: o.lr,
+		EvalEvery: o.evalEvery, LogEvery: o.logEvery, EvalLimit: o.evalLimit})
 	c.AtLeast("iwae", o.iwae, 0)
-	c.AtLeast("eval-limit", o.evalLimit, 0)
-	c.AtLeast("workers", o.workers, 1)
-	if o.workers > o.batch {
-		c.Fail("need 1 <= -workers <= -batch, got workers %d, batch %d", o.workers, o.batch)
-	}
 	c.AtLeast("M", o.draws, 2)
 	c.AtLeast("warmup", o.warmup, 0)
 	if o.mode != "train" && o.mode != "plot" && o.resume == "" {
 		c.Fail("-mode %s needs -resume CHECKPOINT", o.mode)
 	}
 	c.Add(criticsCheck(o))
-	c.Readable("resume", o.resume)
-	for _, f := range []struct{ name, path string }{
-		{"save", o.save}, {"metrics", o.metrics}, {"plot", o.plot}, {"critics", o.critics}, {"cpuprofile", o.cpuprofile},
-	} {
-		c.Writable(f.name, f.path)
-	}
+	c.Files("resume", o.resume, "save", o.save, "metrics", o.metrics, "plot", o.plot, "critics", o.critics, "cpuprofile", o.cpuprofile)
 	return c.Err()
 }

@@ -36,20 +36,8 @@ func (o options) check() error {
 	c.Positive("critic-lr", o.criticLR)
 	c.AtLeast("critic-warmup", o.criticWarmup, 0)
 	c.AtLeast("warm", o.warm, 0)
-	c.AtLeast("steps", o.steps, 0)
-	c.Duration("duration", o.duration)
-	c.Positive("lr", o.lr)
-	if o.batch < 1 || o.workers < 1 || o.workers > o.batch {
-		c.Fail("need 1 <= -workers <= -batch, got -workers %d, -batch %d", o.workers, o.batch)
-	}
-	c.AtLeast("eval-every", o.evalEvery, 0)
-	c.AtLeast("log-every", o.logEvery, 0)
-	c.AtLeast("eval-limit", o.evalLimit, 0)
-	c.Readable("resume", o.resume)
-	for _, f := range []struct{ name, path string }{
-		{"save", o.save}, {"metrics", o.metrics}, {"plot", o.plot}, {"critics", o.critics},
-	} {
-		c.Writable(f.name, f.path)
-	}
+	c.Common(exrun.Common{Steps: o.steps, Duration: o.duration, Batch: o.batch, Workers: o.workers, LR: o.lr,
+		EvalEvery: o.evalEvery, LogEvery: o.logEvery, EvalLimit: o.evalLimit})
+	c.Files("resume", o.resume, "save", o.save, "metrics", o.metrics, "plot", o.plot, "critics", o.critics)
 	return c.Err()
 }

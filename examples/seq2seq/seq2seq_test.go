@@ -351,7 +351,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-trainer", "bpq", "-lambda", "1.5"}, "-lambda must be in [0, 1]"},
 		{[]string{"-trainer", "mle", "-critics", filepath.Join(dir, "c")}, "trainer mle learns no critics"},
 		{[]string{"-workers", "9"}, "need 1 <= -workers <= -batch"},
-		{[]string{"-batch", "0"}, "need 1 <= -workers <= -batch"},
+		{[]string{"-batch", "0"}, "-batch must be at least 1"},
 		{[]string{"-lr", "0"}, "-lr must be positive"},
 		{[]string{"-trainer", "mle+bpq", "-warm", "-1"}, "-warm must be at least 0"},
 		{[]string{"-trainer", "bpq", "-critic-warmup", "-2"}, "-critic-warmup must be at least 0"},

@@ -124,35 +124,21 @@ func (o options) check() error {
 	if _, err := findEstimator(o.estimator); err != nil {
 		c.Add(err)
 	}
-	c.AtLeast("steps", o.steps, 0)
-	c.Duration("duration", o.duration)
-	c.AtLeast("batch", o.batch, 1)
-	c.Positive("lr", o.lr)
-	c.AtLeast("eval-every", o.evalEvery, 0)
-	c.AtLeast("log-every", o.logEvery, 0)
+	c.Common(exrun.Common{Steps: o.steps, Duration: o.duration, Batch: o.batch, Workers: o.workers, LR: o.lr,
+		EvalEvery: o.evalEvery, LogEvery: o.logEvery, EvalLimit: o.evalLimit})
 	c.AtLeast("iwae", o.iwae, 0)
 	c.AtLeast("iwae-limit", o.iwaeLimit, 0)
 	c.AtLeast("iwae-train", o.iwaeTrain, 0)
-	c.AtLeast("eval-limit", o.evalLimit, 0)
-	c.AtLeast("workers", o.workers, 1)
-	if o.workers > o.batch {
-		c.Fail("need 1 <= -workers <= -batch, got -workers %d, -batch %d", o.workers, o.batch)
-	}
 	if o.varDraws < 0 || o.varDraws == 1 {
 		c.Fail("-var-draws must be 0 or >= 2, got %d", o.varDraws)
 	}
 	if o.plot != "" && o.metrics == "" && len(o.files) == 0 {
 		c.Fail("-plot needs -metrics, or metrics files as arguments")
 	}
-	c.Readable("resume", o.resume)
 	if o.grid != "" {
 		c.Writable("grid", o.grid+"-recon.png")
 	}
-	for _, f := range []struct{ name, path string }{
-		{"save", o.save}, {"metrics", o.metrics}, {"plot", o.plot}, {"critics", o.critics}, {"cpuprofile", o.cpuprofile},
-	} {
-		c.Writable(f.name, f.path)
-	}
+	c.Files("resume", o.resume, "save", o.save, "metrics", o.metrics, "plot", o.plot, "critics", o.critics, "cpuprofile", o.cpuprofile)
 	return c.Err()
 }
 

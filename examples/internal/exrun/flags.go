@@ -159,3 +159,69 @@ func FlagRejection(name, want string, args ...string) string {
 	}
 	return ""
 }
+
+// Common are the flags every example's training run has.
+type Common struct {
+	Steps     int
+	Duration  time.Duration
+	Batch     int
+	Workers   int
+	LR        float64
+	EvalEvery int
+	LogEvery  int
+	EvalLimit int
+}
+
+// Common checks the flags every example's training run has.
+func (c *Checks) Common(f Common) {
+	c.AtLeast("steps", f.Steps, 0)
+	c.Duration("duration", f.Duration)
+	c.AtLeast("batch", f.Batch, 1)
+	c.AtLeast("workers", f.Workers, 1)
+	if f.Workers > f.Batch {
+		c.Fail("need 1 <= -workers <= -batch, got -workers %d, -batch %d", f.Workers, f.Batch)
+	}
+	c.Positive("lr", f.LR)
+	c.AtLeast("eval-every", f.EvalEvery, 0)
+	c.AtLeast("log-every", f.LogEvery, 0)
+	c.AtLeast("eval-limit", f.EvalLimit, 0)
+}
+
+// Files checks the files of the flags given as (name, path) pairs: the
+// "resume" flag's must exist, the others must be writable (see
+// [Checks.Writable]).
+func (c *Checks) Files(pairs ...string) {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i] == "resume" {
+			c.Readable(pairs[i], pairs[i+1])
+		} else {
+			c.Writable(pairs[i], pairs[i+1])
+		}
+	}
+}
+
+// A BadFlag is a command line with one bad flag and what the one-line
+// error must contain.
+type BadFlag struct {
+	Args []string
+	Want string
+}
+
+// BadFlagProblems runs the command name (see [RunCommand]) on each case,
+// after the flags base (which a case's flags override), and returns what
+// is wrong with how it rejected them (see [FlagRejection]); and checks
+// that -h prints the usage with status 0.
+func BadFlagProblems(name string, base []string, cases []BadFlag) []string {
+	var problems []string
+	for _, c := range cases {
+		args := append(append([]string(nil), base...), c.Args...)
+		if p := FlagRejection(name, c.Want, args...); p != "" {
+			problems = append(problems, fmt.Sprintf("%v: %s", c.Args, p))
+		}
+	}
+	status, _, stderr, err := RunCommand("-h")
+	if err != nil || status != 0 || !strings.Contains(stderr, "Usage of "+name) {
+		problems = append(problems, fmt.Sprintf("-h: status %d, error %v, stderr %q", status, err, stderr))
+	}
+	return problems
+}
