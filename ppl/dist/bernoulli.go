@@ -55,14 +55,18 @@ func (d Bernoulli) Sample(rng *rand.Rand) *ad.Tensor {
 // is computed stably as value·logit - softplus(logit); with Probs as
 // log(p) or log(1-p) as the value selects. LogProb treats any non-zero
 // value as 1.
-func (d Bernoulli) LogProb(value *ad.Tensor) *ad.Tensor {
+func (d Bernoulli) LogProb(value *ad.Tensor) *ad.Tensor { return sumRows(d.LogProbElements(value)) }
+
+// LogProbElements returns the log-pmf of each element of value, [B x D]:
+// the terms LogProb sums.
+func (d Bernoulli) LogProbElements(value *ad.Tensor) *ad.Tensor {
+	rows, cols := shapeOf(value, d.param())
 	if d.Logits != nil {
-		return ad.RowSum(ad.Sub(ad.Mul(value, d.Logits), ad.Softplus(d.Logits)))
+		return expand(ad.Sub(ad.Mul(value, d.Logits), ad.Softplus(d.Logits)), rows, cols)
 	}
-	rows, cols := shapeOf(value, d.Probs)
 	p := expand(d.Probs, rows, cols)
 	q := ad.Sub(p.Tape().Scalar(1), p)
-	return ad.RowSum(ad.Log(ad.Where(value, p, q)))
+	return ad.Log(ad.Where(value, p, q))
 }
 
 // Mean returns the probabilities of a 1: Probs itself, or sigmoid(Logits).

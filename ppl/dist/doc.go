@@ -87,6 +87,15 @@
 // draws values of that shape, and LogProb accepts values with more rows
 // than a one-row parameter, scoring each row against it.
 //
+// # Events
+//
+// A row is the unit LogProb scores, but its columns may be independent
+// scalar variables (an [Elementwise] distribution, whose LogProbElements
+// returns the per-element terms) or one event (MultivariateNormal,
+// Dirichlet, OneHotCategorical, Multinomial). [EventColumns] tells the two
+// apart, and [Independent] declares an elementwise distribution's row one
+// event.
+//
 // # Capabilities
 //
 // Optional capabilities are interfaces checked with a type assertion, as

@@ -1,6 +1,8 @@
 package dist
 
 import (
+	"reflect"
+
 	"github.com/backpropq/backpropq/ad"
 )
 
@@ -17,6 +19,15 @@ func registerFamilyKLs() {
 	registerKL(func(d Distribution) *ad.Tensor { return d.(Dirichlet).Concentration }, true, klDirichlet)
 	registerKL(func(d Distribution) *ad.Tensor { return d.(Exponential).Rate }, false, klExponential)
 	registerKL(func(d Distribution) *ad.Tensor { return d.(Poisson).Rate }, false, klPoisson)
+	// Independent wrappers: the KL of the bases.
+	wrappers := []Distribution{IndependentEvents{}, IndependentReparameterized{}}
+	for _, p := range wrappers {
+		for _, q := range wrappers {
+			klTable[[2]reflect.Type{reflect.TypeOf(p), reflect.TypeOf(q)}] = func(p, q Distribution) (*ad.Tensor, error) {
+				return KL(p.(interface{ Base() Distribution }).Base(), q.(interface{ Base() Distribution }).Base())
+			}
+		}
+	}
 }
 
 // rowSumAt sums term per row after broadcasting it to the shape of ts.
