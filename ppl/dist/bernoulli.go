@@ -55,7 +55,12 @@ func (d Bernoulli) Sample(rng *rand.Rand) *ad.Tensor {
 // is computed stably as value·logit - softplus(logit); with Probs as
 // log(p) or log(1-p) as the value selects. LogProb treats any non-zero
 // value as 1.
-func (d Bernoulli) LogProb(value *ad.Tensor) *ad.Tensor { return sumRows(d.LogProbElements(value)) }
+func (d Bernoulli) LogProb(value *ad.Tensor) *ad.Tensor {
+	if d.Logits != nil {
+		return ad.Neg(ad.BinaryCrossEntropyLogits(d.Logits, value))
+	}
+	return sumRows(d.LogProbElements(value))
+}
 
 // LogProbElements returns the log-pmf of each element of value, [B x D]:
 // the terms LogProb sums.
