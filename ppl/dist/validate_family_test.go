@@ -1,7 +1,6 @@
 package dist
 
 import (
-	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -15,11 +14,7 @@ import (
 func TestValidateFamilies(t *testing.T) {
 	tp := ad.NewTape()
 	s := tp.Scalar
-	cases := []struct {
-		name string
-		dist Distribution
-		msg  string // "" for valid
-	}{
+	cases := []validateCase{
 		{"Gamma ok", Gamma{Concentration: row(tp, 0.1, 3), Rate: s(2)}, ""},
 		{"Gamma concentration", Gamma{Concentration: row(tp, 0.1, -3), Rate: s(2)},
 			"dist: Gamma: concentration must be > 0 and finite, got -3 at row 0, column 1"},
@@ -52,18 +47,7 @@ func TestValidateFamilies(t *testing.T) {
 		{"Transformed", Transformed{Base: Normal{Loc: s(0), Scale: s(-1)}, Transform: Exp{}},
 			"dist: Normal: scale must be > 0 and finite, got -1 at row 0, column 0"},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			err := c.dist.Validate()
-			if c.msg == "" {
-				require.NoError(t, err)
-				return
-			}
-			require.EqualError(t, err, c.msg)
-			var de *Error
-			require.True(t, errors.As(err, &de))
-		})
-	}
+	checkValidate(t, cases)
 }
 
 // Values outside the support give errors naming the row and column.
