@@ -1,6 +1,10 @@
 package ad
 
-import "math"
+import (
+	"math"
+
+	"github.com/backpropq/backpropq/ad/internal/par"
+)
 
 // BinaryCrossEntropyLogits returns, for each row i, the sum over columns j
 // of softplus(l_ij) - x_ij·l_ij, where l is logits: a [B x 1] tensor. For
@@ -25,10 +29,21 @@ func BinaryCrossEntropyLogits(logits, x *Tensor) *Tensor {
 	t.prov = logits.prov.Union(x.prov)
 	t.needsGrad = logits.needsGrad || x.needsGrad
 	t.aux = tp.alloc(rows * logits.cols)
-	for i := range rows {
-		t.data[i] = bceRow(t.aux[i*logits.cols:(i+1)*logits.cols], rowOf(logits, i), rowOf(x, i))
-	}
+	par.Do((*bceTask)(t), min(rows, parallelParts(rows*logits.cols)))
 	return t
+}
+
+// bceTask computes the output of [BinaryCrossEntropyLogits], a range of
+// rows per part.
+type bceTask Tensor
+
+func (b *bceTask) Part(p, parts, _ int) {
+	t := (*Tensor)(b)
+	c := t.a.cols
+	lo, hi := par.Range(p, parts, t.rows, 1)
+	for i := lo; i < hi; i++ {
+		t.data[i] = bceRow(t.aux[i*c:(i+1)*c], rowOf(t.a, i), rowOf(t.b, i))
+	}
 }
 
 // bceRow returns Σ softplus(l) - x·l over a row and sets sig to sigmoid(l).

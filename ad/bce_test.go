@@ -118,3 +118,35 @@ func randDenseInternal(rng *rand.Rand, rows, cols int, scale float64) *mat.Dense
 	}
 	return mat.NewDense(rows, cols, x)
 }
+
+// TestParallelElementwiseCoversAll checks that costly elementwise ops on
+// tensors large enough to be cut between cores compute every element as
+// the serial loop does.
+func TestParallelElementwiseCoversAll(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	const rows, cols = 37, 301 // 11137 elements: several grains and a ragged end
+	tp := NewTape()
+	x := tp.Const(randDenseInternal(rng, rows, cols, 3))
+	pos := Exp(x) // positive input for Log
+	ops := map[string]func(*Tensor) *Tensor{"Exp": Exp, "Tanh": Tanh, "Sigmoid": Sigmoid, "Softplus": Softplus,
+		"LogSigmoid": LogSigmoid, "Log1p": func(*Tensor) *Tensor { return Log1p(pos) }, "Log": func(*Tensor) *Tensor { return Log(pos) }}
+	for name, f := range ops {
+		y := f(x)
+		serial := unaryNode(y.op, y.a, rows, cols)
+		serial.f1, serial.f2, serial.aux = y.f1, y.f2, make([]float64, rows*cols)
+		serial.unaryRange(0, rows*cols)
+		for i := range y.data {
+			if math.Float64bits(y.data[i]) != math.Float64bits(serial.data[i]) {
+				t.Fatalf("%s: element %d is %v, serial %v", name, i, y.data[i], serial.data[i])
+			}
+		}
+	}
+	bits := tp.Const(randDenseInternal(rng, rows, cols, 1))
+	got := BinaryCrossEntropyLogits(x, bits)
+	sig := make([]float64, cols)
+	for i := range rows {
+		if want := bceRow(sig, rowOf(x, i), rowOf(bits, i)); math.Float64bits(got.data[i]) != math.Float64bits(want) {
+			t.Fatalf("BinaryCrossEntropyLogits row %d: %v, serial %v", i, got.data[i], want)
+		}
+	}
+}
