@@ -44,12 +44,9 @@ func linearSBN(x *mat.Dense) vi.ELBO {
 	}
 }
 
-// BenchmarkSVIStep times one SVI step of a 784-200 linear SBN at B = 24
-// per estimator; "model" is the forward and backward passes and the
-// optimizer step without any estimator term, so an estimator's overhead
-// is its time minus model's.
-func BenchmarkSVIStep(b *testing.B) {
-	const batch = 24
+// binaryImages returns batch rows of 784 seeded random binary pixels, 30%
+// of them on.
+func binaryImages(batch int) *mat.Dense {
 	rng := rand.New(rand.NewPCG(1, 2))
 	data := make([]float64, batch*784)
 	for i := range data {
@@ -57,7 +54,16 @@ func BenchmarkSVIStep(b *testing.B) {
 			data[i] = 1
 		}
 	}
-	x := mat.NewDense(batch, 784, data)
+	return mat.NewDense(batch, 784, data)
+}
+
+// BenchmarkSVIStep times one SVI step of a 784-200 linear SBN at B = 24
+// per estimator; "model" is the forward and backward passes and the
+// optimizer step without any estimator term, so an estimator's overhead
+// is its time minus model's.
+func BenchmarkSVIStep(b *testing.B) {
+	const batch = 24
+	x := binaryImages(batch)
 	features := func(sc *SiteContext) (*ad.Tensor, error) {
 		return sc.Signal.Tape().Const(x), nil
 	}
@@ -116,14 +122,7 @@ func BenchmarkSVIStep(b *testing.B) {
 // workers (particles in parallel).
 func BenchmarkSVIStepWorkers(b *testing.B) {
 	const batch = 50
-	rng := rand.New(rand.NewPCG(1, 2))
-	data := make([]float64, batch*784)
-	for i := range data {
-		if rng.Float64() < 0.3 {
-			data[i] = 1
-		}
-	}
-	x := mat.NewDense(batch, 784, data)
+	x := binaryImages(batch)
 	for _, c := range []struct{ chunks, workers int }{{1, 1}, {2, 1}, {2, 2}} {
 		b.Run(fmt.Sprintf("chunks=%d/workers=%d", c.chunks, c.workers), func(b *testing.B) {
 			s := &SVI{
