@@ -9,6 +9,7 @@ import (
 
 	gemmasm "github.com/backpropq/backpropq/ad/internal/gemm"
 	"github.com/backpropq/backpropq/ad/internal/par"
+	"github.com/backpropq/backpropq/ad/internal/vmath"
 )
 
 type op uint8
@@ -479,14 +480,20 @@ func sigmoid(x float64) float64 {
 // when neg is set, and d to the derivative of y, a sigmoid sharing
 // exp(-|x|) with the value.
 func softplusInto(y, d, x []float64, neg bool) {
-	sign := 1.0
-	if neg {
-		sign = -1
+	if !neg {
+		vmath.SoftplusSigmoid(x, y, d)
+		return
 	}
-	y, d = y[:len(x)], d[:len(x)]
-	for i, v := range x {
-		sp, sig := softplusSigmoid(sign * v)
-		y[i], d[i] = sign*sp, sig
+	var negX [256]float64
+	for lo := 0; lo < len(x); lo += len(negX) {
+		hi := min(lo+len(negX), len(x))
+		for j, v := range x[lo:hi] {
+			negX[j] = -v
+		}
+		vmath.SoftplusSigmoid(negX[:hi-lo], y[lo:hi], d[lo:hi])
+		for j := lo; j < hi; j++ {
+			y[j] = -y[j]
+		}
 	}
 }
 
