@@ -53,6 +53,8 @@ const (
 	opReshape
 	opTranspose
 	opBCELogits
+	opSpecial // elementwise special functions (special.go)
+	opLinalg  // matrix factorizations and solves (linalg.go)
 )
 
 var opNames = [...]string{
@@ -61,6 +63,7 @@ var opNames = [...]string{
 	"LogSigmoid", "Softplus", "Tanh", "ReLU", "LeakyReLU", "Clamp", "Sum", "RowSum",
 	"ColSum", "LogSumExp", "Softmax", "LogSoftmax", "Concat", "Slice", "Gather",
 	"OneHot", "Where", "Reshape", "Transpose", "BinaryCrossEntropyLogits",
+	"Special", "Linalg",
 }
 
 func (o op) String() string { return opNames[o] }
