@@ -62,8 +62,7 @@ var opNames = [...]string{
 	"Neg", "Scale", "Exp", "Log", "Log1p", "Sqrt", "Square", "Abs", "Sigmoid",
 	"LogSigmoid", "Softplus", "Tanh", "ReLU", "LeakyReLU", "Clamp", "Sum", "RowSum",
 	"ColSum", "LogSumExp", "Softmax", "LogSoftmax", "Concat", "Slice", "Gather",
-	"OneHot", "Where", "Reshape", "Transpose", "BinaryCrossEntropyLogits",
-	"Special", "Linalg",
+	"OneHot", "Where", "Reshape", "Transpose", "BinaryCrossEntropyLogits", "Special", "Linalg",
 }
 
 func (o op) String() string { return opNames[o] }
