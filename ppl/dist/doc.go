@@ -36,7 +36,11 @@
 // database/sql/driver does: [Reparameterized] (a pathwise RSample),
 // [Meaner], [Entropier] and [Relaxable] (the relaxed sample z, its hard
 // value b = H(z) and the conditional sample z~ given b that REBAR and
-// RELAX need, paper appendix 5.5-5.7).
+// RELAX need, paper appendix 5.5-5.7), and [Finite] (a discrete
+// distribution whose rows take finitely many values: how a value is
+// encoded, its number of classes, and the enumeration of its support).
+// The distributions have value receivers, so a pointer to one has the same
+// capabilities as the value.
 //
 // # Randomness
 //
