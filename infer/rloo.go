@@ -84,7 +84,7 @@ func (r RLOO) Center(sc *SiteContext, signal *ad.Tensor) (centered, loss *ad.Ten
 // baseline subtracted, without a gradient path.
 func (r RLOO) leaveOneOut(sc *SiteContext, signal *ad.Tensor) (*ad.Tensor, error) {
 	if r.K < 2 {
-		return nil, fmt.Errorf("K must be at least 2 samples per data point, got %d", r.K)
+		return nil, fmt.Errorf("need K >= 2 samples per data point, got K = %d", r.K)
 	}
 	if sc.TiedRows {
 		return nil, errors.New("the objective ties its rows together (an importance-weighted bound), so a row's signal depends on the other rows' draws; use ScoreFunction")

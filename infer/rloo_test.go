@@ -24,7 +24,7 @@ func TestRLOOCenter(t *testing.T) {
 	}{
 		{2, []float64{1, 3, 10, 20}, []float64{-2, 2, -10, 10}},
 		{4, []float64{1, 2, 3, 10}, []float64{1 - 15.0/3, 2 - 14.0/3, 3 - 13.0/3, 10 - 2}},
-		{3, []float64{5, 5, 5, -1, 2, 5}, []float64{0, 0, 0, -1 - 3.5, 2 - 2, 5 - 0.5}},
+		{3, []float64{5, 5, 5, -1, 2, 5}, []float64{0, 0, 0, -1 - 3.5, 0, 5 - 0.5}},
 	} {
 		sc := &SiteContext{}
 		got, loss, commit, err := RLOO{K: c.k}.Center(sc, tp.FromData(len(c.in), 1, c.in))
@@ -153,8 +153,8 @@ func TestRLOOErrors(t *testing.T) {
 		particles int
 		want      string
 	}{
-		{RLOO{}, obj, 4, "K must be at least 2"},
-		{RLOO{K: 1}, obj, 4, "K must be at least 2"},
+		{RLOO{}, obj, 4, "need K >= 2 samples per data point"},
+		{RLOO{K: 1}, obj, 4, "need K >= 2 samples per data point"},
 		{RLOO{K: 2}, obj, 5, "5 rows, not a multiple of K = 2"},
 		{RLOO{K: 3}, obj, 4, "4 rows, not a multiple of K = 3"},
 		{ScoreFunction{Baseline: RLOO{K: 3}}, obj, 4, "RLOO: the site has 4 rows"},
