@@ -35,40 +35,6 @@ func TestRLOOCenter(t *testing.T) {
 	}
 }
 
-// sbn43Params returns the parameters of a two-layer sigmoid belief network
-// with 4 visible units, 4 units in h1 and 3 in h2.
-func sbn43Params(ctx *ppl.Ctx) (x *ad.Tensor, q, p map[string]*ad.Tensor) {
-	tp := ctx.Tape()
-	x = ppl.Expand(ctx, tp.FromData(1, 4, []float64{1, 0, 1, 1}))
-	init := nn.Normal{Std: 0.7}
-	q = map[string]*ad.Tensor{
-		"W1": ppl.Param(ctx, "q/W1", 4, 4, init), "b1": ppl.Param(ctx, "q/b1", 1, 4, init),
-		"W2": ppl.Param(ctx, "q/W2", 4, 3, init), "b2": ppl.Param(ctx, "q/b2", 1, 3, init),
-	}
-	p = map[string]*ad.Tensor{
-		"prior": ppl.Param(ctx, "p/prior", 1, 3, init),
-		"W1":    ppl.Param(ctx, "p/W1", 3, 4, init), "b1": ppl.Param(ctx, "p/b1", 1, 4, init),
-		"W2": ppl.Param(ctx, "p/W2", 4, 4, init), "b2": ppl.Param(ctx, "p/b2", 1, 4, init),
-	}
-	return x, q, p
-}
-
-// sbn43ELBO is the ELBO of the network of sbn43Params with its mirrored
-// inference network.
-var sbn43ELBO = vi.ELBO{
-	Model: func(ctx *ppl.Ctx) {
-		x, _, p := sbn43Params(ctx)
-		h2 := ppl.Sample(ctx, "h2", dist.BernoulliLogits(ppl.Expand(ctx, p["prior"])))
-		h1 := ppl.Sample(ctx, "h1", dist.BernoulliLogits(ad.Add(ad.MatMul(h2, p["W1"]), p["b1"])))
-		ppl.Observe(ctx, "x", dist.BernoulliLogits(ad.Add(ad.MatMul(h1, p["W2"]), p["b2"])), x)
-	},
-	Guide: func(ctx *ppl.Ctx) {
-		x, q, _ := sbn43Params(ctx)
-		h1 := ppl.Sample(ctx, "h1", dist.BernoulliLogits(ad.Add(ad.MatMul(x, q["W1"]), q["b1"])))
-		ppl.Sample(ctx, "h2", dist.BernoulliLogits(ad.Add(ad.MatMul(h1, q["W2"]), q["b2"])))
-	},
-}
-
 // bitRows returns every row of n bits.
 func bitRows(n int) [][]float64 {
 	out := make([][]float64, 1<<n)
@@ -93,7 +59,7 @@ func TestRLOOUnbiased(t *testing.T) {
 		obj     vi.Objective
 		support []siteSupport
 	}{
-		{"sbn-4-3", sbn43ELBO, sbn43Support},
+		{"sbn-4-3", sbnSizedELBO(4, 3), sbn43Support},
 		{"categorical", vi.Program{Model: categoricalModel}, categoricalSupport},
 	}
 	for _, m := range models {
