@@ -2,11 +2,11 @@
 // with the discrete-latent gradient estimators of package infer, and
 // evaluates, compares and plots them.
 //
-// The models are those of NVIL, MuProp, REBAR, RELAX, ARM and DisARM and
-// deeper linear ones (-model linear, linear2, linear3, linear4, nonlinear),
-// written as ordinary ppl models with mirrored inference networks and
-// trained on the ELBO (vi.ELBO) by infer.SVI with Adam. Every estimator is
-// chosen by -estimator (see -h).
+// The models are those of NVIL, MuProp, REBAR and RELAX and deeper linear
+// ones (-model linear, linear2, linear3, linear4, nonlinear), written as
+// ordinary ppl models with mirrored inference networks and trained on the
+// ELBO (vi.ELBO) by infer.SVI with Adam. Every estimator is chosen by
+// -estimator (see -h).
 //
 // Modes:
 //

@@ -23,8 +23,9 @@ import (
 // latent is the width of every stochastic layer.
 const latent = 200
 
-// arch describes one of the sigmoid belief networks of NVIL, MuProp, REBAR,
-// RELAX, ARM and DisARM, or a deeper linear one.
+// arch describes one of the sigmoid belief networks of NVIL, MuProp, REBAR
+// and RELAX (the linear ones also ARM's and DisARM's), or a deeper linear
+// one.
 type arch struct {
 	name string
 	help string
