@@ -12,4 +12,7 @@ import (
 
 // With the openblas tag, every product in this package and in gonum's mat
 // runs in OpenBLAS (apt-get install libopenblas-dev).
-func init() { blas64.Use(netlib.Implementation{}) }
+func init() {
+	blas64.Use(netlib.Implementation{})
+	useKernel = false
+}

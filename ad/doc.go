@@ -23,15 +23,19 @@
 // tensors of two tapes panics. The modeling layer converts these panics
 // into errors that name the site.
 //
-// Matrix products go through gonum's blas64, so building with the tag
-// openblas routes every product (here and in gonum's mat) to OpenBLAS
-// through gonum.org/v1/netlib and cgo: install Debian's libopenblas-dev and
-// run go test -tags openblas ./... (the package links -lopenblas itself).
-// The default build is pure Go and needs no cgo.
+// Matrix products on amd64 CPUs with AVX2 and FMA run in this module's
+// own kernel (packed panels, cache blocking and an assembly micro-kernel),
+// which uses the idle cores for large products and gives the same bits
+// whatever the number of cores. Elsewhere, and under the build tag purego,
+// they go through gonum's blas64. Building with the tag openblas routes
+// every product (here and in gonum's mat) to OpenBLAS through
+// gonum.org/v1/netlib and cgo: install Debian's libopenblas-dev and run go
+// test -tags openblas ./... (the package links -lopenblas itself). The
+// default build needs no cgo. The kernel, gonum and OpenBLAS agree to
+// rounding, not bit for bit: a run is reproducible within one build.
 //
 // A tape reuses its buffers: [Tape.Reset] returns every node's memory to
 // the tape for the next run, after which tensors of the previous run must
 // not be used. A training loop that resets one tape per step allocates
-// nothing in steady state (gonum's pure-Go matrix product still starts
-// goroutines for large products).
+// nothing in steady state.
 package ad

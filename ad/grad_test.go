@@ -118,6 +118,7 @@ func gradCases() []gradCase {
 		genB func(*rand.Rand) float64
 	}{
 		{"Add", ad.Add, nil}, {"Sub", ad.Sub, nil}, {"Mul", ad.Mul, nil}, {"Div", ad.Div, awayFromZero},
+		{"BinaryCrossEntropyLogits", ad.BinaryCrossEntropyLogits, nil},
 	}
 	for _, o := range binaryOps {
 		for _, s := range broadcastShapes {

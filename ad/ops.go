@@ -6,6 +6,8 @@ import (
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
+
+	gemmasm "github.com/backpropq/backpropq/ad/internal/gemm"
 )
 
 type op uint8
@@ -48,6 +50,7 @@ const (
 	opWhere
 	opReshape
 	opTranspose
+	opBCELogits
 )
 
 var opNames = [...]string{
@@ -55,7 +58,7 @@ var opNames = [...]string{
 	"Neg", "Scale", "Exp", "Log", "Log1p", "Sqrt", "Square", "Abs", "Sigmoid",
 	"LogSigmoid", "Softplus", "Tanh", "ReLU", "LeakyReLU", "Clamp", "Sum", "RowSum",
 	"ColSum", "LogSumExp", "Softmax", "LogSoftmax", "Concat", "Slice", "Gather",
-	"OneHot", "Where", "Reshape", "Transpose",
+	"OneHot", "Where", "Reshape", "Transpose", "BinaryCrossEntropyLogits",
 }
 
 func (o op) String() string { return opNames[o] }
@@ -115,8 +118,21 @@ func flags(x, y bool) int {
 	return f
 }
 
+// useKernel routes products to package gemm's kernel; it is false on CPUs
+// without AVX2 and FMA, under the purego tag and under the openblas tag,
+// where gonum's blas64 does them.
+var useKernel = gemmasm.Available
+
 // gemm computes c = alpha·op(a)·op(b) + beta·c on row-major dense buffers.
 func gemm(ta, tb bool, alpha float64, ar, ac int, a []float64, br, bc int, b []float64, beta float64, cr, cc int, c []float64) {
+	if useKernel {
+		k := ac
+		if ta {
+			k = ar
+		}
+		gemmasm.Dgemm(ta, tb, cr, cc, k, alpha, a, ac, b, bc, beta, c, cc)
+		return
+	}
 	tA, tB := blas.NoTrans, blas.NoTrans
 	if ta {
 		tA = blas.Trans
@@ -447,15 +463,8 @@ func softplusInto(y, d, x []float64, neg bool) {
 	}
 	y, d = y[:len(x)], d[:len(x)]
 	for i, v := range x {
-		v *= sign
-		e := math.Exp(-math.Abs(v))
-		sig := 1 / (1 + e) // sigmoid(|v|)
-		pos := v
-		if v < 0 {
-			pos, sig = 0, sig*e
-		}
-		y[i] = sign * (pos + math.Log1p(e))
-		d[i] = sig
+		sp, sig := softplusSigmoid(sign * v)
+		y[i], d[i] = sign*sp, sig
 	}
 }
 

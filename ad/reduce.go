@@ -219,12 +219,26 @@ func (t *Tensor) backwardSlice() {
 	}
 }
 
+// IndexError is the panic of an op (Gather, OneHot) given an index that is
+// not an integer in [0, N): a value that is not a class index (a relaxed
+// or mean-field value, say) used as one. Like [ShapeError] it is a typed
+// panic, which callers that run user code can turn into an error.
+type IndexError struct {
+	Op    string
+	Value float64
+	N     int
+}
+
+func (e *IndexError) Error() string {
+	return fmt.Sprintf("ad: %s: index %v is not an integer in [0, %d)", e.Op, e.Value, e.N)
+}
+
 // index converts a value of an index tensor to an int in [0, n), panicking
-// with a message naming the op when it is not.
+// with an *IndexError naming the op when it is not.
 func index(o op, v float64, n int) int {
 	k := int(v)
 	if float64(k) != v || k < 0 || k >= n {
-		panic(fmt.Sprintf("ad: %s: index %v is not an integer in [0, %d)", o, v, n))
+		panic(&IndexError{Op: o.String(), Value: v, N: n})
 	}
 	return k
 }
@@ -399,6 +413,8 @@ func (t *Tensor) backward() {
 		t.backwardWhere()
 	case opReshape, opTranspose:
 		t.backwardShape()
+	case opBCELogits:
+		t.backwardBCELogits()
 	default:
 		t.backwardUnary()
 	}

@@ -76,16 +76,12 @@ type SVI struct {
 	// ([BackpropQ]): see [SiteMetrics].ReturnVar.
 	ReturnVariance bool
 
-	step  int64
-	warm  bool
-	tapes []*ad.Tape
-}
-
-// Bounder is an optional interface of a [vi.Objective] whose loss is the
-// negative of a bound on the log-likelihood (an ELBO, an importance-weighted
-// bound): [Metrics].ELBO is then reported.
-type Bounder interface {
-	Bound() bool
+	step int64
+	warm bool
+	// pending is a restore into a store without the model's parameters,
+	// which the next step confirms or undoes (see [SVI.Restore]).
+	pending *pendingRestore
+	tapes   []*ad.Tape
 }
 
 // Metrics describes one step.
@@ -97,7 +93,8 @@ type Metrics struct {
 	// Loss is the sum over rows of the scaled costs: a Monte Carlo
 	// estimate of the objective times Rows.
 	Loss float64
-	// ELBO is -Loss when the objective is a [Bounder], NaN otherwise.
+	// ELBO is -Loss when the objective is a [vi.Bounded] (its loss is the
+	// negative of a bound on the log-likelihood), NaN otherwise.
 	ELBO float64
 	// GradNorm is the joint L2 norm of all gradients, before clipping.
 	GradNorm float64
@@ -151,17 +148,29 @@ type chunkResult struct {
 // Step takes one training step and returns its metrics. It is all or
 // nothing: when it returns an error (from the objective, an estimator, a
 // NaN or infinite cost, term or gradient, or the optimizer) no parameter
-// value, optimizer state, estimator state or step count has changed, and
-// the error names the site or the parameter where the first non-finite
-// value appeared. (Parameters that the failed run created in the store stay
-// there with their initial values; gradients are scratch space and are
-// overwritten.)
+// value, optimizer state, estimator state or step count has changed, the
+// parameters that the failed run created are removed from the store (so
+// a retry draws their initial values again, from the same random
+// stream, and gives the numbers of a run that never failed), and the
+// error names the site or the parameter where the first non-finite value
+// appeared. Gradients are scratch space and are overwritten.
 //
 // A panic in the objective that is not a ppl.SiteError or an ad shape
-// error propagates, on the caller's goroutine.
+// error propagates, on the caller's goroutine, after the store is rolled
+// back in the same way.
 func (s *SVI) Step() (Metrics, error) {
+	if err := s.check(); err != nil {
+		return Metrics{}, err
+	}
+	mark, done := s.Params.Mark(), false
+	defer func() {
+		// Also on a panic, which goes on unrecovered.
+		if !done {
+			s.Params.Rollback(mark)
+		}
+	}()
 	results, norm, err := s.compute()
-	if err != nil {
+	if err = s.confirmRestore(mark, err); err != nil {
 		return Metrics{}, err
 	}
 	params := s.allParams()
@@ -174,6 +183,8 @@ func (s *SVI) Step() (Metrics, error) {
 	for _, r := range results {
 		r.sur.Commit()
 	}
+	done, s.pending = true, nil
+	s.Params.Commit()
 	m := s.metrics(results, norm)
 	s.step++
 	return m, nil
@@ -234,7 +245,7 @@ func (s *SVI) registerEstimatorParams() error {
 		if len(ps) == 0 {
 			continue
 		}
-		if err := s.Params.Register("infer/"+keys[i], paramList(ps)); err != nil {
+		if err := s.Params.Register(estimatorParamPrefix+keys[i], paramList(ps)); err != nil {
 			return fmt.Errorf("infer: SVI: estimator %s: %w", keys[i], err)
 		}
 	}
@@ -437,7 +448,7 @@ func (s *SVI) metrics(results []chunkResult, norm float64) Metrics {
 			}
 		}
 	}
-	if b, ok := s.objective().(Bounder); ok && b.Bound() {
+	if _, ok := s.objective().(vi.Bounded); ok {
 		m.ELBO = -m.Loss
 	}
 	for _, a := range order {
@@ -463,7 +474,7 @@ func (s *SVI) metrics(results []chunkResult, norm float64) Metrics {
 	return m
 }
 
-// objective returns the objective for Bounder checks.
+// objective returns the objective for the vi.Bounded check.
 func (s *SVI) objective() vi.Objective {
 	if s.Objective != nil {
 		return s.Objective

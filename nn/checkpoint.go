@@ -185,29 +185,8 @@ func PrepareLoad(sections map[string][]byte, s *Store, opt Optimizer) (apply fun
 	if s == nil {
 		return nil, errors.New("nil store")
 	}
-	data, ok := sections[paramsSection]
-	if !ok {
-		return nil, fmt.Errorf("no %q section", paramsSection)
-	}
-	d := ckpt.NewDecoder(paramsSection, data)
-	decodeVersion(d)
-	loaded := make(map[string]*mat.Dense)
-	var names []string
-	for i, n := 0, d.Count(minEntry); i < n && d.Err() == nil; i++ {
-		name := d.String()
-		m := decodeMatrix(d, fmt.Sprintf("parameter %q", name))
-		switch {
-		case d.Err() != nil:
-		case name == "":
-			d.Fail("parameter %d has an empty name", i)
-		case loaded[name] != nil:
-			d.Fail("parameter %q appears twice", name)
-		default:
-			loaded[name] = m
-			names = append(names, name)
-		}
-	}
-	if err := d.Finish(); err != nil {
+	names, loaded, err := decodeParams(sections)
+	if err != nil {
 		return nil, err
 	}
 	// check compares the loaded shapes with the store's; the caller holds
@@ -259,11 +238,82 @@ func PrepareLoad(sections map[string][]byte, s *Store, opt Optimizer) (apply fun
 			if p := s.params[name]; p != nil {
 				p.Value.Copy(loaded[name])
 			} else {
-				s.put(NewParam(name, loaded[name]))
+				s.put(NewParam(name, loaded[name]), name)
 			}
 		}
 		return nil
 	}, nil
+}
+
+// decodeParams decodes the parameters section: the names in the file's
+// order and the values by name.
+func decodeParams(sections map[string][]byte) (names []string, loaded map[string]*mat.Dense, err error) {
+	data, ok := sections[paramsSection]
+	if !ok {
+		return nil, nil, fmt.Errorf("no %q section", paramsSection)
+	}
+	d := ckpt.NewDecoder(paramsSection, data)
+	decodeVersion(d)
+	loaded = make(map[string]*mat.Dense)
+	for i, n := 0, d.Count(minEntry); i < n && d.Err() == nil; i++ {
+		name := d.String()
+		m := decodeMatrix(d, fmt.Sprintf("parameter %q", name))
+		switch {
+		case d.Err() != nil:
+		case name == "":
+			d.Fail("parameter %d has an empty name", i)
+		case loaded[name] != nil:
+			d.Fail("parameter %q appears twice", name)
+		default:
+			loaded[name] = m
+			names = append(names, name)
+		}
+	}
+	if err := d.Finish(); err != nil {
+		return nil, nil, err
+	}
+	return names, loaded, nil
+}
+
+// MatchParams checks that the checkpoint sections hold the parameters of
+// s, no more and no fewer, with the same shapes, and returns an error
+// naming the first difference in name order. With extra set, parameters
+// of the checkpoint that s lacks are allowed (a store whose parameters are
+// created on first use, which has not created them yet). It changes
+// nothing.
+func MatchParams(sections map[string][]byte, s *Store, extra bool) error {
+	if s == nil {
+		return errors.New("nil store")
+	}
+	names, loaded, err := decodeParams(sections)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	params := s.sorted()
+	s.mu.Unlock()
+	slices.Sort(names)
+	i := 0
+	for _, p := range params {
+		for ; i < len(names) && names[i] < p.Name; i++ {
+			if !extra {
+				return fmt.Errorf("the checkpoint holds parameter %q, which this store does not have", names[i])
+			}
+		}
+		m := loaded[p.Name]
+		if m == nil {
+			return fmt.Errorf("parameter %q is not in the checkpoint", p.Name)
+		}
+		r, c := m.Dims()
+		if pr, pc := p.Value.Dims(); pr != r || pc != c {
+			return fmt.Errorf("parameter %q has shape [%dx%d] in the checkpoint but [%dx%d] in the store", p.Name, r, c, pr, pc)
+		}
+		i++
+	}
+	if i < len(names) && !extra {
+		return fmt.Errorf("the checkpoint holds parameter %q, which this store does not have", names[i])
+	}
+	return nil
 }
 
 func decodeOptimizer(sections map[string][]byte, kind string, shapeOf func(string) (int, int, bool)) (map[string]*ParamState, error) {

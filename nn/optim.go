@@ -39,22 +39,26 @@ type ParamState struct {
 
 // checkParams validates params before any update.
 func checkParams(kind string, params []*Param, state map[string]*ParamState) error {
-	seen := make(map[string]bool, len(params))
 	for i, p := range params {
 		if p == nil || p.Var == nil || p.Value == nil || p.Grad == nil {
 			return fmt.Errorf("nn: %s: parameter %d is nil or has no value or gradient", kind, i)
 		}
-		if seen[p.Name] {
-			return fmt.Errorf("nn: %s: two parameters named %q (register layers in a Store to give them unique names)", kind, p.Name)
-		}
-		seen[p.Name] = true
+	}
+	if name, dup := duplicateName(params); dup {
+		return fmt.Errorf("nn: %s: two parameters named %q (register layers in a Store to give them unique names)", kind, name)
+	}
+	for _, p := range params {
 		r, c := p.Value.Dims()
 		if gr, gc := p.Grad.Dims(); gr != r || gc != c {
 			return fmt.Errorf("nn: %s: parameter %q: gradient shape [%dx%d] differs from value shape [%dx%d]", kind, p.Name, gr, gc, r, c)
 		}
 		g := p.Grad.RawMatrix()
 		for i := 0; i < r; i++ {
-			for j, v := range g.Data[i*g.Stride : i*g.Stride+c] {
+			row := g.Data[i*g.Stride : i*g.Stride+c]
+			if allFinite(row) {
+				continue
+			}
+			for j, v := range row {
 				if math.IsNaN(v) || math.IsInf(v, 0) {
 					return fmt.Errorf("nn: %s: parameter %q: gradient is %v at row %d, column %d", kind, p.Name, v, i, j)
 				}
@@ -69,6 +73,30 @@ func checkParams(kind string, params []*Param, state map[string]*ParamState) err
 		}
 	}
 	return nil
+}
+
+// duplicateName returns a name that two of params share. It compares
+// pairs when there are few parameters, which allocates nothing, and uses a
+// map otherwise.
+func duplicateName(params []*Param) (string, bool) {
+	if len(params) <= 64 {
+		for i, p := range params {
+			for _, q := range params[:i] {
+				if p.Name == q.Name {
+					return p.Name, true
+				}
+			}
+		}
+		return "", false
+	}
+	seen := make(map[string]bool, len(params))
+	for _, p := range params {
+		if seen[p.Name] {
+			return p.Name, true
+		}
+		seen[p.Name] = true
+	}
+	return "", false
 }
 
 // checkState validates a state map of an optimizer whose entries each hold
@@ -111,19 +139,10 @@ func stateFor(state map[string]*ParamState, p *Param, nbuf int) *ParamState {
 	return st
 }
 
-// rows calls f with the row slices of p's value and gradient and of each
-// buffer, which have p's shape.
-func rows(p *Param, bufs []*mat.Dense, f func(value, grad []float64, bufs [][]float64)) {
-	r, c := p.Value.Dims()
-	v, g := p.Value.RawMatrix(), p.Grad.RawMatrix()
-	rowBufs := make([][]float64, len(bufs))
-	for i := 0; i < r; i++ {
-		for k, b := range bufs {
-			raw := b.RawMatrix()
-			rowBufs[k] = raw.Data[i*raw.Stride : i*raw.Stride+c]
-		}
-		f(v.Data[i*v.Stride:i*v.Stride+c], g.Data[i*g.Stride:i*g.Stride+c], rowBufs)
-	}
+// rowOf returns row i of d.
+func rowOf(d *mat.Dense, i int) []float64 {
+	raw := d.RawMatrix()
+	return raw.Data[i*raw.Stride : i*raw.Stride+raw.Cols]
 }
 
 func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
@@ -174,14 +193,14 @@ func (o *SGD) Step(params []*Param) error {
 		st := stateFor(state, p, 1)
 		st.Step++
 		mu, lr := o.Momentum, o.LR
-		rows(p, st.Buffers, func(value, grad []float64, bufs [][]float64) {
-			vel := bufs[0][:len(grad)]
-			value = value[:len(grad)]
+		for i := range p.Value.RawMatrix().Rows {
+			grad := rowOf(p.Grad, i)
+			vel, value := rowOf(st.Buffers[0], i)[:len(grad)], rowOf(p.Value, i)[:len(grad)]
 			for j, g := range grad {
 				vel[j] = mu*vel[j] + g
 				value[j] -= lr * vel[j]
 			}
-		})
+		}
 	}
 	return nil
 }
@@ -260,16 +279,10 @@ func (o *Adam) Step(params []*Param) error {
 		// square root per element.
 		lr := o.LR / (1 - math.Pow(b1, t))
 		scale := 1 / math.Sqrt(1-math.Pow(b2, t))
-		rows(p, st.Buffers, func(value, grad []float64, bufs [][]float64) {
-			m, v := bufs[0][:len(grad)], bufs[1][:len(grad)]
-			value = value[:len(grad)]
-			for j, g := range grad {
-				mj := b1*m[j] + (1-b1)*g
-				vj := b2*v[j] + (1-b2)*g*g
-				m[j], v[j] = mj, vj
-				value[j] -= lr * mj / (math.Sqrt(vj)*scale + eps)
-			}
-		})
+		c := adamCoef{b1: b1, c1: 1 - b1, b2: b2, c2: 1 - b2, lr: lr, scale: scale, eps: eps}
+		for i := range p.Value.RawMatrix().Rows {
+			adamUpdate(rowOf(p.Value, i), rowOf(p.Grad, i), rowOf(st.Buffers[0], i), rowOf(st.Buffers[1], i), &c)
+		}
 	}
 	return nil
 }

@@ -17,7 +17,32 @@ import (
 type Store struct {
 	mu     sync.Mutex
 	params map[string]*Param
+	// journal lists the store's changes in order, for [Store.Rollback].
+	journal []change
 }
+
+// change is one entry the store added or replaced: the entry it replaced
+// (nil for a new name) and the name the added parameter had before the
+// store renamed it.
+type change struct {
+	name     string
+	p, old   *Param
+	origName string
+}
+
+// Mark is a point in a store's history, for [Store.Rollback].
+type Mark int
+
+// ErrShape is wrapped by the errors of [Store.Param] and [Store.Register]
+// when the store holds a parameter of the name with another shape.
+var ErrShape = errors.New("a parameter of that name has another shape")
+
+// shapeError is an error that is [ErrShape].
+type shapeError string
+
+func (e shapeError) Error() string { return string(e) }
+
+func (e shapeError) Is(target error) bool { return target == ErrShape }
 
 // NewStore returns an empty store.
 func NewStore() *Store { return &Store{} }
@@ -38,7 +63,7 @@ func (s *Store) Param(name string, rows, cols int, init Initializer, rng *rand.R
 	defer s.mu.Unlock()
 	if p := s.params[name]; p != nil {
 		if r, c := p.Value.Dims(); r != rows || c != cols {
-			return nil, fmt.Errorf("nn: parameter %q: requested shape [%dx%d] but the store holds [%dx%d]", name, rows, cols, r, c)
+			return nil, shapeError(fmt.Sprintf("nn: parameter %q: requested shape [%dx%d] but the store holds [%dx%d]", name, rows, cols, r, c))
 		}
 		return p, nil
 	}
@@ -48,15 +73,72 @@ func (s *Store) Param(name string, rows, cols int, init Initializer, rng *rand.R
 	m := mat.NewDense(rows, cols, nil)
 	init.Init(m, rng)
 	p := NewParam(name, m)
-	s.put(p)
+	s.put(p, name)
 	return p, nil
 }
 
-func (s *Store) put(p *Param) {
+// put makes p the entry of its name and journals the change; origName is
+// the name p had before the store named it. The caller holds the lock.
+func (s *Store) put(p *Param, origName string) {
 	if s.params == nil {
 		s.params = make(map[string]*Param)
 	}
+	s.journal = append(s.journal, change{name: p.Name, p: p, old: s.params[p.Name], origName: origName})
 	s.params[p.Name] = p
+}
+
+// Mark returns the store's current point in history. A caller that may
+// have to undo what follows (a training step that can fail) takes a mark
+// before and calls [Store.Rollback] or [Store.Commit] after.
+func (s *Store) Mark() Mark {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Mark(len(s.journal))
+}
+
+// Rollback undoes every entry added since m, newest first: a parameter
+// that [Store.Param], [Store.Register] or a checkpoint load created is
+// removed, an entry that one replaced is put back, and a layer's
+// parameter that Register renamed gets its own name back (so registering
+// the layer again gives the same names) and a zero gradient. Values of
+// parameters that were already in the store at m are not journaled:
+// Rollback does not restore them.
+func (s *Store) Rollback(m Mark) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.journal) - 1; i >= int(m) && i >= 0; i-- {
+		c := s.journal[i]
+		if c.old != nil {
+			s.params[c.name] = c.old
+		} else {
+			delete(s.params, c.name)
+		}
+		c.p.Name = c.origName
+		c.p.ZeroGrad()
+	}
+	s.journal = s.journal[:min(int(m), len(s.journal))]
+}
+
+// Since returns the names of the parameters added since m (not those
+// that replaced an entry of the same name), in the order they were added.
+func (s *Store) Since(m Mark) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var names []string
+	for _, c := range s.journal[min(max(int(m), 0), len(s.journal)):] {
+		if c.old == nil {
+			names = append(names, c.name)
+		}
+	}
+	return names
+}
+
+// Commit forgets the history, so that the store keeps no reference to the
+// entries it replaced; marks taken before are no longer valid.
+func (s *Store) Commit() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.journal = nil
 }
 
 // Get returns the parameter called name, or nil.
@@ -140,7 +222,7 @@ func (s *Store) Register(prefix string, l Layer) error {
 		if old != nil {
 			r, c := p.Value.Dims()
 			if or, oc := old.Value.Dims(); r != or || c != oc {
-				return fmt.Errorf("nn: parameter %q: the layer's shape is [%dx%d] but the store holds [%dx%d]", full, r, c, or, oc)
+				return shapeError(fmt.Sprintf("nn: parameter %q: the layer's shape is [%dx%d] but the store holds [%dx%d]", full, r, c, or, oc))
 			}
 		}
 		plan = append(plan, entry{p: p, old: old, full: full})
@@ -149,8 +231,9 @@ func (s *Store) Register(prefix string, l Layer) error {
 		if e.old != nil {
 			e.p.Value.Copy(e.old.Value)
 		}
+		orig := e.p.Name
 		e.p.Name = e.full
-		s.put(e.p)
+		s.put(e.p, orig)
 	}
 	return nil
 }

@@ -167,3 +167,37 @@ func TestRegister(t *testing.T) {
 type layerOf []*Param
 
 func (l layerOf) Params() []*Param { return l }
+
+// Rollback removes what Param and Register added after the mark, puts
+// back the entries Register replaced and gives a registered layer its
+// names back, so registering it again names it as the first time.
+func TestStoreRollback(t *testing.T) {
+	s := NewStore()
+	kept, err := s.Param("kept", 1, 2, Constant(1), nil)
+	require.NoError(t, err)
+	old, err := s.Param("dec/W", 2, 2, Constant(3), nil)
+	require.NoError(t, err)
+	s.Commit()
+	mark := s.Mark()
+	_, err = s.Param("new", 2, 2, Constant(2), nil)
+	require.NoError(t, err)
+	enc, dec := NewLinear(2, 2, newRand()), NewLinear(2, 2, newRand())
+	require.NoError(t, s.Register("enc", enc))
+	require.NoError(t, s.Register("dec", dec))
+	require.Same(t, dec.W, s.Get("dec/W"))
+	require.Equal(t, 6, s.Len())
+
+	s.Rollback(mark)
+	require.Equal(t, 2, s.Len())
+	require.Same(t, kept, s.Get("kept"))
+	require.Same(t, old, s.Get("dec/W"))
+	require.Equal(t, "W", enc.W.Name)
+	require.Equal(t, "b", dec.B.Name)
+	require.NoError(t, s.Register("enc", enc))
+	require.Equal(t, "enc/W", enc.W.Name)
+	require.Same(t, enc.W, s.Get("enc/W"))
+
+	// A rollback to a mark taken after the last change changes nothing.
+	s.Rollback(s.Mark())
+	require.Equal(t, 4, s.Len())
+}

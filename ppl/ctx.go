@@ -160,11 +160,12 @@ func (e *SiteError) Error() string {
 func (e *SiteError) Unwrap() error { return e.Err }
 
 // Run runs model once with handlers, and returns the first [SiteError] as
-// an error. A shape panic of the ad package (*ad.ShapeError) is returned
-// as a SiteError naming the site being processed, or, when it came from
-// model code between sites, the last site started (with After set). Any
-// other panic propagates unchanged. A nil model or handler, a negative
-// batch size or first id is an error before the model runs.
+// an error. A shape or index panic of the ad package (*ad.ShapeError,
+// *ad.IndexError) is returned as a SiteError naming the site being
+// processed, or, when it came from model code between sites, the last
+// site started (with After set). Any other panic propagates unchanged. A
+// nil model or handler, a negative batch size or first id is an error
+// before the model runs.
 //
 // Handlers see each site in the order given, then the default behaviour
 // runs; see [Handler]. Handlers that implement [Configurer] set up the run
@@ -221,8 +222,8 @@ func Run(model Model, handlers ...Handler) (err error) {
 			switch e := p.(type) {
 			case *SiteError:
 				err = e
-			case *ad.ShapeError:
-				err = &SiteError{Addr: r.current, After: !r.inSite, Err: e}
+			case *ad.ShapeError, *ad.IndexError:
+				err = &SiteError{Addr: r.current, After: !r.inSite, Err: p.(error)}
 			default:
 				panic(p)
 			}

@@ -29,7 +29,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/backpropq/backpropq/internal/exrun"
+	"github.com/backpropq/backpropq/examples/internal/exrun"
 )
 
 // options are the command's flags.

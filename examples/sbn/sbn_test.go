@@ -18,8 +18,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/backpropq/backpropq/examples/internal/mnist"
 	"github.com/backpropq/backpropq/internal/ckpt"
-	"github.com/backpropq/backpropq/internal/mnist"
 )
 
 var (

@@ -10,9 +10,9 @@ import (
 	"github.com/google/uuid"
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/backpropq/backpropq/examples/internal/exrun"
+	"github.com/backpropq/backpropq/examples/internal/mnist"
 	"github.com/backpropq/backpropq/infer"
-	"github.com/backpropq/backpropq/internal/exrun"
-	"github.com/backpropq/backpropq/internal/mnist"
 	"github.com/backpropq/backpropq/nn"
 	"github.com/backpropq/backpropq/q"
 	"github.com/backpropq/backpropq/vi"
@@ -125,16 +125,13 @@ func newSession(o options, data *mnist.Data) (*session, error) {
 		Seed:       m.Seed,
 	}
 	if sections != nil && o.mode == "train" {
-		if err := exrun.RestoreSVI(s.svi, sections); err != nil {
+		if err := s.svi.Restore(sections, infer.LoadOptions{}); err != nil {
 			return nil, fmt.Errorf("resume %s: %w", o.resume, err)
 		}
 	}
 	if sections != nil && o.mode != "train" {
-		apply, err := nn.PrepareLoad(sections, s.svi.Params, nil)
-		if err == nil {
-			err = apply()
-		}
-		if err != nil {
+		// Evaluation reads the parameters alone, whatever the estimator.
+		if err := s.svi.Restore(sections, infer.LoadOptions{WarmStart: true}); err != nil {
 			return nil, fmt.Errorf("load %s: %w", o.resume, err)
 		}
 	}

@@ -3,7 +3,7 @@ package main
 import (
 	"fmt"
 
-	"github.com/backpropq/backpropq/internal/exrun"
+	"github.com/backpropq/backpropq/examples/internal/exrun"
 )
 
 // readRuns reads metrics files and returns one curve of the validation

@@ -18,9 +18,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/examples/internal/exrun"
 	"github.com/backpropq/backpropq/infer"
 	"github.com/backpropq/backpropq/internal/ckpt"
-	"github.com/backpropq/backpropq/internal/exrun"
 	"github.com/backpropq/backpropq/nn"
 	"github.com/backpropq/backpropq/ppl"
 	"github.com/backpropq/backpropq/q"

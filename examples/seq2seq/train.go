@@ -10,8 +10,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/examples/internal/exrun"
 	"github.com/backpropq/backpropq/infer"
-	"github.com/backpropq/backpropq/internal/exrun"
 	"github.com/backpropq/backpropq/nn"
 	"github.com/backpropq/backpropq/q"
 	"github.com/backpropq/backpropq/vi"
@@ -154,7 +154,7 @@ func newSession(o options) (*session, error) {
 		Seed:        m.Seed,
 	}
 	if sections != nil {
-		if err := exrun.RestoreSVI(s.svi, sections); err != nil {
+		if err := s.svi.Restore(sections, infer.LoadOptions{}); err != nil {
 			return nil, fmt.Errorf("resume %s: %w", o.resume, err)
 		}
 	}

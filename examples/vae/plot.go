@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/backpropq/backpropq/internal/exrun"
+	"github.com/backpropq/backpropq/examples/internal/exrun"
 )
 
 // readCurves reads the step records of metrics files, one curve of the

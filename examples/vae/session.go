@@ -9,9 +9,9 @@ import (
 	"github.com/google/uuid"
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/backpropq/backpropq/examples/internal/exrun"
+	"github.com/backpropq/backpropq/examples/internal/mnist"
 	"github.com/backpropq/backpropq/infer"
-	"github.com/backpropq/backpropq/internal/exrun"
-	"github.com/backpropq/backpropq/internal/mnist"
 	"github.com/backpropq/backpropq/nn"
 	"github.com/backpropq/backpropq/q"
 	"github.com/backpropq/backpropq/vi"
@@ -135,7 +135,7 @@ func newSession(o options, data *mnist.Data) (*session, error) {
 		}
 	}
 	if sections != nil {
-		if err := exrun.RestoreSVI(s.svi, sections); err != nil {
+		if err := s.svi.Restore(sections, infer.LoadOptions{}); err != nil {
 			return nil, fmt.Errorf("resume %s: %w", o.resume, err)
 		}
 	}

@@ -12,9 +12,9 @@ import (
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/examples/internal/exrun"
+	"github.com/backpropq/backpropq/examples/internal/mnist"
 	"github.com/backpropq/backpropq/infer"
-	"github.com/backpropq/backpropq/internal/exrun"
-	"github.com/backpropq/backpropq/internal/mnist"
 	"github.com/backpropq/backpropq/ppl"
 	"github.com/backpropq/backpropq/q"
 	"github.com/backpropq/backpropq/vi"

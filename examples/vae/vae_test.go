@@ -17,7 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gonum.org/v1/gonum/mat"
 
-	"github.com/backpropq/backpropq/internal/mnist"
+	"github.com/backpropq/backpropq/examples/internal/mnist"
 )
 
 var (

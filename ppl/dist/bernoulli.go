@@ -57,7 +57,7 @@ func (d Bernoulli) Sample(rng *rand.Rand) *ad.Tensor {
 // value as 1.
 func (d Bernoulli) LogProb(value *ad.Tensor) *ad.Tensor {
 	if d.Logits != nil {
-		return ad.RowSum(ad.Sub(ad.Mul(value, d.Logits), ad.Softplus(d.Logits)))
+		return ad.Neg(ad.BinaryCrossEntropyLogits(d.Logits, value))
 	}
 	rows, cols := shapeOf(value, d.Probs)
 	p := expand(d.Probs, rows, cols)

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/backpropq/backpropq/internal/exrun"
+	"github.com/backpropq/backpropq/examples/internal/exrun"
 )
 
 // ExampleBudget shows the -steps and -duration semantics.

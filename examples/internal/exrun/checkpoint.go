@@ -1,7 +1,6 @@
 package exrun
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"os"
 
 	"github.com/backpropq/backpropq/infer"
-	"github.com/backpropq/backpropq/internal/ckpt"
 	"github.com/backpropq/backpropq/q"
 )
 
@@ -17,11 +15,7 @@ import (
 // encoded as JSON in an extra section of the given name (a command's own
 // settings, which it reads back on resume).
 func SaveCheckpoint(path string, svi *infer.SVI, section string, meta any) error {
-	var buf bytes.Buffer
-	if err := svi.EncodeCheckpoint(&buf); err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	sections, err := ckpt.Decode(buf.Bytes())
+	sections, err := svi.Sections()
 	if err != nil {
 		return fmt.Errorf("save %s: %w", path, err)
 	}
@@ -30,18 +24,16 @@ func SaveCheckpoint(path string, svi *infer.SVI, section string, meta any) error
 		return fmt.Errorf("save %s: %w", path, err)
 	}
 	sections[section] = raw
-	if err := ckpt.WriteFile(path, sections); err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	return nil
+	return infer.WriteCheckpoint(path, sections)
 }
 
 // ReadCheckpoint reads the checkpoint at path for a resumed run: it
-// returns the file's sections and decodes the JSON of the named section
-// (the command's own settings, as [SaveCheckpoint] wrote them) into meta.
-// A file without that section is not a checkpoint of this command.
+// returns the file's sections (for [infer.SVI.Restore]) and decodes the
+// JSON of the named section (the command's own settings, as
+// [SaveCheckpoint] wrote them) into meta. A file without that section is
+// not a checkpoint of this command.
 func ReadCheckpoint(path, section string, meta any) (map[string][]byte, error) {
-	sections, err := ckpt.ReadFile(path)
+	sections, err := infer.ReadCheckpoint(path)
 	if err != nil {
 		return nil, fmt.Errorf("resume %s: %w", path, err)
 	}
@@ -53,16 +45,6 @@ func ReadCheckpoint(path, section string, meta any) (map[string][]byte, error) {
 		return nil, fmt.Errorf("resume %s: %w", path, err)
 	}
 	return sections, nil
-}
-
-// RestoreSVI restores svi from the sections [ReadCheckpoint] returned
-// (the command's own section is ignored by the SVI).
-func RestoreSVI(svi *infer.SVI, sections map[string][]byte) error {
-	var buf bytes.Buffer
-	if err := ckpt.Encode(&buf, sections); err != nil {
-		return err
-	}
-	return svi.DecodeCheckpoint(&buf)
 }
 
 // LoadCritics loads the critics file at path into set when the file

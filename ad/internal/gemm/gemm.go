@@ -1,0 +1,179 @@
+package gemm
+
+import (
+	"fmt"
+	"unsafe"
+)
+
+// The blocked matrix product follows BLIS: the k dimension is cut into
+// blocks of at most blockK, the columns of op(b) into blocks of at most
+// blockN and the rows of op(a) into blocks of at most blockM. Each block
+// of op(b) is packed into kc x tileN micro-panels and each block of op(a)
+// into tileM x kc micro-panels, so the micro-kernel reads both operands
+// contiguously whatever their transposition, and a kc x tileN panel of b
+// (16 KiB at kc = 256) stays in L1 while the tileM x kc panels of a
+// stream from L2.
+const (
+	tileM  = 6
+	tileN  = 8
+	blockK = 256
+	blockM = 96
+	blockN = 4080
+)
+
+// product describes c = alpha·op(a)·op(b) + beta·c on row-major buffers:
+// op(a) is m x k, op(b) is k x n, and lda, ldb, ldc are the row strides
+// (in elements) of a, b and c as stored.
+type product struct {
+	transA, transB bool
+	m, n, k        int
+	alpha, beta    float64
+	a, b, c        []float64
+	lda, ldb, ldc  int
+}
+
+// panels is one worker's packed panels and edge tile.
+type panels struct {
+	pa, pb []float64
+	tile   [tileM * tileN]float64
+}
+
+// check panics unless the shapes fit the buffers and c is disjoint from a
+// and b: the product writes c while it still reads a and b, so an
+// overlapping c would be read after it was overwritten.
+func (g *product) check() {
+	ar, ac := g.m, g.k
+	if g.transA {
+		ar, ac = ac, ar
+	}
+	br, bc := g.k, g.n
+	if g.transB {
+		br, bc = bc, br
+	}
+	mustFit("a", g.a, ar, ac, g.lda)
+	mustFit("b", g.b, br, bc, g.ldb)
+	mustFit("c", g.c, g.m, g.n, g.ldc)
+	if g.m == 0 || g.n == 0 {
+		return
+	}
+	cUsed := g.c[:(g.m-1)*g.ldc+g.n]
+	if g.k > 0 && overlap(cUsed, g.a[:(ar-1)*g.lda+ac]) {
+		panic("gemm: c overlaps a")
+	}
+	if g.k > 0 && overlap(cUsed, g.b[:(br-1)*g.ldb+bc]) {
+		panic("gemm: c overlaps b")
+	}
+}
+
+func mustFit(name string, x []float64, rows, cols, stride int) {
+	if rows < 0 || cols < 0 || stride < max(cols, 1) {
+		panic(fmt.Sprintf("gemm: %s is %dx%d with stride %d", name, rows, cols, stride))
+	}
+	if rows > 0 && cols > 0 && len(x) < (rows-1)*stride+cols {
+		panic(fmt.Sprintf("gemm: %s is %dx%d with stride %d but has %d elements",
+			name, rows, cols, stride, len(x)))
+	}
+}
+
+// overlap reports whether the memory of x and y intersects.
+func overlap(x, y []float64) bool {
+	x0 := uintptr(unsafe.Pointer(unsafe.SliceData(x)))
+	y0 := uintptr(unsafe.Pointer(unsafe.SliceData(y)))
+	return x0 < y0+uintptr(len(y))*8 && y0 < x0+uintptr(len(x))*8
+}
+
+// kBlock returns the depth of the k blocks: k split evenly into as few
+// blocks of at most blockK as possible. It depends on k alone, so every
+// element of c is summed in the same order however the output is split
+// between workers.
+func kBlock(k int) int {
+	blocks := (k + blockK - 1) / blockK
+	return (k + blocks - 1) / blocks
+}
+
+// block computes rows [i0, i1) and columns [j0, j1) of c.
+func (g *product) block(buf *panels, i0, i1, j0, j1 int) {
+	if g.k == 0 || g.alpha == 0 || g.beta != 0 {
+		g.scaleC(i0, i1, j0, j1)
+	}
+	if g.k == 0 || g.alpha == 0 {
+		return
+	}
+	kc := kBlock(g.k)
+	for jc := j0; jc < j1; jc += blockN {
+		nc := min(blockN, j1-jc)
+		for pc := 0; pc < g.k; pc += kc {
+			kcur := min(kc, g.k-pc)
+			buf.pb = grow(buf.pb, roundUp(nc, tileN)*kcur)
+			g.packB(buf.pb, pc, kcur, jc, nc)
+			for ic := i0; ic < i1; ic += blockM {
+				mc := min(blockM, i1-ic)
+				buf.pa = grow(buf.pa, roundUp(mc, tileM)*kcur)
+				g.packA(buf.pa, ic, mc, pc, kcur)
+				g.macro(buf, ic, mc, jc, nc, kcur, g.beta != 0 || pc > 0)
+			}
+		}
+	}
+}
+
+// scaleC sets the block of c to beta·c, to exact zeros when beta is 0 (so
+// that NaNs in an uninitialized c do not leak, as in BLAS). When beta is 0
+// and there are products to add, the first k block overwrites c instead.
+func (g *product) scaleC(i0, i1, j0, j1 int) {
+	if g.beta == 1 {
+		return
+	}
+	for i := i0; i < i1; i++ {
+		row := g.c[i*g.ldc+j0 : i*g.ldc+j1]
+		if g.beta == 0 {
+			clear(row)
+			continue
+		}
+		for j := range row {
+			row[j] *= g.beta
+		}
+	}
+}
+
+// macro runs the micro-kernel over every tile of the packed block, adding
+// to c or, for the first k block when beta is 0, overwriting it. A tile
+// that sticks out of c runs on a copy in buf.tile, so its elements see the
+// same operations as those of a full tile.
+func (g *product) macro(buf *panels, ic, mc, jc, nc, kc int, add bool) {
+	c, ldc := g.c, g.ldc
+	addInt := 0
+	if add {
+		addInt = 1
+	}
+	for jr := 0; jr < nc; jr += tileN {
+		nr := min(tileN, nc-jr)
+		bp := buf.pb[jr*kc:]
+		for ir := 0; ir < mc; ir += tileM {
+			mr := min(tileM, mc-ir)
+			ap := buf.pa[ir*kc:]
+			ci := (ic+ir)*ldc + jc + jr
+			if mr == tileM && nr == tileN {
+				_ = c[ci+(tileM-1)*ldc+tileN-1]
+				kern6x8(kc, &ap[0], &bp[0], &c[ci], ldc, g.alpha, addInt)
+				continue
+			}
+			t := buf.tile[:]
+			for r := 0; r < mr; r++ {
+				copy(t[r*tileN:r*tileN+nr], c[ci+r*ldc:])
+			}
+			kern6x8(kc, &ap[0], &bp[0], &t[0], tileN, g.alpha, addInt)
+			for r := 0; r < mr; r++ {
+				copy(c[ci+r*ldc:ci+r*ldc+nr], t[r*tileN:])
+			}
+		}
+	}
+}
+
+func roundUp(x, m int) int { return (x + m - 1) / m * m }
+
+func grow(x []float64, n int) []float64 {
+	if cap(x) < n {
+		return make([]float64, n)
+	}
+	return x[:n]
+}
