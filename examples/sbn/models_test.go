@@ -14,7 +14,7 @@ import (
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/backpropq/backpropq/ad"
-	"github.com/backpropq/backpropq/internal/mnist"
+	"github.com/backpropq/backpropq/examples/internal/mnist"
 	"github.com/backpropq/backpropq/nn"
 	"github.com/backpropq/backpropq/ppl"
 	"github.com/backpropq/backpropq/vi"
