@@ -18,6 +18,14 @@
 // stochastic computation graph from the data flow actually executed; this
 // package knows nothing of probability.
 //
+// Besides the elementwise, reduction and shape ops, the package has the
+// special functions probability densities are written with ([Lgamma],
+// [Digamma], [Expm1], [Erf], [NormalCDF], [LogNormalCDF]), [WithDerivative]
+// for a value computed outside the tape with a known derivative (an
+// implicitly reparameterized sample), and the [Cholesky] factor and
+// triangular solves ([SolveLower]) of multivariate Normals, all with exact
+// gradients.
+//
 // Ops panic on programmer errors, as gonum's mat does: a shape mismatch
 // panics with a *[ShapeError] naming the op and both shapes, and mixing
 // tensors of two tapes panics. The modeling layer converts these panics

@@ -51,6 +51,8 @@ const (
 	opReshape
 	opTranspose
 	opBCELogits
+	opSpecial // elementwise special functions (special.go)
+	opLinalg  // matrix factorizations and solves (linalg.go)
 )
 
 var opNames = [...]string{
@@ -59,6 +61,7 @@ var opNames = [...]string{
 	"LogSigmoid", "Softplus", "Tanh", "ReLU", "LeakyReLU", "Clamp", "Sum", "RowSum",
 	"ColSum", "LogSumExp", "Softmax", "LogSoftmax", "Concat", "Slice", "Gather",
 	"OneHot", "Where", "Reshape", "Transpose", "BinaryCrossEntropyLogits",
+	"Special", "Linalg",
 }
 
 func (o op) String() string { return opNames[o] }

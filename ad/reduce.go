@@ -415,6 +415,10 @@ func (t *Tensor) backward() {
 		t.backwardShape()
 	case opBCELogits:
 		t.backwardBCELogits()
+	case opSpecial:
+		t.backwardSpecial()
+	case opLinalg:
+		t.backwardLinalg()
 	default:
 		t.backwardUnary()
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/backpropq/backpropq/ad"
 	"github.com/backpropq/backpropq/internal/ckpt"
 	"github.com/backpropq/backpropq/nn"
+	"github.com/backpropq/backpropq/ppl"
 )
 
 // NVIL is the [Baseline] of neural variational inference and learning
@@ -155,8 +156,11 @@ func (n *NVIL) input(sc *SiteContext) (*ad.Tensor, error) {
 	}
 	var parts []*ad.Tensor
 	for _, p := range sc.Graph.Parents(sc.Site.Addr) {
-		if v := sc.Graph.Site(p).Value; v != nil {
-			parts = append(parts, v)
+		ps := sc.Graph.Site(p)
+		if ps.Value != nil {
+			// At the site's plate level: a global parent is broadcast
+			// into the site's plates.
+			parts = append(parts, ppl.Move(ps.Value, ps.Plates, sc.Site.Plates))
 		}
 	}
 	rows := sc.Site.LogProb.Rows()

@@ -129,16 +129,19 @@ func BuildSurrogate(obj vi.Objective, est Estimators, env ppl.Config) (sur *Surr
 			continue
 		}
 		current = s.Addr
-		signal := shared
-		if signal == nil {
-			signal = signalOf(env.Tape, tr.Batch(), graph.CostsFrom(s.Addr), costs)
+		reach := graph.CostsFrom(s.Addr)
+		var signal *ad.Tensor
+		if shared != nil {
+			signal = ppl.Move(shared, nil, s.Plates)
+		} else {
+			signal = signalOf(s, reach, graph, costs)
 		}
 		sc := &SiteContext{
 			Site:     s,
 			Trace:    tr,
 			Graph:    graph,
 			Signal:   signal,
-			TiedRows: shared != nil,
+			TiedRows: shared != nil || tiesPlateRows(s, reach, graph),
 			Rerun:    rerunner(obj, env, tr, graph, s.Addr),
 			Rand:     env.Rand,
 			Params:   env.Params,
@@ -168,7 +171,8 @@ func BuildSurrogate(obj vi.Objective, est Estimators, env ppl.Config) (sur *Surr
 // its score-function learning signal: vi.IWAE, whose K particles of a data
 // point share one bound. [BuildSurrogate] then gives every site the
 // objective's signal ([SiteContext].Signal), multiplied by the Scale of the
-// cost site at vi.IWAEAddr when there is one. vi.IWAE with K < 2 keeps the
+// cost site at vi.IWAEAddr when there is one; a site inside plates gets
+// its particle's signal in each of its rows. vi.IWAE with K < 2 keeps the
 // graph's signal, which is then the right one.
 type VIMCOSignaler interface {
 	VIMCOSignal(tr *trace.Trace) (*ad.Tensor, error)
@@ -204,14 +208,19 @@ func sharedSignal(obj vi.Objective, tr *trace.Trace) (*ad.Tensor, error) {
 	return ad.StopGradient(sig), nil
 }
 
-// signalOf returns the stop-gradient sum of the given costs, [rows x 1].
-func signalOf(tp *ad.Tape, rows int, addrs []string, costs map[string]*ad.Tensor) *ad.Tensor {
+// signalOf returns the learning signal of the sample site s: the
+// stop-gradient sum of the given costs, each moved to s's plate level
+// (ppl.Move), so that the row of a member of a plate holds the costs of
+// its own member and the costs outside the plate it reaches, and the row
+// of a site outside a plate the sum over its particle's members.
+func signalOf(s *ppl.Site, addrs []string, graph *trace.Graph, costs map[string]*ad.Tensor) *ad.Tensor {
 	var sum *ad.Tensor
 	for _, a := range addrs {
 		c := costs[a]
 		if c == nil {
 			continue
 		}
+		c = ppl.Move(c, graph.Site(a).Plates, s.Plates)
 		if sum == nil {
 			sum = c
 		} else {
@@ -219,17 +228,31 @@ func signalOf(tp *ad.Tape, rows int, addrs []string, costs map[string]*ad.Tensor
 		}
 	}
 	if sum == nil {
-		return tp.Zeros(max(rows, 1), 1)
+		return s.Value.Tape().Zeros(s.Value.Rows(), 1)
 	}
 	return ad.StopGradient(sum)
+}
+
+// tiesPlateRows reports whether the site s, inside plates, reaches a cost
+// that is outside one of them: that cost's value in a member's row then
+// depends on the other members' values, so a re-run that changes the site
+// in every row at once does not give one row's downstream cost.
+func tiesPlateRows(s *ppl.Site, addrs []string, graph *trace.Graph) bool {
+	for _, a := range addrs {
+		if graph.Site(a).Plates.Common(s.Plates) < len(s.Plates) {
+			return true
+		}
+	}
+	return false
 }
 
 // rerunner returns the Rerun function of the site at addr: it runs obj
 // again on env's tape with the given handlers first, then a handler that
 // gives every sample site of tr that is not addr or one of its descendants
 // the value it had in tr (scored like a replayed value, or substituted
-// again where tr's value was substituted), and returns the sum of the
-// scaled costs reachable from addr in the new run, with gradient paths.
+// again where tr's value was substituted) and every plate its subsample,
+// and returns the sum of the scaled costs reachable from addr in the new
+// run, moved to addr's plate level, with gradient paths.
 func rerunner(obj vi.Objective, env ppl.Config, tr *trace.Trace, graph *trace.Graph, addr string) func(...ppl.Handler) (*ad.Tensor, error) {
 	return func(handlers ...ppl.Handler) (*ad.Tensor, error) {
 		skip := map[string]bool{addr: true}
@@ -253,14 +276,16 @@ func rerunner(obj vi.Objective, env ppl.Config, tr *trace.Trace, graph *trace.Gr
 			}
 			next(s)
 		})
-		hs := append(append([]ppl.Handler(nil), handlers...), replay)
+		hs := append(append([]ppl.Handler(nil), handlers...), replay, trace.ReplayPlates(tr))
 		tr2, err := obj.Run(env, hs...)
 		if err != nil {
 			return nil, fmt.Errorf("infer: rerun for site %q: %w", addr, err)
 		}
+		plates := tr.Site(addr).Plates
 		var sum *ad.Tensor
 		for _, c := range tr2.Graph().CostsFrom(addr) {
-			cost := tr2.Site(c).ScaledCost()
+			cs := tr2.Site(c)
+			cost := ppl.Move(cs.ScaledCost(), cs.Plates, plates)
 			if sum == nil {
 				sum = cost
 			} else {
@@ -268,11 +293,7 @@ func rerunner(obj vi.Objective, env ppl.Config, tr *trace.Trace, graph *trace.Gr
 			}
 		}
 		if sum == nil {
-			rows := tr2.Batch()
-			if rows == 0 {
-				rows = tr.Batch()
-			}
-			sum = env.Tape.Zeros(max(rows, 1), 1)
+			sum = env.Tape.Zeros(tr.Site(addr).Value.Rows(), 1)
 		}
 		return sum, nil
 	}

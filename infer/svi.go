@@ -157,7 +157,8 @@ type chunkResult struct {
 //
 // A panic in the objective that is not a ppl.SiteError or an ad shape
 // error propagates, on the caller's goroutine, after the store is rolled
-// back in the same way.
+// back in the same way, as a *[UserPanic] that carries the original value
+// and the stack where it panicked.
 func (s *SVI) Step() (Metrics, error) {
 	if err := s.check(); err != nil {
 		return Metrics{}, err
@@ -283,7 +284,7 @@ func (s *SVI) compute() (results []chunkResult, norm float64, err error) {
 		r := &results[c]
 		defer func() {
 			if p := recover(); p != nil {
-				r.panicked, r.panicVal = true, p
+				r.panicked, r.panicVal = true, capturePanic(p)
 			}
 		}()
 		tp := s.tapes[c]

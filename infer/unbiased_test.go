@@ -179,16 +179,7 @@ func exactObjectiveGradient(t *testing.T, obj vi.Objective, store *nn.Store, sup
 		}
 		tr, err := obj.Run(ppl.Config{Tape: tp, Params: store, Batch: 1}, trace.ReplayValues(cfg))
 		require.NoError(t, err)
-		var logp, cost *ad.Tensor
-		for _, s := range tr.Sites() {
-			if s.Stochastic() {
-				logp = addOrSet(logp, s.LogProb)
-			}
-			if s.IsCost() {
-				cost = addOrSet(cost, s.ScaledCost())
-			}
-		}
-		total = addOrSet(total, ad.Mul(ad.Exp(logp), cost))
+		total = addOrSet(total, weightedCost(tr))
 		// Next configuration, odometer style.
 		i := 0
 		for ; i < len(idx); i++ {
@@ -204,6 +195,21 @@ func exactObjectiveGradient(t *testing.T, obj vi.Objective, store *nn.Store, sup
 	}
 	tp.Backward(total)
 	return flatGrads(store)
+}
+
+// weightedCost returns p(values) times the total cost of tr, a trace of
+// one configuration of its random variables, summed over all rows.
+func weightedCost(tr *trace.Trace) *ad.Tensor {
+	var logp, cost *ad.Tensor
+	for _, s := range tr.Sites() {
+		if s.Stochastic() {
+			logp = addOrSet(logp, ad.Sum(s.LogProb))
+		}
+		if s.IsCost() {
+			cost = addOrSet(cost, ad.Sum(s.ScaledCost()))
+		}
+	}
+	return ad.Mul(ad.Exp(logp), cost)
 }
 
 func addOrSet(a, b *ad.Tensor) *ad.Tensor {
@@ -546,16 +552,7 @@ func exactRowsGradient(t *testing.T, obj vi.Objective, store *nn.Store, sup []si
 		}
 		tr, err := obj.Run(ppl.Config{Tape: tp, Params: store, Batch: batch}, trace.ReplayValues(cfg))
 		require.NoError(t, err)
-		var logp, cost *ad.Tensor
-		for _, s := range tr.Sites() {
-			if s.Stochastic() {
-				logp = addOrSet(logp, ad.Sum(s.LogProb))
-			}
-			if s.IsCost() {
-				cost = addOrSet(cost, ad.Sum(s.ScaledCost()))
-			}
-		}
-		total = addOrSet(total, ad.Mul(ad.Exp(logp), cost))
+		total = addOrSet(total, weightedCost(tr))
 		i := 0
 		for ; i < len(idx); i++ {
 			idx[i]++

@@ -39,6 +39,12 @@ type Config struct {
 	// tape whose values meet (a guide and a model) get disjoint ids when
 	// the second starts where the first ended.
 	FirstID int
+	// StrictProvenance makes a cost or observation whose value carries no
+	// provenance, in a run that sampled sites before it, an error naming
+	// the site, instead of assuming that it depends on all of them (see
+	// [Site].AssumedParents). Values computed in plain Go get their
+	// provenance back from [Lift].
+	StrictProvenance bool
 }
 
 // Handle passes s on unchanged.
@@ -61,6 +67,9 @@ func (c Config) Configure(dst *Config) {
 	if c.FirstID != 0 {
 		dst.FirstID = c.FirstID
 	}
+	if c.StrictProvenance {
+		dst.StrictProvenance = true
+	}
 }
 
 // Ctx is a model's handle on its run: it carries the tape, the handler
@@ -75,6 +84,7 @@ func (c Config) Configure(dst *Config) {
 type Ctx struct {
 	run    *run
 	prefix string
+	plates Stack
 }
 
 // run is the state that every scope of one run shares.
@@ -83,9 +93,11 @@ type run struct {
 	chain    func(*Site)
 	nextID   int
 	addrs    map[string]struct{}
+	frames   map[string]*Frame // the plates entered, by address
 	params   map[string]*ad.Tensor
-	current  string // address of the last site started
-	inSite   bool   // a site is being processed
+	sampled  ad.Provenance // the ids of the sample sites run so far
+	current  string        // address of the last site started
+	inSite   bool          // a site is being processed
 	finished bool
 }
 
@@ -97,7 +109,7 @@ func (c *Ctx) Scope(name string) *Ctx {
 	if name == "" {
 		panic(&SiteError{Addr: c.prefix, Err: errors.New("ppl: Scope: empty scope name")})
 	}
-	return &Ctx{run: c.run, prefix: c.prefix + name + "/"}
+	return &Ctx{run: c.run, prefix: c.prefix + name + "/", plates: c.plates}
 }
 
 // Addr returns the full address of the site name in c's scope.
@@ -112,8 +124,9 @@ func (c *Ctx) Rand() *rand.Rand { c.check("Rand"); return c.run.cfg.Rand }
 // Params returns the run's parameter store.
 func (c *Ctx) Params() *nn.Store { c.check("Params"); return c.run.cfg.Params }
 
-// Batch returns the run's batch size, or 0 while it is not yet known (no
-// [Config].Batch and no sample, observe or cost site so far).
+// Batch returns the run's batch size, the rows of a value outside every
+// plate, or 0 while it is not yet known (no [Config].Batch and no sample,
+// observe or cost site so far).
 func (c *Ctx) Batch() int { c.check("Batch"); return c.run.cfg.Batch }
 
 // check panics with a clear message when c cannot be used by a primitive.
@@ -200,6 +213,7 @@ func Run(model Model, handlers ...Handler) (err error) {
 		cfg:    cfg,
 		nextID: cfg.FirstID,
 		addrs:  make(map[string]struct{}),
+		frames: make(map[string]*Frame),
 		params: make(map[string]*ad.Tensor),
 	}
 	r.chain = r.handle
@@ -222,8 +236,14 @@ func Run(model Model, handlers ...Handler) (err error) {
 			switch e := p.(type) {
 			case *SiteError:
 				err = e
-			case *ad.ShapeError, *ad.IndexError:
-				err = &SiteError{Addr: r.current, After: !r.inSite, Err: p.(error)}
+			case *ad.ShapeError:
+				var cause error = e
+				if len(r.frames) > 0 {
+					cause = fmt.Errorf("%w (the run has plates: a value has the rows of its plate level, and ppl.Broadcast, ppl.SumOut and ppl.Data move values between levels)", e)
+				}
+				err = &SiteError{Addr: r.current, After: !r.inSite, Err: cause}
+			case *ad.IndexError:
+				err = &SiteError{Addr: r.current, After: !r.inSite, Err: e}
 			default:
 				panic(p)
 			}

@@ -24,6 +24,24 @@
 // points, a value is [B x D], a log-prob or cost is [B x 1]. [Expand]
 // broadcasts a [1 x D] parameter to the batch.
 //
+// # Plates
+//
+// [Plate] declares an independence context: the data points of a data
+// set, the groups and their members of a hierarchical model. Outside every
+// plate a value has P rows, one per particle (the run's batch); inside a
+// plate of n present members it has P*n rows, and nested plates multiply
+// again, particle-major with the innermost plate varying fastest (see
+// [Stack]). A site records the plates it is inside ([Site].Plates). Values
+// cross plate levels explicitly, keeping their gradients and provenance:
+// [Broadcast] brings a global value into a plate, [SumOut] sums a plate's
+// rows out, [Data] brings a data set's rows in, and [Move] does either for
+// whole plate stacks. A subsampled plate ([Subsample], [SubsampleIndices])
+// weighs the sites inside it, and only those, by N/n, so that minibatches
+// estimate the whole data set's objective while global latents keep their
+// full prior. The learning signal of a site inside a plate holds, in each
+// member's row, that member's costs and the costs outside the plate it
+// reaches; a global site's holds the sum over its particle's members.
+//
 // # Addresses
 //
 // Each site has an address, unique within a run: [Ctx.Scope] returns a
@@ -47,6 +65,15 @@
 // parent of another. Control flow, loops and helper functions need no
 // declarations: the graph is what ran.
 //
+// Values read out of tensors into Go (with At or Data) lose their
+// provenance. [Lift] runs a Go function on tensor values and returns a
+// tensor, without gradient, that carries the union of its inputs'
+// provenance. A cost or observation whose value carries no provenance, in
+// a run that sampled sites before it, is taken to depend on all of them
+// (the learning signals stay unbiased, only noisier) and is marked
+// [Site].AssumedParents; [Config].StrictProvenance makes it an error
+// instead.
+//
 // # Effect handlers
 //
 // A primitive builds a [Site] message and sends it through the run's
@@ -62,7 +89,8 @@
 // A model cannot return an error from every primitive, so primitives panic
 // with a *[SiteError] that names the site's address: invalid distribution
 // parameters, a value outside the support, a duplicate address, a cost
-// that is not [B x 1], a batch that differs from the run's. [Run] (and
+// that is not [B x 1], a batch that differs from the run's, a value with
+// the rows of another plate level (naming both plate stacks). [Run] (and
 // trace.Run) recovers it and returns it as an error; it does the same for
 // the shape panics of package ad (*ad.ShapeError), naming the site being
 // processed or, between sites, the last site started. Any other panic

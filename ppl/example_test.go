@@ -205,3 +205,34 @@ func ExampleConfig() {
 	// step 1: d loss / d loc = 1.075
 	// step 2: d loss / d loc = -1.486
 }
+
+// A plate holds the data points of a Bayesian linear regression: the
+// slope w is global (one row per particle), the observations are local to
+// the plate "data", subsampled to 3 of its 6 points. ppl.Broadcast brings
+// w into the plate and ppl.Data brings the subsample's rows in; the
+// observation inside the plate is weighed by 6/3, the global prior is not.
+func ExamplePlate() {
+	xs := []float64{0, 1, 2, 3, 4, 5}
+	ys := []float64{0.1, 2.1, 3.9, 6.2, 7.8, 10.1}
+	model := func(ctx *ppl.Ctx) {
+		tp := ctx.Tape()
+		w := ppl.Sample(ctx, "w", dist.Normal{Loc: tp.Zeros(ctx.Batch(), 1), Scale: tp.Full(ctx.Batch(), 1, 10)})
+		data := ppl.Plate(ctx, "data", len(xs), ppl.Subsample(3))
+		x := ppl.Data(data, tp.FromData(len(xs), 1, xs))
+		y := ppl.Data(data, tp.FromData(len(ys), 1, ys))
+		loc := ad.Mul(ppl.Broadcast(data, w), x)
+		ppl.Observe(data, "y", dist.Normal{Loc: loc, Scale: tp.Full(data.Rows(), 1, 0.5)}, y)
+	}
+	tr, err := trace.Run(model, trace.Seed(rand.New(rand.NewPCG(1, 2))), ppl.Config{Batch: 2})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, addr := range []string{"w", "y"} {
+		s := tr.Site(addr)
+		fmt.Printf("%s: %d rows, plates %v, scale %g, parents %v\n", addr, s.Value.Rows(), s.Plates, s.Scale, tr.Graph().Parents(addr))
+	}
+	// Output:
+	// w: 2 rows, plates [], scale 1, parents []
+	// y: 6 rows, plates [data[3/6]], scale 2, parents [w]
+}

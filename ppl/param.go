@@ -3,10 +3,15 @@ package ppl
 import (
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"strings"
+
+	"gonum.org/v1/gonum/mat"
 
 	"github.com/backpropq/backpropq/ad"
 	"github.com/backpropq/backpropq/nn"
+	"github.com/backpropq/backpropq/ppl/dist"
 )
 
 // Param returns the trainable parameter addr, a [rows x cols] matrix bound
@@ -38,6 +43,58 @@ func Param(ctx *Ctx, addr string, rows, cols int, init nn.Initializer) *ad.Tenso
 	r.send(s)
 	r.params[full] = s.Value
 	return s.Value
+}
+
+// ParamIn is [Param] for a parameter constrained to c, such as
+// dist.Positive, dist.Interval(0, 1), dist.Simplex or dist.LowerCholesky:
+// the store holds an unconstrained value u under addr, and ParamIn returns
+// T(u), [rows x cols], for T = dist.BijectTo(c). An optimizer then steps u
+// freely while the model always sees a value in c (a scale never steps
+// below zero). init gives the initial constrained value, which is mapped
+// through T's inverse when the parameter is created; the stored matrix has
+// T's inverse shape (one column fewer for dist.Simplex).
+//
+// ParamIn panics with a [SiteError] naming the address when c has no
+// bijection (a discrete set) or the initial value lies outside c, and
+// otherwise as Param does.
+func ParamIn(ctx *Ctx, addr string, rows, cols int, c dist.Constraint, init nn.Initializer) *ad.Tensor {
+	ctx.check("ParamIn")
+	full := ctx.Addr(addr)
+	t, err := dist.BijectTo(c)
+	if err != nil {
+		ctx.run.current = full
+		panic(&SiteError{Addr: full, Err: err})
+	}
+	var unconstrained nn.Initializer
+	if init != nil {
+		unconstrained = nn.InitFunc(func(m *mat.Dense, rng *rand.Rand) {
+			v := mat.NewDense(rows, cols, nil)
+			init.Init(v, rng)
+			u, err := inverseOf(t, c, v)
+			if err != nil {
+				panic(&SiteError{Addr: full, Err: fmt.Errorf("initial value: %w", err)})
+			}
+			m.Copy(u)
+		})
+	}
+	return t.Forward(Param(ctx, addr, rows, t.InverseCols(cols), unconstrained))
+}
+
+// inverseOf returns T⁻¹(v) for a constrained value v, or an error when v
+// is outside c or maps to a non-finite number.
+func inverseOf(t dist.Transform, c dist.Constraint, v *mat.Dense) (*mat.Dense, error) {
+	tp := ad.NewTape()
+	y := tp.Const(v)
+	if err := dist.Check(c, y); err != nil {
+		return nil, err
+	}
+	u := t.Inverse(y)
+	for _, x := range u.Data() {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil, fmt.Errorf("is on the boundary of %v, which the unconstrained parameter cannot reach", c)
+		}
+	}
+	return mat.DenseCopyOf(u.Value()), nil
 }
 
 // Module registers the parameters of layer in the run's store under the

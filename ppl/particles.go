@@ -20,9 +20,13 @@ import (
 // Tile returns t itself when it already has the batch's rows; otherwise a
 // new tensor with t's gradient path and provenance. It panics with a
 // [SiteError] when the batch size is not yet known (set [Config].Batch) or
-// is not a multiple of t's rows.
+// is not a multiple of t's rows, and inside a plate, whose rows are
+// particle-major (use [Data] there).
 func Tile(ctx *Ctx, t *ad.Tensor) *ad.Tensor {
 	ctx.check("Tile")
+	if len(ctx.plates) > 0 {
+		panic(&SiteError{Addr: ctx.run.current, After: true, Err: fmt.Errorf("Tile: inside plates %v; ppl.Data brings data rows into a plate", ctx.plates)})
+	}
 	b := ctx.run.cfg.Batch
 	rows, cols := t.Dims()
 	switch {

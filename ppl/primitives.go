@@ -20,7 +20,7 @@ import (
 // the run's, and when the run has no random source but must draw.
 func Sample(ctx *Ctx, addr string, d dist.Distribution) *ad.Tensor {
 	ctx.check("Sample")
-	s := &Site{Addr: ctx.Addr(addr), Kind: KindSample, Dist: d, Scale: 1}
+	s := &Site{Addr: ctx.Addr(addr), Kind: KindSample, Dist: d, Scale: ctx.plates.Scale(), Plates: ctx.plates}
 	ctx.run.start(s, addr)
 	s.ID = ctx.run.nextID
 	ctx.run.nextID++
@@ -37,7 +37,7 @@ func Sample(ctx *Ctx, addr string, d dist.Distribution) *ad.Tensor {
 // of the wrong shape, or on another tape.
 func Observe(ctx *Ctx, addr string, d dist.Distribution, value *ad.Tensor) {
 	ctx.check("Observe")
-	s := &Site{Addr: ctx.Addr(addr), Kind: KindObserve, ID: -1, Dist: d, Value: value, Scale: 1}
+	s := &Site{Addr: ctx.Addr(addr), Kind: KindObserve, ID: -1, Dist: d, Value: value, Scale: ctx.plates.Scale(), Plates: ctx.plates}
 	ctx.run.start(s, addr)
 	ctx.run.send(s)
 }
@@ -49,7 +49,7 @@ func Observe(ctx *Ctx, addr string, d dist.Distribution, value *ad.Tensor) {
 // when value is not [B x 1] or not on the run's tape.
 func Cost(ctx *Ctx, addr string, value *ad.Tensor) {
 	ctx.check("Cost")
-	s := &Site{Addr: ctx.Addr(addr), Kind: KindCost, ID: -1, Value: value, Scale: 1}
+	s := &Site{Addr: ctx.Addr(addr), Kind: KindCost, ID: -1, Value: value, Scale: ctx.plates.Scale(), Plates: ctx.plates}
 	ctx.run.start(s, addr)
 	ctx.run.send(s)
 }
@@ -61,7 +61,7 @@ func Cost(ctx *Ctx, addr string, value *ad.Tensor) {
 // used, and when value is nil or on another tape.
 func Deterministic(ctx *Ctx, addr string, value *ad.Tensor) *ad.Tensor {
 	ctx.check("Deterministic")
-	s := &Site{Addr: ctx.Addr(addr), Kind: KindDeterministic, ID: -1, Value: value, Scale: 1}
+	s := &Site{Addr: ctx.Addr(addr), Kind: KindDeterministic, ID: -1, Value: value, Scale: ctx.plates.Scale(), Plates: ctx.plates}
 	ctx.run.start(s, addr)
 	ctx.run.send(s)
 	return s.Value
@@ -106,6 +106,8 @@ func (r *run) handle(s *Site) {
 		r.param(s)
 	case KindDeterministic:
 		r.deterministic(s)
+	case KindPlate:
+		r.plate(s)
 	default:
 		fail(s, "invalid site kind %d", s.Kind)
 	}
@@ -121,18 +123,45 @@ func checkDist(s *Site) {
 	}
 }
 
-// checkBatch checks rows against the run's batch size, fixing the batch
-// size on the first use.
+// checkBatch checks the rows of a value at s against the run's batch and
+// s's plates, fixing the batch size on the first use.
 func (r *run) checkBatch(s *Site, rows int, what string) {
+	per := s.Plates.Rows()
 	if r.cfg.Batch == 0 {
-		r.cfg.Batch = rows
+		if rows%per != 0 {
+			fail(s, "%s has %d rows, not a multiple of the %d rows per particle of the site's plates %v", what, rows, per, s.Plates)
+		}
+		r.cfg.Batch = rows / per
 		return
 	}
-	if rows != r.cfg.Batch {
-		if rows == 1 {
-			fail(s, "%s has batch 1, the run has batch %d (ppl.Expand broadcasts a [1xD] parameter to the batch)", what, r.cfg.Batch)
+	want := r.cfg.Batch * per
+	if rows == want {
+		return
+	}
+	for k := len(s.Plates) - 1; k >= 0; k-- {
+		if rows == r.cfg.Batch*s.Plates[:k].Rows() {
+			fail(s, "%s has the %d rows of plates %v, but the site is inside plates %v (%d rows): use ppl.Broadcast to bring a value into a plate", what, rows, s.Plates[:k], s.Plates, want)
 		}
-		fail(s, "%s has batch %d, the run has batch %d", what, rows, r.cfg.Batch)
+	}
+	if len(s.Plates) > 0 {
+		fail(s, "%s has %d rows, the site's plates %v need %d", what, rows, s.Plates, want)
+	}
+	if rows == 1 {
+		fail(s, "%s has batch 1, the run has batch %d (ppl.Expand broadcasts a [1xD] parameter to the batch)", what, r.cfg.Batch)
+	}
+	fail(s, "%s has batch %d, the run has batch %d", what, rows, r.cfg.Batch)
+}
+
+// checkDistRows checks the rows of s.Dist inside a plate, where a
+// distribution with the rows of an outer level would silently score one
+// member's value against every member: it must have the site's rows, or
+// one row (parameters without particles).
+func (r *run) checkDistRows(s *Site) {
+	if len(s.Plates) == 0 {
+		return
+	}
+	if b, _ := s.Dist.Shape(); b != 1 {
+		r.checkBatch(s, b, "the distribution")
 	}
 }
 
@@ -155,6 +184,9 @@ func checkValue(s *Site) {
 
 func (r *run) sample(s *Site) {
 	checkDist(s)
+	if r.cfg.Batch != 0 {
+		r.checkDistRows(s)
+	}
 	tp := r.cfg.Tape
 	var own ad.Provenance
 	if s.ID >= 0 {
@@ -185,6 +217,7 @@ func (r *run) sample(s *Site) {
 		probe := tp.WithProvenance(ad.StopGradient(s.Value), ad.Provenance{})
 		s.Parents = s.Dist.LogProb(probe).Provenance()
 		s.Value = tp.WithProvenance(s.Value, own)
+		r.sampled = r.sampled.Union(own)
 		return
 	default:
 		if s.Value.Tape() != tp {
@@ -195,6 +228,7 @@ func (r *run) sample(s *Site) {
 		checkValue(s)
 		r.checkBatch(s, s.Value.Rows(), "value")
 	}
+	r.sampled = r.sampled.Union(own)
 	s.Value = tp.WithProvenance(s.Value, own)
 	s.LogProb = s.Dist.LogProb(s.Value)
 	// The distribution interface does not expose its parameters; the
@@ -205,12 +239,16 @@ func (r *run) sample(s *Site) {
 
 func (r *run) observe(s *Site) {
 	checkDist(s)
+	if s.Conditioned && s.Value != nil && s.Value.Tape() != r.cfg.Tape {
+		s.Value = r.cfg.Tape.Const(s.Value.Value())
+	}
 	r.checkTape(s, s.Value, "observed value")
-	checkValue(s)
 	r.checkBatch(s, s.Value.Rows(), "observed value")
+	r.checkDistRows(s)
+	checkValue(s)
 	s.LogProb = s.Dist.LogProb(s.Value)
 	s.Cost = ad.Neg(s.LogProb)
-	s.Parents = s.LogProb.Provenance()
+	r.setCostParents(s, s.LogProb.Provenance())
 }
 
 func (r *run) cost(s *Site) {
@@ -220,7 +258,23 @@ func (r *run) cost(s *Site) {
 	}
 	r.checkBatch(s, s.Value.Rows(), "cost")
 	s.Cost = s.Value
-	s.Parents = s.Value.Provenance()
+	r.setCostParents(s, s.Value.Provenance())
+}
+
+// setCostParents sets the parents of the cost or observe site s to prov,
+// or, when prov is empty and sample sites ran before s, to all of them
+// (or fails, with StrictProvenance): a value without provenance after
+// sampling has most likely lost it on its way through plain Go.
+func (r *run) setCostParents(s *Site, prov ad.Provenance) {
+	if !prov.Empty() || r.sampled.Empty() {
+		s.Parents = prov
+		return
+	}
+	if r.cfg.StrictProvenance {
+		fail(s, "the %s carries no provenance, but sample sites ran before it; compute it from their values with ad ops or ppl.Lift so that it names the sites it depends on", s.Kind)
+	}
+	s.Parents = r.sampled
+	s.AssumedParents = true
 }
 
 func (r *run) deterministic(s *Site) {
@@ -234,8 +288,9 @@ func (r *run) deterministic(s *Site) {
 	s.Parents = s.Value.Provenance()
 }
 
-// Expand returns t broadcast to the run's batch: t itself when it already
-// has the batch's rows, else a new [B x D] tensor whose rows are all t's
+// Expand returns t broadcast to the run's batch (the rows of ctx's plate
+// level, inside plates): t itself when it already has the batch's rows,
+// else a new [B x D] tensor whose rows are all t's
 // single row, with t's gradient path and provenance. Distributions draw
 // one value per row of their parameters, so a prior with [1 x D]
 // parameters is expanded before a sample site in a batched model:
@@ -246,12 +301,14 @@ func (r *run) deterministic(s *Site) {
 // (set [Config].Batch) or t has neither 1 row nor the batch's rows.
 func Expand(ctx *Ctx, t *ad.Tensor) *ad.Tensor {
 	ctx.check("Expand")
-	b := ctx.run.cfg.Batch
+	b := ctx.run.cfg.Batch * ctx.plates.Rows()
 	switch {
 	case b == 0:
 		panic(&SiteError{Addr: ctx.run.current, After: true, Err: errors.New("Expand: the batch size is not known yet; set ppl.Config.Batch")})
 	case t.Rows() == b:
 		return t
+	case t.Rows() != 1 && len(ctx.plates) > 0:
+		panic(&SiteError{Addr: ctx.run.current, After: true, Err: fmt.Errorf("Expand: tensor has %d rows, want 1 or the %d rows of plates %v (ppl.Broadcast brings a value of an outer level in)", t.Rows(), b, ctx.plates)})
 	case t.Rows() != 1:
 		panic(&SiteError{Addr: ctx.run.current, After: true, Err: fmt.Errorf("Expand: tensor has %d rows, want 1 or the batch %d", t.Rows(), b)})
 	}

@@ -27,9 +27,12 @@ const (
 	// [Deterministic], or a sample site whose value a handler fixed
 	// without scoring it.
 	KindDeterministic
+	// KindPlate is a plate entered by [Plate]: its address is the plate's
+	// and its last Plates frame the plate itself ([Site.Frame]).
+	KindPlate
 )
 
-var kindNames = [...]string{"invalid", "sample", "observe", "cost", "param", "deterministic"}
+var kindNames = [...]string{"invalid", "sample", "observe", "cost", "param", "deterministic", "plate"}
 
 // String returns the kind's name in lower case, e.g. "sample".
 func (k Kind) String() string {
@@ -83,8 +86,14 @@ type Site struct {
 	// site; nil otherwise. Unscaled and unmasked: see [Site.ScaledCost].
 	Cost *ad.Tensor
 	// Scale multiplies the site's log-probability and cost when they are
-	// summed into an objective (minibatch rescaling). It starts at 1.
+	// summed into an objective (minibatch rescaling). It starts at 1, or
+	// at the Scale of the site's plates (see [Stack.Scale]).
 	Scale float64
+	// Plates are the plates the site is inside, outermost first; its
+	// value, log-prob and cost have their rows (see [Stack]). A site
+	// inside subsampled plates starts with Scale the product of their
+	// size/n.
+	Plates Stack
 	// Mask, when not nil, is a [B x 1] tensor whose non-zero rows count;
 	// the others are left out of sums. Nil means every row counts.
 	Mask *ad.Tensor
@@ -95,6 +104,13 @@ type Site struct {
 	// provenance of its value. Parameters carry no provenance, so shared
 	// parameters never make a site a parent of another.
 	Parents ad.Provenance
+	// AssumedParents reports that Parents were assumed rather than read
+	// off the data flow: the value of a cost or observe site carried no
+	// provenance (it was computed in plain Go, say, and not through
+	// [Lift]) in a run that had sampled sites before it, so it is taken
+	// to depend on every one of them. The learning signals stay unbiased,
+	// with more variance; [Config].StrictProvenance makes this an error.
+	AssumedParents bool
 
 	// Param is the parameter of a param site, nil when a handler
 	// substituted its value.
@@ -111,6 +127,11 @@ type Site struct {
 	// from an earlier trace; the value was checked against the support and
 	// scored under Dist.
 	Replayed bool
+	// Conditioned reports that a handler supplied the observed value of an
+	// observe site (trace.Condition); a value of another tape than the
+	// run's is then copied onto it as a constant, so that data prepared
+	// once serve every run.
+	Conditioned bool
 	// Substituted reports that a handler put an arbitrary tensor in place
 	// of a sample site's value (a relaxed or mean-field value, say). The
 	// value keeps its gradient path, gets provenance {ID} like a sample,

@@ -22,8 +22,9 @@ import (
 //
 // Compose returns a *[ppl.SiteError] naming the site when a site is nil,
 // has an empty or duplicate address, a sample id used twice, a nil value
-// where the kind needs one, a cost that is not [B x 1], or a batch that
-// differs from the first sample, observe or cost site's.
+// where the kind needs one, a cost that is not [B x 1], or a batch (the
+// rows outside its plates, see [ppl.Stack]) that differs from the first
+// sample, observe or cost site's.
 func Compose(sites ...*ppl.Site) (*Trace, error) {
 	t := &Trace{sites: make([]*ppl.Site, 0, len(sites))}
 	addrs := make(map[string]bool, len(sites))
@@ -72,13 +73,16 @@ func Compose(sites ...*ppl.Site) (*Trace, error) {
 			if s.Value == nil {
 				return fail("nil value")
 			}
-			rows := s.Value.Rows()
-			if batch == 0 {
-				batch = rows
-			} else if rows != batch {
-				return fail("%s site has batch %d, the trace has batch %d", s.Kind, rows, batch)
+			rows, per := s.Value.Rows(), s.Plates.Rows()
+			if rows%per != 0 {
+				return fail("%s site has %d rows, not a multiple of the %d rows per particle of its plates %v", s.Kind, rows, per, s.Plates)
 			}
-		case ppl.KindParam, ppl.KindDeterministic:
+			if batch == 0 {
+				batch = rows / per
+			} else if rows != batch*per {
+				return fail("%s site has batch %d, the trace has batch %d", s.Kind, rows/per, batch)
+			}
+		case ppl.KindParam, ppl.KindDeterministic, ppl.KindPlate:
 		default:
 			return nil, &ppl.SiteError{Addr: s.Addr, Err: errors.New("trace: Compose: invalid site kind")}
 		}

@@ -30,8 +30,9 @@
 // does to a site's value, log-prob and provenance:
 //
 //   - [Record] records the sites it sees into a [Trace] (an inner view).
-//   - [Replay] reuses the sample values of a recorded trace by address;
-//     [ReplayValues] takes them from a map.
+//   - [Replay] reuses the sample values of a recorded trace by address,
+//     and its plates' subsamples; [ReplayValues] takes values from a map,
+//     [ReplayPlates] replays the subsamples only.
 //   - [Condition] observes given values: sample sites become observations.
 //   - [Do] fixes a sample site's value without scoring it (an
 //     intervention); the site leaves the graph.

@@ -3,6 +3,7 @@ package trace
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -14,24 +15,61 @@ import (
 // of the paper's appendix (Figure 10, after Schulman et al.): random
 // variables are circles, costs are double-line squares, and an edge
 // X -> Y means that Y depends on X. Nodes are labelled by address and
-// appear in execution order.
+// appear in execution order. A cost whose parents were assumed (see
+// [ppl.Site].AssumedParents) is labelled "(assumed)" and its incoming
+// edges are dashed. The nodes inside plates are drawn inside a box per
+// plate (a cluster labelled by the plate, see [ppl.Frame.String]), nested
+// as the plates are.
 func (g *Graph) DOT() string {
 	var b strings.Builder
 	b.WriteString("digraph scg {\n")
-	for i, s := range g.nodes {
-		if s.Stochastic() {
-			fmt.Fprintf(&b, "\tn%d [label=%s, shape=circle];\n", i, dotQuote(s.Addr))
-		} else {
-			fmt.Fprintf(&b, "\tn%d [label=%s, shape=square, peripheries=2];\n", i, dotQuote(s.Addr))
-		}
-	}
+	clusters := 0
+	g.writeNodes(&b, nil, &clusters)
 	for i := range g.nodes {
 		for _, c := range g.children[i] {
-			fmt.Fprintf(&b, "\tn%d -> n%d;\n", i, c)
+			if g.nodes[c].AssumedParents {
+				fmt.Fprintf(&b, "\tn%d -> n%d [style=dashed];\n", i, c)
+			} else {
+				fmt.Fprintf(&b, "\tn%d -> n%d;\n", i, c)
+			}
 		}
 	}
 	b.WriteString("}\n")
 	return b.String()
+}
+
+// writeNodes writes the nodes whose plates are exactly the stack plates,
+// then a cluster for each plate one level deeper, in order of first
+// appearance.
+func (g *Graph) writeNodes(b *strings.Builder, plates ppl.Stack, clusters *int) {
+	indent := strings.Repeat("\t", len(plates)+1)
+	var inner []*ppl.Frame
+	for i, s := range g.nodes {
+		switch {
+		case s.Plates.Common(plates) < len(plates):
+		case len(s.Plates) == len(plates):
+			label := s.Addr
+			if s.AssumedParents {
+				label += " (assumed)"
+			}
+			if s.Stochastic() {
+				fmt.Fprintf(b, "%sn%d [label=%s, shape=circle];\n", indent, i, dotQuote(label))
+			} else {
+				fmt.Fprintf(b, "%sn%d [label=%s, shape=square, peripheries=2];\n", indent, i, dotQuote(label))
+			}
+		default:
+			next := s.Plates[len(plates)]
+			if !slices.ContainsFunc(inner, func(f *ppl.Frame) bool { return f.Name == next.Name }) {
+				inner = append(inner, next)
+			}
+		}
+	}
+	for _, f := range inner {
+		fmt.Fprintf(b, "%ssubgraph cluster_%d {\n%s\tlabel=%s;\n", indent, *clusters, indent, dotQuote(f.String()))
+		*clusters++
+		g.writeNodes(b, append(slices.Clone(plates), f), clusters)
+		fmt.Fprintf(b, "%s}\n", indent)
+	}
 }
 
 // dotQuote returns s as a DOT double-quoted string.
@@ -55,7 +93,8 @@ func dotQuote(s string) string {
 
 // WriteSummary writes a table of t's sites in execution order, one line
 // each: address, kind, value shape, the addresses of its parents (sample
-// sites in the trace), and the mean over counted rows of its log-prob
+// sites in the trace, followed by "(assumed)" when they were assumed; see
+// [ppl.Site].AssumedParents), and the mean over counted rows of its log-prob
 // (sample and observe sites) or cost (cost sites), unscaled. Substituted
 // sample sites have no log-prob and show "-".
 func (t *Trace) WriteSummary(w io.Writer) error {
@@ -68,6 +107,11 @@ func (t *Trace) WriteSummary(w io.Writer) error {
 			r, c := s.Value.Dims()
 			shape = fmt.Sprintf("[%dx%d]", r, c)
 		}
+		if f := s.Frame(); f != nil {
+			shape = f.String()
+		} else if len(s.Plates) > 0 {
+			shape += " in " + strings.Join(s.Plates.Names(), "/")
+		}
 		var parents []string
 		for _, id := range s.Parents.IDs() {
 			if p := byID[id]; p != nil {
@@ -77,6 +121,9 @@ func (t *Trace) WriteSummary(w io.Writer) error {
 		pa := "-"
 		if len(parents) > 0 {
 			pa = strings.Join(parents, ",")
+		}
+		if s.AssumedParents {
+			pa += " (assumed)"
 		}
 		mean := "-"
 		switch {

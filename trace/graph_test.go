@@ -305,6 +305,13 @@ func TestGraphFrontierBruteForce(t *testing.T) {
 					args[k] = append(args[k], j)
 				}
 			}
+			if len(args[k]) == 0 {
+				// A cost without provenance after sampling is taken to
+				// depend on every variable sampled before it.
+				for j := 0; j < n; j++ {
+					args[k] = append(args[k], j)
+				}
+			}
 		}
 		name := func(i int) string { return ppl.At("x", i) }
 		cname := func(k int) string { return ppl.At("f", k) }

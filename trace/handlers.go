@@ -21,9 +21,11 @@ import (
 // was recorded on the run's tape, the value is t's tensor itself, so
 // gradients flow back through it into whatever produced it (a guide's
 // reparameterized sample); from another tape it is copied as a constant.
-// t's tape must not have been reset since t was recorded.
+// t's tape must not have been reset since t was recorded. Plates take the
+// subsample of t's plate at the same address, as [ReplayPlates] gives it.
 func Replay(t *Trace) ppl.Handler {
 	return ppl.HandlerFunc(func(s *ppl.Site, next func(*ppl.Site)) {
+		replayPlate(t, s)
 		if s.Kind == ppl.KindSample {
 			if rec := t.Site(s.Addr); rec != nil && rec.Kind == ppl.KindSample {
 				s.Value = rec.Value
@@ -32,6 +34,35 @@ func Replay(t *Trace) ppl.Handler {
 		}
 		next(s)
 	})
+}
+
+// ReplayPlates returns a handler that gives each plate (a site of kind
+// [ppl.KindPlate]) the subsample of t's plate at the same address, so that
+// a model run after its guide, or a re-run of a program, holds the same
+// members. The run fails with a [ppl.SiteError] naming the plate when t's
+// plate has another size.
+func ReplayPlates(t *Trace) ppl.Handler {
+	return ppl.HandlerFunc(func(s *ppl.Site, next func(*ppl.Site)) {
+		replayPlate(t, s)
+		next(s)
+	})
+}
+
+// replayPlate gives the plate site s the subsample of t's plate at its
+// address, if there is one.
+func replayPlate(t *Trace, s *ppl.Site) {
+	if s.Kind != ppl.KindPlate {
+		return
+	}
+	rec := t.Site(s.Addr)
+	if rec == nil || rec.Kind != ppl.KindPlate {
+		return
+	}
+	f, old := s.Frame(), rec.Frame()
+	if f.Size != old.Size {
+		panic(&ppl.SiteError{Addr: s.Addr, Err: fmt.Errorf("trace: plate has size %d, but size %d in the replayed trace", f.Size, old.Size)})
+	}
+	f.Indices = old.Indices
 }
 
 // ReplayValues returns a handler that gives each sample site whose address
@@ -56,16 +87,19 @@ func ReplayValues(values map[string]*ad.Tensor) ppl.Handler {
 // support and scored, and costs -log p like any observation; the model
 // receives the value unchanged, with its own provenance (none, for data).
 // An observe site whose address is in values observes that value instead
-// of the model's.
+// of the model's. A value of another tape than the run's is copied onto it
+// as a constant ([ppl.Site].Conditioned), so one map of data serves every
+// run. The handler is [Addressed].
 func Condition(values map[string]*ad.Tensor) ppl.Handler {
-	return ppl.HandlerFunc(func(s *ppl.Site, next func(*ppl.Site)) {
+	return addressed{values: values, HandlerFunc: func(s *ppl.Site, next func(*ppl.Site)) {
 		if v, ok := values[s.Addr]; ok && (s.Kind == ppl.KindSample || s.Kind == ppl.KindObserve) {
 			s.Kind = ppl.KindObserve
 			s.ID = -1
 			s.Value = v
+			s.Conditioned = true
 		}
 		next(s)
-	})
+	}}
 }
 
 // Do returns a handler that intervenes at the given sample sites: the
@@ -74,9 +108,10 @@ func Condition(values map[string]*ad.Tensor) ppl.Handler {
 // -1, Intervened set) and is no longer a random variable of the graph; the
 // model receives the tensor unchanged, with its own provenance, so the
 // sites downstream depend on whatever the tensor depends on instead of on
-// the site. The tensor must have the distribution's value shape.
+// the site. The tensor must have the distribution's value shape. The
+// handler is [Addressed].
 func Do(values map[string]*ad.Tensor) ppl.Handler {
-	return ppl.HandlerFunc(func(s *ppl.Site, next func(*ppl.Site)) {
+	return addressed{values: values, HandlerFunc: func(s *ppl.Site, next func(*ppl.Site)) {
 		if v, ok := values[s.Addr]; ok && s.Kind == ppl.KindSample {
 			s.Kind = ppl.KindDeterministic
 			s.ID = -1
@@ -84,7 +119,7 @@ func Do(values map[string]*ad.Tensor) ppl.Handler {
 			s.Intervened = true
 		}
 		next(s)
-	})
+	}}
 }
 
 // Substitute returns a handler that replaces parameter values: a param
@@ -92,14 +127,14 @@ func Do(values map[string]*ad.Tensor) ppl.Handler {
 // tensor instead of the store's parameter (Param is then nil), unchanged
 // and with its own provenance. The tensor must have the requested shape.
 // Parameters of a [ppl.Module] cannot be substituted (the run fails with a
-// [ppl.SiteError]).
+// [ppl.SiteError]). The handler is [Addressed].
 func Substitute(values map[string]*ad.Tensor) ppl.Handler {
-	return ppl.HandlerFunc(func(s *ppl.Site, next func(*ppl.Site)) {
+	return addressed{values: values, HandlerFunc: func(s *ppl.Site, next func(*ppl.Site)) {
 		if v, ok := values[s.Addr]; ok && s.Kind == ppl.KindParam {
 			s.Value = v
 		}
 		next(s)
-	})
+	}}
 }
 
 // Override returns a handler that puts arbitrary tensors in place of

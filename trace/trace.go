@@ -108,13 +108,14 @@ func (t *Trace) NextID() int {
 	return next
 }
 
-// Batch returns the number of rows of the trace's values, 0 for a trace
-// without sample, observe or cost sites.
+// Batch returns the number of rows of the trace's values outside every
+// plate (its particles; see [ppl.Stack]), 0 for a trace without sample,
+// observe or cost sites.
 func (t *Trace) Batch() int {
 	for _, s := range t.sites {
 		switch s.Kind {
 		case ppl.KindSample, ppl.KindObserve, ppl.KindCost:
-			return s.Value.Rows()
+			return s.Value.Rows() / s.Plates.Rows()
 		}
 	}
 	return 0
@@ -122,13 +123,15 @@ func (t *Trace) Batch() int {
 
 // LogProbSum returns the sum over sample and observe sites of their
 // scaled and masked log-probabilities ([ppl.Site.ScaledLogProb]), a
-// [B x 1] tensor: log p of the trace's values for each row. Sites without
-// a log-prob (substituted or intervened values) are left out. It returns
-// nil when no site has a log-prob.
+// [B x 1] tensor: log p of the trace's values for each row, the rows of
+// sites inside plates summed into their particle's (see [ppl.Move]).
+// Sites without a log-prob (substituted or intervened values) are left
+// out. It returns nil when no site has a log-prob.
 func (t *Trace) LogProbSum() *ad.Tensor {
 	var sum *ad.Tensor
 	for _, s := range t.sites {
 		if lp := s.ScaledLogProb(); lp != nil {
+			lp = ppl.Move(lp, s.Plates, nil)
 			if sum == nil {
 				sum = lp
 			} else {

@@ -35,6 +35,16 @@
 // to the run's batch, so one model and guide serve one row per data point
 // and K particles per data point.
 //
+// # Plates
+//
+// Model and guide may enter plates (ppl.Plate): the model runs with the
+// guide's subsample, each latent must sit inside the same plates in both,
+// in the same order, and each cost stays inside its plates, weighed by
+// N/n when they are subsampled, so that a minibatch scales the local
+// terms and leaves the global latents' KL whole. [RowCost], [Loss] and the
+// bounds sum each particle's plate rows into its own row; IWAE's particles
+// are the rows outside every plate.
+//
 // # Concurrency
 //
 // Objectives are values holding functions; Run uses only its arguments, so

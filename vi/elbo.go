@@ -23,14 +23,15 @@ func KLAddr(addr string) string { return "kl(" + addr + ")" }
 // laid out as a multi-cost stochastic computation graph whose loss is
 // -ELBO. Run returns a trace holding, in this order:
 //
-//   - the guide's sites: its sample sites (the random variables being
-//     trained), its intervened sites, its own cost sites and its
-//     deterministic sites (such as the critic inputs that q.Input
+//   - the guide's sites: its plates, its sample sites (the random
+//     variables being trained), its intervened sites, its own cost sites
+//     and its deterministic sites (such as the critic inputs that q.Input
 //     records, which must reach the objective's trace to be read);
 //   - for each of the model's sites in the model's order: for a latent z,
 //     a cost site at [KLAddr](z) whose cost is log q(z|..) - log p(z|..),
 //     [B x 1]; the model's observe sites (cost -log p(x|..)) and cost
-//     sites, as the model recorded them.
+//     sites, as the model recorded them; the plates that only the model
+//     enters.
 //
 // Each cost's parents come from the provenance of its value, so an
 // estimator sees only the costs its site can reach: in a chain
@@ -38,19 +39,28 @@ func KLAddr(addr string) string { return "kl(" + addr + ")" }
 // The model's own sample, param and deterministic sites are not in the
 // trace: its latents are the guide's.
 //
-// Each latent's cost has Scale the product of the guide's and the model's
-// site Scale, and Mask their combined mask; the handlers given to Run
-// apply to the guide, so trace.Scale and trace.Mask passed there weigh the
-// latents' costs, not the model's observations. To weigh the whole
-// objective (minibatch rescaling by N/B), set the Scale field, which
-// multiplies the Scale of every cost.
+// Each latent's cost is inside the latent's plates (guide and model must
+// sample it inside the same plates, in the same order) and has Scale the
+// product of the guide's and the model's site Scale, the plates' own
+// scale counted once, and Mask their combined mask; the handlers given to
+// Run apply to the guide, so trace.Scale and trace.Mask passed there
+// weigh the latents' costs, not the model's observations. For minibatches,
+// put the data in a subsampled plate (ppl.Plate with ppl.Subsample): the
+// sites inside it, and only those, are weighed by N/n, so global latents
+// keep their full KL. The Scale field multiplies the Scale of every cost,
+// the global latents' included.
 //
 // With AnalyticKL, a latent whose guide and prior have a closed-form KL
 // divergence in [dist.KL] (both Normal, both Bernoulli, both Categorical
 // or both OneHotCategorical) has the cost KL(q || p) instead of the
 // sampled log ratio:
 // the same expectation, usually with less variance (not always: for the
-// exact posterior as guide the sampled bound is constant). That cost
+// exact posterior as guide the sampled bound is constant). Latents are
+// paired by address whatever the order in which the guide draws them; a
+// latent whose prior depends on a latent that the guide draws from it (a
+// guide that samples in the reverse order of the model, say) keeps the
+// sampled log ratio, since the closed form would not have its expectation
+// there. That cost
 // depends on the distributions' parameters, not on the sampled value, so
 // it is reachable from the latent's parents but not from the latent
 // itself.
@@ -69,9 +79,21 @@ type ELBO struct {
 	// sampled log ratio.
 	AnalyticKL bool
 	// Scale, when not 0, multiplies the Scale of every cost of the
-	// objective, for minibatches: N/B makes the loss of B data points out
-	// of N an unbiased estimate of the full data set's. 0 means 1.
+	// objective, the global latents' included: N/B makes the loss of B
+	// data points out of N an unbiased estimate of the full data set's
+	// only when every latent is local; a subsampled ppl.Plate scales the
+	// local terms alone. 0 means 1.
 	Scale float64
+	// ModelHandlers apply to every run of the model only, before the
+	// objective's own: trace.Condition feeds it data by address,
+	// trace.Do, trace.Mask and trace.Scale act on its sites. A
+	// trace.Condition, trace.Do or trace.Substitute address that the model
+	// never reaches is an error naming it, unless the handler is wrapped
+	// with trace.Optional.
+	ModelHandlers []ppl.Handler
+	// GuideHandlers apply to every run of the guide only, before the
+	// handlers given to Run, and are checked the same way.
+	GuideHandlers []ppl.Handler
 }
 
 // Run runs the guide under env and handlers, then the model on env's tape
@@ -88,7 +110,10 @@ type ELBO struct {
 // distributions' log-density formulas, without support checks (the
 // continuous extension that relaxation estimators evaluate). A latent
 // that the guide fixed by intervention (trace.Do) is fixed in the model
-// too and has no cost.
+// too and has no cost. The model's plates take the guide's subsample, and
+// the handlers act on the plates of the model that the guide lacks
+// (trace.ReplayPlates of an earlier trace of the objective gives a re-run
+// the same minibatch).
 //
 // Run returns an error wrapping a *[ppl.SiteError] naming the address
 // when the model samples a latent that the guide does not, when the guide
@@ -97,21 +122,22 @@ type ELBO struct {
 // site, when the guide observes data, and when a cost's address is taken
 // by a site of the model or the guide; and the errors of the two runs.
 func (e ELBO) Run(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, error) {
-	p, err := runPair("ELBO", e.Model, e.Guide, env, handlers)
+	p, err := runPair("ELBO", e.Model, e.Guide, env, handlers, handlersOf(e.ModelHandlers, e.GuideHandlers))
 	if err != nil {
 		return nil, err
 	}
 	sites := make([]*ppl.Site, 0, p.guide.Len()+p.model.Len())
 	for _, s := range p.guide.Sites() {
-		if s.Stochastic() || s.Intervened || s.Kind == ppl.KindCost || s.Kind == ppl.KindDeterministic {
+		if s.Stochastic() || s.Intervened || s.Kind == ppl.KindCost || s.Kind == ppl.KindDeterministic || s.Kind == ppl.KindPlate {
 			sites = append(sites, s)
 		}
 	}
-	batch := p.guide.Batch()
 	for _, ms := range p.model.Sites() {
 		switch {
+		case ms.Kind == ppl.KindPlate && p.guide.Site(ms.Addr) == nil:
+			sites = append(sites, ms)
 		case ms.Stochastic():
-			c, err := e.latentCost(p, ms, batch)
+			c, err := e.latentCost(p, ms)
 			if err != nil {
 				return nil, fmt.Errorf("vi: ELBO: %w", err)
 			}
@@ -148,14 +174,14 @@ func scaleCosts(sites []*ppl.Site, factor float64) error {
 }
 
 // latentCost returns the cost site of the model's latent ms.
-func (e ELBO) latentCost(p pair, ms *ppl.Site, batch int) (*ppl.Site, error) {
+func (e ELBO) latentCost(p pair, ms *ppl.Site) (*ppl.Site, error) {
 	addr := KLAddr(ms.Addr)
 	if err := p.checkFree(addr, fmt.Sprintf("the cost of latent %q", ms.Addr)); err != nil {
 		return nil, err
 	}
 	gs := p.guide.Site(ms.Addr)
 	var cost *ad.Tensor
-	if e.AnalyticKL {
+	if e.AnalyticKL && p.closedFormHolds(ms) {
 		kl, err := dist.KL(gs.Dist, ms.Dist)
 		switch {
 		case err == nil:
@@ -175,11 +201,11 @@ func (e ELBO) latentCost(p pair, ms *ppl.Site, batch int) (*ppl.Site, error) {
 		}
 		cost = ad.Sub(lq, lp)
 	}
-	if r := cost.Rows(); batch > 0 && r != batch {
+	if r, rows := cost.Rows(), gs.Value.Rows(); r != rows {
 		if r != 1 {
-			return nil, &ppl.SiteError{Addr: ms.Addr, Err: fmt.Errorf("cost has %d rows, the guide's batch is %d", r, batch)}
+			return nil, &ppl.SiteError{Addr: ms.Addr, Err: fmt.Errorf("cost has %d rows, the guide's value has %d", r, rows)}
 		}
-		cost = ad.Add(cost, cost.Tape().Zeros(batch, 1))
+		cost = ad.Add(cost, cost.Tape().Zeros(rows, 1))
 	}
 	return &ppl.Site{
 		Addr:  addr,
@@ -187,9 +213,28 @@ func (e ELBO) latentCost(p pair, ms *ppl.Site, batch int) (*ppl.Site, error) {
 		ID:    -1,
 		Value: cost,
 		Cost:  cost,
-		Scale: gs.Scale * ms.Scale,
-		Mask:  combineMasks(gs.Mask, ms.Mask),
+		// Both sites carry the Scale of their plates (the same plates,
+		// with the same subsample); the cost counts it once.
+		Scale:  gs.Scale * ms.Scale / gs.Plates.Scale(),
+		Plates: gs.Plates,
+		Mask:   combineMasks(gs.Mask, ms.Mask),
 	}, nil
+}
+
+// closedFormHolds reports whether the closed-form KL of the model's
+// latent ms has the expectation of its sampled log ratio: when no parent
+// of the prior depends, in the guide, on the latent itself. A guide that
+// draws the latents in another order than the model can make the prior's
+// parents descendants of the latent; the closed form would then integrate
+// the latent against its guide marginal while the parents hold values
+// drawn from it.
+func (p pair) closedFormHolds(ms *ppl.Site) bool {
+	for _, d := range p.guide.Graph().Descendants(ms.Addr) {
+		if s := p.guide.Site(d); s.Stochastic() && ms.Parents.Has(s.ID) {
+			return false
+		}
+	}
+	return true
 }
 
 // combineMasks returns the product of two masks, either of which may be

@@ -43,8 +43,12 @@ const (
 //
 // log w sums the model's log-probabilities of latents and observations,
 // minus the model's costs, minus the guide's log-probabilities and costs.
-// IWAE does not support weighted sites: Run fails if a site has a Scale
-// other than 1 or a Mask.
+// Inside plates, the rows of a particle's members are summed into the
+// particle's weight (weighed by N/n when the plate is subsampled): the
+// particles are the rows outside every plate, and a local latent's
+// learning signal is its particle's. IWAE does not support otherwise
+// weighted sites: Run fails if a site has a Scale other than its plates'
+// or a Mask.
 type IWAE struct {
 	// Model and Guide are as in [ELBO].
 	Model, Guide ppl.Model
@@ -54,6 +58,8 @@ type IWAE struct {
 	// minibatches (N/B), as in [ELBO]. It does not change the log weights,
 	// the bounds or the VIMCO signal. 0 means 1.
 	Scale float64
+	// ModelHandlers and GuideHandlers are as in [ELBO].
+	ModelHandlers, GuideHandlers []ppl.Handler
 }
 
 // Run runs the guide with K*B rows, B being env.Batch, the number of data
@@ -67,7 +73,7 @@ func (w IWAE) Run(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, error)
 	}
 	b := max(env.Batch, 1)
 	env.Batch = w.K * b
-	p, err := runPair("IWAE", w.Model, w.Guide, env, handlers)
+	p, err := runPair("IWAE", w.Model, w.Guide, env, handlers, handlersOf(w.ModelHandlers, w.GuideHandlers))
 	if err != nil {
 		return nil, err
 	}
@@ -80,10 +86,9 @@ func (w IWAE) Run(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, error)
 		}
 	}
 	var logw *ad.Tensor
-	add := func(t *ad.Tensor, sign float64) {
-		if sign < 0 {
-			t = ad.Neg(t)
-		}
+	add := func(s *ppl.Site, t *ad.Tensor, sign float64) {
+		// A particle's weight is the product over its plates' members.
+		t = ppl.Move(ad.Scale(t, s.Scale*sign), s.Plates, nil)
 		if logw == nil {
 			logw = t
 		} else {
@@ -99,25 +104,30 @@ func (w IWAE) Run(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, error)
 			if !s.Stochastic() && !s.IsCost() {
 				continue
 			}
-			if s.Scale != 1 || s.Mask != nil {
-				return nil, fmt.Errorf("vi: IWAE: %w", &ppl.SiteError{Addr: s.Addr, Err: errors.New("scaled or masked sites are not supported")})
+			if s.Scale != s.Plates.Scale() || s.Mask != nil {
+				return nil, fmt.Errorf("vi: IWAE: %w", &ppl.SiteError{Addr: s.Addr, Err: errors.New("scaled or masked sites are not supported (other than by their plates' subsample)")})
 			}
 			switch {
 			case s.Kind == ppl.KindCost:
-				add(s.Cost, -1)
+				add(s, s.Cost, -1)
 			case s.Kind == ppl.KindObserve:
-				add(s.LogProb, 1)
+				add(s, s.LogProb, 1)
 			default:
 				lp, err := logProb(s)
 				if err != nil {
 					return nil, fmt.Errorf("vi: IWAE: %w", err)
 				}
-				add(lp, run.sign)
+				add(s, lp, run.sign)
 			}
 		}
 	}
 	for _, s := range p.guide.Sites() {
-		if s.Stochastic() || s.Intervened || s.Kind == ppl.KindDeterministic {
+		if s.Stochastic() || s.Intervened || s.Kind == ppl.KindDeterministic || s.Kind == ppl.KindPlate {
+			sites = append(sites, s)
+		}
+	}
+	for _, s := range p.model.Sites() {
+		if s.Kind == ppl.KindPlate && p.guide.Site(s.Addr) == nil {
 			sites = append(sites, s)
 		}
 	}

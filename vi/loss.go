@@ -2,6 +2,7 @@ package vi
 
 import (
 	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/ppl"
 	"github.com/backpropq/backpropq/trace"
 )
 
@@ -20,8 +21,9 @@ func Loss(tr *trace.Trace) *ad.Tensor {
 
 // RowCost returns, for each row of an objective's trace, the sum of its
 // cost and observe sites' scaled and masked costs
-// ([ppl.Site.ScaledCost]), [B x 1], with gradient paths; nil when tr has
-// no costs.
+// ([ppl.Site.ScaledCost]), [B x 1], with gradient paths; the rows of a
+// cost inside plates are summed into their particle's row (ppl.Move). It
+// returns nil when tr has no costs.
 func RowCost(tr *trace.Trace) *ad.Tensor {
 	var sum *ad.Tensor
 	for _, s := range tr.Sites() {
@@ -32,6 +34,7 @@ func RowCost(tr *trace.Trace) *ad.Tensor {
 		if c == nil {
 			continue
 		}
+		c = ppl.Move(c, s.Plates, nil)
 		if sum == nil {
 			sum = c
 		} else {

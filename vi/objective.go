@@ -1,6 +1,8 @@
 package vi
 
 import (
+	"fmt"
+
 	"github.com/backpropq/backpropq/ppl"
 	"github.com/backpropq/backpropq/trace"
 )
@@ -23,9 +25,24 @@ type Objective interface {
 // cost and observe sites: the expected sum of its costs.
 type Program struct {
 	Model ppl.Model
+	// Handlers apply to every run of the program, before the handlers
+	// given to Run: trace.Condition to feed it data by address, a
+	// ppl.Config with StrictProvenance, say. A trace.Condition, trace.Do
+	// or trace.Substitute address that the program never reaches is an
+	// error naming it, unless the handler is wrapped with trace.Optional.
+	Handlers []ppl.Handler
 }
 
-// Run runs the program under env and handlers.
+// Run runs the program under env, p.Handlers and handlers.
 func (p Program) Run(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, error) {
-	return trace.Run(p.Model, append([]ppl.Handler{env}, handlers...)...)
+	hs := make([]ppl.Handler, 0, 1+len(p.Handlers)+len(handlers))
+	hs = append(append(append(hs, env), p.Handlers...), handlers...)
+	tr, err := trace.Run(p.Model, hs...)
+	if err != nil {
+		return nil, err
+	}
+	if err := trace.CheckAddrs(tr, p.Handlers...); err != nil {
+		return nil, fmt.Errorf("vi: Program: %w", err)
+	}
+	return tr, nil
 }

@@ -3,22 +3,32 @@ package vi
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/backpropq/backpropq/ad"
 	"github.com/backpropq/backpropq/ppl"
 	"github.com/backpropq/backpropq/trace"
 )
 
+// ownHandlers are the handlers an objective applies to its model only and to
+// its guide only.
+type ownHandlers struct{ model, guide []ppl.Handler }
+
+func handlersOf(model, guide []ppl.Handler) ownHandlers {
+	return ownHandlers{model: model, guide: guide}
+}
+
 // pair is one run of a guide and of the model replayed on its values.
 type pair struct {
 	guide, model *trace.Trace
 }
 
-// runPair runs guide under env and handlers, then model on the same tape
+// runPair runs guide under env, own.guide and handlers, then model under
+// own.model and the handlers' effect on plates, on the same tape
 // with every latent given the guide's value and the guide's site id (see
 // the package documentation), and checks that the two agree on their
 // latents. name prefixes the errors.
-func runPair(name string, model, guide ppl.Model, env ppl.Config, handlers []ppl.Handler) (pair, error) {
+func runPair(name string, model, guide ppl.Model, env ppl.Config, handlers []ppl.Handler, own ownHandlers) (pair, error) {
 	switch {
 	case model == nil:
 		return pair{}, fmt.Errorf("vi: %s: nil model", name)
@@ -30,10 +40,14 @@ func runPair(name string, model, guide ppl.Model, env ppl.Config, handlers []ppl
 		// their gradient paths into the model.
 		env.Tape = ad.NewTape()
 	}
-	hs := make([]ppl.Handler, 0, len(handlers)+1)
+	hs := make([]ppl.Handler, 0, len(handlers)+len(own.guide)+1)
 	hs = append(hs, env)
+	hs = append(hs, own.guide...)
 	hs = append(hs, handlers...)
 	g, err := trace.Run(guide, hs...)
+	if err == nil {
+		err = trace.CheckAddrs(g, own.guide...)
+	}
 	if err != nil {
 		return pair{}, fmt.Errorf("vi: %s: guide: %w", name, err)
 	}
@@ -48,7 +62,15 @@ func runPair(name string, model, guide ppl.Model, env ppl.Config, handlers []ppl
 		menv.Batch = b
 	}
 	menv.FirstID = max(env.FirstID, g.NextID())
-	m, err := trace.Run(model, menv, replayGuide(g))
+	ms := append([]ppl.Handler{menv}, own.model...)
+	for _, h := range handlers {
+		ms = append(ms, platesOnly{h})
+	}
+	ms = append(ms, trace.ReplayPlates(g), replayGuide(g))
+	m, err := trace.Run(model, ms...)
+	if err == nil {
+		err = trace.CheckAddrs(m, own.model...)
+	}
 	if err != nil {
 		return pair{}, fmt.Errorf("vi: %s: model: %w", name, err)
 	}
@@ -67,9 +89,26 @@ func runPair(name string, model, guide ppl.Model, env ppl.Config, handlers []ppl
 		case !ms.Stochastic() && !ms.Intervened:
 			return pair{}, fmt.Errorf("vi: %s: %w", name, &ppl.SiteError{Addr: s.Addr,
 				Err: fmt.Errorf("the guide samples a site that is a %v site of the model", ms.Kind)})
+		case !slices.Equal(s.Plates.Names(), ms.Plates.Names()):
+			return pair{}, fmt.Errorf("vi: %s: %w", name, &ppl.SiteError{Addr: s.Addr,
+				Err: fmt.Errorf("the guide samples the latent inside plates %v, the model inside plates %v", s.Plates, ms.Plates)})
 		}
 	}
 	return pair{guide: g, model: m}, nil
+}
+
+// platesOnly passes the plates of the model, and only those, through a
+// handler given to an objective's Run, so that a re-run that replays the
+// plates of an earlier trace (trace.ReplayPlates) holds the same
+// subsample in a plate that only the model enters.
+type platesOnly struct{ h ppl.Handler }
+
+func (p platesOnly) Handle(s *ppl.Site, next func(*ppl.Site)) {
+	if s.Kind == ppl.KindPlate {
+		p.h.Handle(s, next)
+		return
+	}
+	next(s)
 }
 
 // replayGuide returns the model run's handler that gives each latent the
@@ -98,7 +137,7 @@ func replayGuide(g *trace.Trace) ppl.Handler {
 			if s.Dist != nil {
 				b, e := s.Dist.Shape()
 				r, c := gs.Value.Dims()
-				if (b != r && b != 1) || (e != c && e != 1) {
+				if (b != r && b != 1) || e != c {
 					panic(&ppl.SiteError{Addr: s.Addr, Err: fmt.Errorf(
 						"shape disagreement: the guide's value is [%dx%d], the model's distribution is [%dx%d]", r, c, b, e)})
 				}

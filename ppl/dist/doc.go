@@ -6,20 +6,77 @@
 // # Distributions
 //
 // Each distribution is a value struct with exported tensor parameters, in
-// the style of gonum's stat/distuv:
+// the style of gonum's stat/distuv. Continuous, elementwise (each column an
+// independent scalar):
 //
-//   - [Normal]{Loc, Scale}: reparameterized.
-//   - [Bernoulli]{Logits} or {Probs}, built with [BernoulliLogits] or
-//     [BernoulliProbs]: 0/1 values; relaxable.
-//   - [Categorical]{Logits}: [B x 1] class indices; relaxable.
-//   - [OneHotCategorical]{Logits}: one-hot [B x K] rows; relaxable.
-//   - [RelaxedBernoulli]{Logits, Temperature} (binary Concrete) and
-//     [RelaxedOneHotCategorical]{Logits, Temperature} (Gumbel-softmax):
-//     reparameterized, with a temperature that may be learned.
-//   - [Uniform]{Low, High}: reparameterized.
+//   - [Normal]{Loc, Scale}: real line; scale > 0. Reparameterized.
+//   - [LogNormal]{Loc, Scale}: [0, ∞); scale > 0. Reparameterized.
+//   - [Gamma]{Concentration, Rate}: [0, ∞); both > 0. Reparameterized
+//     (implicit gradients).
+//   - [Exponential]{Rate}: [0, ∞); rate > 0. Reparameterized.
+//   - [Beta]{Alpha, Beta}: [0, 1]; both > 0. Reparameterized (implicit).
+//   - [Laplace]{Loc, Scale}, [Cauchy]{Loc, Scale}: real line; scale > 0.
+//     Reparameterized.
+//   - [StudentT]{Df, Loc, Scale}: real line; df, scale > 0.
+//     Reparameterized (implicit in df).
+//   - [HalfNormal]{Scale}, [HalfCauchy]{Scale}: [0, ∞); scale > 0.
+//     Reparameterized.
+//   - [Uniform]{Low, High}: [low, high]; high > low. Reparameterized.
 //   - [Delta]{Value}: the point mass; reparameterized.
 //
-// [KL] gives closed-form divergences between pairs of the same family.
+// Continuous, one event per row (the columns are one vector):
+//
+//   - [MultivariateNormal]{Loc, ScaleTril}: R^D; the [D x D] lower
+//     triangle of ScaleTril (shared by the rows) has a diagonal > 0; or
+//     built from a covariance with [MultivariateNormalCovariance].
+//     Reparameterized.
+//   - [MultivariateNormalDiag]{Loc, Scale}: R^D with a diagonal
+//     covariance; scale > 0. Reparameterized.
+//   - [Dirichlet]{Concentration}: the simplex; concentration > 0, at least
+//     2 columns. Reparameterized (implicit).
+//   - [RelaxedBernoulli]{Logits, Temperature} (binary Concrete, elementwise)
+//     and [RelaxedOneHotCategorical]{Logits, Temperature} (Gumbel-softmax):
+//     reparameterized, with a temperature that may be learned.
+//
+// Discrete:
+//
+//   - [Bernoulli]{Logits} or {Probs}, built with [BernoulliLogits] or
+//     [BernoulliProbs]: 0/1 values, elementwise; probs in [0, 1].
+//     Relaxable, Finite.
+//   - [Categorical]{Logits}: [B x 1] class indices; finite logits.
+//     Relaxable, Finite.
+//   - [OneHotCategorical]{Logits}: one-hot [B x K] rows, one event per row.
+//     Relaxable, Finite.
+//   - [Poisson]{Rate}: counts 0, 1, 2, ..., elementwise; rate > 0.
+//   - [Binomial]{TotalCount, Logits or Probs}: counts 0..n, elementwise;
+//     total_count a non-negative integer, probs in [0, 1].
+//   - [Geometric]{Probs}: failures before the first success, 0, 1, ...,
+//     elementwise; probs in (0, 1].
+//   - [NegativeBinomial]{TotalCount, Probs}: successes before r failures,
+//     0, 1, ..., elementwise; total_count > 0, probs in [0, 1).
+//   - [Multinomial]{TotalCount, Logits}: [B x K] rows of counts summing to
+//     TotalCount, one event per row; finite logits.
+//
+// LogProb of a value outside the support is -Inf, never NaN; at an edge of
+// the support (0 for Gamma, 0 and 1 for Beta) it is the density's limit.
+//
+// # Constraints and transforms
+//
+// A [Constraint] is a set of values: [Real], [Positive], [NonNegative],
+// [UnitInterval], [Simplex], [LowerCholesky], [GreaterThan], [Interval],
+// and the discrete [Boolean], [NonNegativeInteger], [IntegerInterval] and
+// [OneHotRows]. Every distribution is [Declared]: Support returns its
+// support and ParamConstraints its parameters' domains, by the names its
+// validation errors use. A [Transform] is a bijection with the
+// log-determinant of its Jacobian ([Exp], [Sigmoid], [Affine],
+// [StickBreaking], [LowerCholeskyTransform], [Compose]); [BijectTo] gives
+// the one from unconstrained numbers onto a continuous constraint, which
+// is how ppl.ParamIn keeps a parameter in its domain, and [Transformed]
+// pushes a distribution through one.
+//
+// [KL] gives closed-form divergences between pairs of the same family
+// (Normal, LogNormal, both multivariate Normals, Gamma, Beta, Dirichlet,
+// Exponential, Poisson, Bernoulli, Categorical, OneHotCategorical).
 //
 // # Shapes
 //

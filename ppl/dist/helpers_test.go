@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gonum.org/v1/gonum/integrate/quad"
 	"gonum.org/v1/gonum/mat"
+	"gonum.org/v1/gonum/mathext"
 
 	"github.com/backpropq/backpropq/ad"
 )
@@ -161,4 +162,33 @@ func logSoftmaxF(l []float64) []float64 {
 		out[k] = v - m - math.Log(s)
 	}
 	return out
+}
+
+// invertCDF returns the x = to(s) with cdf(x) = u by bisection on s in
+// [lo, hi], assuming cdf∘to increases; it is accurate to rounding in s.
+func invertCDF(cdf, to func(float64) float64, u, lo, hi float64) float64 {
+	for range 200 {
+		mid := (lo + hi) / 2
+		if mid == lo || mid == hi {
+			break
+		}
+		if cdf(to(mid)) < u {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return to((lo + hi) / 2)
+}
+
+// gammaQuantile is the quantile function of Gamma(a, rate), which gonum's
+// inverse of the incomplete gamma function underflows to 0 for small a.
+func gammaQuantile(a, rate, u float64) float64 {
+	return invertCDF(func(x float64) float64 { return mathext.GammaIncReg(a, x) }, math.Exp, u, -745, 709) / rate
+}
+
+// betaQuantile is the quantile function of Beta(a, b), by bisection in
+// logit x.
+func betaQuantile(a, b, u float64) float64 {
+	return invertCDF(func(x float64) float64 { return mathext.RegIncBeta(a, b, x) }, sigmoidF, u, -745, 37)
 }

@@ -2,6 +2,7 @@ package dist
 
 import (
 	"fmt"
+	"reflect"
 
 	"github.com/backpropq/backpropq/ad"
 )
@@ -10,58 +11,72 @@ import (
 // summed over the event's columns, as [B x 1] with B the larger batch of
 // the two. It is differentiable in the parameters of both.
 //
-// Closed forms exist for Normal/Normal, Bernoulli/Bernoulli (either
-// parameterization), Categorical/Categorical and
-// OneHotCategorical/OneHotCategorical, given as values or pointers. For
-// any other pair KL returns an error wrapping [ErrNoKL] that names both
-// types; it also returns an error when the shapes do not broadcast or the
+// Closed forms exist for pairs of the same family: Normal, LogNormal,
+// MultivariateNormal, MultivariateNormalDiag, Gamma, Beta, Dirichlet,
+// Exponential, Poisson, Bernoulli (either parameterization), Categorical
+// and OneHotCategorical, each given as a value or a pointer. For any
+// other pair KL returns an error wrapping [ErrNoKL] that names both
+// types; it also returns an error when the shapes do not broadcast (for
+// the multivariate families, when the event sizes differ) or the
 // parameters live on different tapes. KL does not validate the
 // parameters.
 func KL(p, q Distribution) (*ad.Tensor, error) {
 	p, q = deref(p), deref(q)
-	switch p := p.(type) {
-	case Normal:
-		if q, ok := q.(Normal); ok {
-			if err := klCompatible(p.Loc, q.Loc, p, q); err != nil {
-				return nil, err
-			}
-			return klNormal(p, q), nil
-		}
-	case Bernoulli:
-		if q, ok := q.(Bernoulli); ok {
-			if err := klCompatible(p.param(), q.param(), p, q); err != nil {
-				return nil, err
-			}
-			return klBernoulli(p, q), nil
-		}
-	case Categorical:
-		if q, ok := q.(Categorical); ok {
-			if err := klCompatible(p.Logits, q.Logits, p, q); err != nil {
-				return nil, err
-			}
-			return klCategorical(p.Logits, q.Logits), nil
-		}
-	case OneHotCategorical:
-		if q, ok := q.(OneHotCategorical); ok {
-			if err := klCompatible(p.Logits, q.Logits, p, q); err != nil {
-				return nil, err
-			}
-			return klCategorical(p.Logits, q.Logits), nil
-		}
+	if f, ok := klTable[[2]reflect.Type{reflect.TypeOf(p), reflect.TypeOf(q)}]; ok {
+		return f(p, q)
 	}
 	return nil, fmt.Errorf("dist: KL(%T, %T): %w", p, q, ErrNoKL)
 }
 
+// klFunc computes KL(p ‖ q) for one pair of types, checking compatibility.
+type klFunc func(p, q Distribution) (*ad.Tensor, error)
+
+// klTable holds the closed forms by the concrete types of p and q.
+var klTable = map[[2]reflect.Type]klFunc{}
+
+// registerKL adds the closed form f for P and Q; param returns a parameter
+// of each to check tapes and nil-ness; event says the columns are one
+// event, whose sizes must then be equal.
+func registerKL[P, Q Distribution](param func(Distribution) *ad.Tensor, event bool, f func(P, Q) *ad.Tensor) {
+	var p P
+	var q Q
+	klTable[[2]reflect.Type{reflect.TypeOf(p), reflect.TypeOf(q)}] = func(p, q Distribution) (*ad.Tensor, error) {
+		if err := klCompatible(param(p), param(q), p, q); err != nil {
+			return nil, err
+		}
+		if _, pc := p.Shape(); event {
+			if _, qc := q.Shape(); pc != qc {
+				return nil, fmt.Errorf("dist: KL(%T, %T): event sizes %d and %d differ", p, q, pc, qc)
+			}
+		}
+		return f(p.(P), q.(Q)), nil
+	}
+}
+
+func init() {
+	registerKL(func(d Distribution) *ad.Tensor { return d.(Normal).Loc }, false, klNormal)
+	registerKL(func(d Distribution) *ad.Tensor { return d.(Bernoulli).param() }, false, klBernoulli)
+	registerKL(func(d Distribution) *ad.Tensor { return d.(Categorical).Logits }, false, func(p, q Categorical) *ad.Tensor {
+		return klCategorical(p.Logits, q.Logits)
+	})
+	registerKL(func(d Distribution) *ad.Tensor { return d.(OneHotCategorical).Logits }, true, func(p, q OneHotCategorical) *ad.Tensor {
+		return klCategorical(p.Logits, q.Logits)
+	})
+	registerFamilyKLs()
+}
+
+// deref returns the value a pointer to a distribution points to (nil for
+// a nil pointer), and any other distribution unchanged.
 func deref(d Distribution) Distribution {
-	switch d := d.(type) {
-	case *Normal:
-		return *d
-	case *Bernoulli:
-		return *d
-	case *Categorical:
-		return *d
-	case *OneHotCategorical:
-		return *d
+	v := reflect.ValueOf(d)
+	if v.Kind() != reflect.Pointer {
+		return d
+	}
+	if v.IsNil() {
+		return nil
+	}
+	if e, ok := v.Elem().Interface().(Distribution); ok {
+		return e
 	}
 	return d
 }
