@@ -21,20 +21,26 @@ import (
 // independent-sample baseline of the ARM and DisARM papers, at K times
 // the cost of one sample per data point.
 //
-// The rows of a run are grouped by data point batch-major, the layout of
-// ppl.Tile and vi.IWAE: rows b*K, ..., b*K+K-1 are the K samples of data
-// point b. A model that brings its data to the run's batch with ppl.Tile
-// gets that layout when it runs with K rows per data point (Config.Batch
-// K times the number of data points); a model whose rows are exchangeable
-// particles of one data point (ppl.Expand) has it for any grouping. With
-// [SVI] chunks, a group must not be split: let Particles count data points
-// and the objective run with K rows for each (as vi.IWAE does), so that
-// every chunk holds whole data points. The
-// estimate is unbiased for any grouping of independent rows (a baseline
-// from another data point's sample is still independent of z_k, only
-// less correlated with L_k), but not when a row's learning signal depends
-// on another row's draw: an objective that ties its rows together (vi.IWAE
-// with K >= 2, [SiteContext].TiedRows) is refused.
+// The K samples of a data point are K consecutive particles (the rows of
+// the run outside every plate), batch-major, the layout of ppl.Tile and
+// vi.IWAE: particles b*K, ..., b*K+K-1 are the K samples of data point b.
+// A model that brings its data to the run's batch with ppl.Tile gets that
+// layout when it runs with K particles per data point (Config.Batch K
+// times the number of data points); a model whose particles are
+// exchangeable draws for one data set (ppl.Expand, ppl.Data in plates)
+// has it for any K that divides the particles. A site inside plates has
+// one row per plate member in each particle, and the K samples of a member
+// are its rows in the K particles. With [SVI] chunks, a group must not be
+// split: let Particles count data points and the objective run with K
+// particles for each (as vi.IWAE does), so that every chunk holds whole
+// data points.
+//
+// The estimate is unbiased for any grouping of independent rows (a
+// baseline from another data point's sample is still independent of z_k,
+// only less correlated with L_k), but not when a row's learning signal
+// depends on another row's draw: a site whose rows the objective ties
+// together ([SiteContext].TiedRows: vi.IWAE with K >= 2, or a site inside
+// a plate that reaches a cost outside it) is refused.
 //
 // The costs of the K samples are all summed into the loss, so the
 // objective's value and gradient are K times those of one sample per data
@@ -93,24 +99,36 @@ func (r RLOO) leaveOneOut(sc *SiteContext, signal *ad.Tensor) (*ad.Tensor, error
 	if cols != 1 {
 		return nil, fmt.Errorf("the learning signal is [%dx%d], want one column", rows, cols)
 	}
+	// Inside plates a particle has one row per plate member, and the K
+	// samples of a member are its rows in K consecutive particles.
+	members := 1
+	if sc.Site != nil && len(sc.Site.Plates) > 0 {
+		members = sc.Site.Plates.Rows()
+		if members < 1 || rows%(members*r.K) != 0 {
+			return nil, fmt.Errorf("the site has %d rows, %d per particle inside plates %v: the particles are not a multiple of K = %d samples per data point", rows, members, sc.Site.Plates, r.K)
+		}
+	}
 	if rows%r.K != 0 {
 		return nil, fmt.Errorf("the site has %d rows, not a multiple of K = %d samples per data point", rows, r.K)
 	}
 	in := signal.Data()
 	out := make([]float64, rows)
-	for from := 0; from < rows; from += r.K {
-		group := in[from : from+r.K]
-		for k, v := range group {
-			// The others are summed directly rather than as the
-			// group's total minus v, which would cancel digits when
-			// the signals are large and close.
-			others := 0.0
-			for j, w := range group {
-				if j != k {
-					others += w
+	stride := members
+	for first := 0; first < rows; first += r.K * members {
+		for m := 0; m < members; m++ {
+			for k := 0; k < r.K; k++ {
+				// The others are summed directly rather than as the
+				// group's total minus this row, which would cancel
+				// digits when the signals are large and close.
+				others := 0.0
+				for j := 0; j < r.K; j++ {
+					if j != k {
+						others += in[first+j*stride+m]
+					}
 				}
+				row := first + k*stride + m
+				out[row] = in[row] - others/float64(r.K-1)
 			}
-			out[from+k] = v - others/float64(r.K-1)
 		}
 	}
 	return signal.Tape().FromData(rows, 1, out), nil

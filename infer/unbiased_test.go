@@ -540,6 +540,13 @@ func TestUnbiasedIWAE(t *testing.T) {
 // the probability and cost of a configuration are summed over the rows.
 func exactRowsGradient(t *testing.T, obj vi.Objective, store *nn.Store, sup []siteSupport, rows, batch int) []float64 {
 	t.Helper()
+	return exactSiteRowsGradient(t, obj, store, sup, func(string) int { return rows }, batch)
+}
+
+// exactSiteRowsGradient is exactRowsGradient with rowsOf(addr) rows at
+// each site (sites inside plates have a row per member).
+func exactSiteRowsGradient(t *testing.T, obj vi.Objective, store *nn.Store, sup []siteSupport, rowsOf func(addr string) int, batch int) []float64 {
+	t.Helper()
 	tp := ad.NewTape()
 	store.ZeroGrad()
 	var total *ad.Tensor
@@ -548,7 +555,8 @@ func exactRowsGradient(t *testing.T, obj vi.Objective, store *nn.Store, sup []si
 		cfg := map[string]*ad.Tensor{}
 		for i, s := range sup {
 			v := s.values[idx[i]]
-			cfg[s.addr] = tp.FromData(rows, len(v)/rows, v)
+			r := rowsOf(s.addr)
+			cfg[s.addr] = tp.FromData(r, len(v)/r, v)
 		}
 		tr, err := obj.Run(ppl.Config{Tape: tp, Params: store, Batch: batch}, trace.ReplayValues(cfg))
 		require.NoError(t, err)
