@@ -65,9 +65,11 @@
 // critic as c: two critic passes and a backward pass) for wider Bernoulli
 // sites or when [BackpropQ].Relaxed is set, with Linear or MLP critics.
 // [BackpropQ].Normalize applies NVIL's normalization (1) in any mode.
-// (5) Rows whose learning signals do not depend on each other's draws,
-// grouped K per data point (batch-major); not an objective that ties its
-// rows (vi.IWAE). RLOO is also a [Baseline] for the estimators that take one.
+// (5) K consecutive particles per data point (batch-major; inside plates,
+// each member's rows in those particles), whose learning signals do not
+// depend on each other's draws: not a site whose rows are tied (vi.IWAE, a
+// cost outside the site's plate). RLOO is also a [Baseline] for the
+// estimators that take one.
 //
 // The estimators that re-run the objective ([SiteContext].Rerun) pay for
 // a forward pass of the whole objective each time: the sites that do not
