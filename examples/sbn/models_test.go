@@ -175,8 +175,8 @@ func TestVarianceModePerLayer(t *testing.T) {
 	_, err := trainOn(context.Background(), o, data, io.Discard)
 	require.NoError(t, err)
 
-	v := testOptions(t, "reinforce,rloo", 0)
-	v.mode, v.resume, v.draws, v.warmup = "variance", o.save, 8, 1
+	v := testOptions(t, "reinforce", 0)
+	v.mode, v.estimator, v.resume, v.draws, v.warmup = "variance", "reinforce,rloo", o.save, 8, 1
 	v.set["estimator"] = true
 	rows, err := measureVariances(context.Background(), v, data)
 	require.NoError(t, err)
