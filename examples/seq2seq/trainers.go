@@ -44,6 +44,10 @@ func selfCritical(options) (infer.Estimator, error) {
 // defaultBPQMode is the -bpq-mode of a run that does not give it.
 const defaultBPQMode = "cv"
 
+// bpqModes are the values of -bpq-mode: the Backprop-Q estimator types
+// (infer.QLocal, infer.QControlVariate, infer.QAdvantage).
+var bpqModes = map[string]bool{"local": true, "cv": true, "adv": true}
+
 // backpropQ returns the Backprop-Q estimator that o describes: one MLP
 // critic (64 tanh units) serves every y[t] through the template "y[*]",
 // with the index and the decoder state before y[t] (q.Input) as extra
