@@ -1,6 +1,9 @@
 package ad
 
-import "math"
+import (
+	"github.com/backpropq/backpropq/ad/internal/par"
+	"github.com/backpropq/backpropq/ad/internal/vmath"
+)
 
 // BinaryCrossEntropyLogits returns, for each row i, the sum over columns j
 // of softplus(l_ij) - x_ij·l_ij, where l is logits: a [B x 1] tensor. For
@@ -25,33 +28,36 @@ func BinaryCrossEntropyLogits(logits, x *Tensor) *Tensor {
 	t.prov = logits.prov.Union(x.prov)
 	t.needsGrad = logits.needsGrad || x.needsGrad
 	t.aux = tp.alloc(rows * logits.cols)
-	for i := range rows {
-		t.data[i] = bceRow(t.aux[i*logits.cols:(i+1)*logits.cols], rowOf(logits, i), rowOf(x, i))
-	}
+	par.Do((*bceTask)(t), min(rows, parallelParts(rows*logits.cols)))
 	return t
+}
+
+// bceTask computes the output of [BinaryCrossEntropyLogits], a range of
+// rows per part.
+type bceTask Tensor
+
+func (b *bceTask) Part(p, parts, _ int) {
+	t := (*Tensor)(b)
+	c := t.a.cols
+	lo, hi := par.Range(p, parts, t.rows, 1)
+	for i := lo; i < hi; i++ {
+		t.data[i] = bceRow(t.aux[i*c:(i+1)*c], rowOf(t.a, i), rowOf(t.b, i))
+	}
 }
 
 // bceRow returns Σ softplus(l) - x·l over a row and sets sig to sigmoid(l).
 func bceRow(sig, l, x []float64) float64 {
 	sig, x = sig[:len(l)], x[:len(l)]
+	var sp [256]float64
 	var sum float64
-	for j, v := range l {
-		sp, s := softplusSigmoid(v)
-		sig[j] = s
-		sum += sp - x[j]*v
+	for lo := 0; lo < len(l); lo += len(sp) {
+		hi := min(lo+len(sp), len(l))
+		vmath.SoftplusSigmoid(l[lo:hi], sp[:], sig[lo:hi])
+		for j, v := range l[lo:hi] {
+			sum += sp[j] - x[lo+j]*v
+		}
 	}
 	return sum
-}
-
-// softplusSigmoid returns softplus(v) = log(1 + exp(v)) and sigmoid(v),
-// sharing e = exp(-|v|): softplus(v) = max(v, 0) + log1p(e), and
-// sigmoid(v) = 1/(1+e) for v >= 0, e/(1+e) below.
-func softplusSigmoid(v float64) (softplus, sigmoid float64) {
-	e := math.Exp(-math.Abs(v))
-	if v < 0 {
-		return math.Log1p(e), e / (1 + e)
-	}
-	return v + math.Log1p(e), 1 / (1 + e)
 }
 
 func (t *Tensor) backwardBCELogits() {

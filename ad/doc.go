@@ -42,6 +42,14 @@
 // default build needs no cgo. The kernel, gonum and OpenBLAS agree to
 // rounding, not bit for bit: a run is reproducible within one build.
 //
+// Costly elementwise functions (exponentials, logarithms, softplus,
+// sigmoid, tanh) on tensors of 4096 elements or more also use the idle
+// cores, and softplus, log-sigmoid and [BinaryCrossEntropyLogits] run
+// four elements at a time in AVX2 assembly, within 3 ulps of the exact
+// values (the tests measure at most 1 ulp for softplus and 2 for sigmoid,
+// as for the math package's functions). Each element's value depends on
+// its inputs alone, so neither changes results with the number of cores.
+//
 // A tape reuses its buffers: [Tape.Reset] returns every node's memory to
 // the tape for the next run, after which tensors of the previous run must
 // not be used. A training loop that resets one tape per step allocates

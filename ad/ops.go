@@ -8,6 +8,8 @@ import (
 	"gonum.org/v1/gonum/blas/blas64"
 
 	gemmasm "github.com/backpropq/backpropq/ad/internal/gemm"
+	"github.com/backpropq/backpropq/ad/internal/par"
+	"github.com/backpropq/backpropq/ad/internal/vmath"
 )
 
 type op uint8
@@ -60,8 +62,7 @@ var opNames = [...]string{
 	"Neg", "Scale", "Exp", "Log", "Log1p", "Sqrt", "Square", "Abs", "Sigmoid",
 	"LogSigmoid", "Softplus", "Tanh", "ReLU", "LeakyReLU", "Clamp", "Sum", "RowSum",
 	"ColSum", "LogSumExp", "Softmax", "LogSoftmax", "Concat", "Slice", "Gather",
-	"OneHot", "Where", "Reshape", "Transpose", "BinaryCrossEntropyLogits",
-	"Special", "Linalg",
+	"OneHot", "Where", "Reshape", "Transpose", "BinaryCrossEntropyLogits", "Special", "Linalg",
 }
 
 func (o op) String() string { return opNames[o] }
@@ -382,7 +383,32 @@ func Div(a, b *Tensor) *Tensor { return binary(opDiv, a, b) }
 func unary(o op, a *Tensor, f1, f2 float64) *Tensor {
 	t := unaryNode(o, a, a.rows, a.cols)
 	t.f1, t.f2 = f1, f2
-	x, y := a.data, t.data[:len(a.data)]
+	if o == opSoftplus || o == opLogSigmoid {
+		// Keep the derivative for the backward pass: computing it here
+		// costs a division, later an exponential.
+		t.aux = a.tape.alloc(len(a.data))
+	}
+	parts := 1
+	if o.costly() {
+		parts = parallelParts(len(t.data))
+	}
+	par.Do((*unaryTask)(t), parts)
+	return t
+}
+
+// unaryTask computes a unary op's output, a range of elements per part.
+type unaryTask Tensor
+
+func (u *unaryTask) Part(p, parts, _ int) {
+	t := (*Tensor)(u)
+	lo, hi := par.Range(p, parts, len(t.data), parallelGrain)
+	t.unaryRange(lo, hi)
+}
+
+// unaryRange sets elements [lo, hi) of t's output from its input.
+func (t *Tensor) unaryRange(lo, hi int) {
+	o, f1, f2 := t.op, t.f1, t.f2
+	x, y := t.a.data[lo:hi], t.data[lo:hi]
 	switch o {
 	case opNeg:
 		for i, v := range x {
@@ -421,10 +447,7 @@ func unary(o op, a *Tensor, f1, f2 float64) *Tensor {
 			y[i] = sigmoid(v)
 		}
 	case opSoftplus, opLogSigmoid:
-		// Keep the derivative for the backward pass: computing it here
-		// costs a division, later an exponential.
-		t.aux = a.tape.alloc(len(x))
-		softplusInto(y, t.aux, x, o == opLogSigmoid)
+		softplusInto(y, t.aux[lo:hi], x, o == opLogSigmoid)
 	case opTanh:
 		for i, v := range x {
 			y[i] = math.Tanh(v)
@@ -445,7 +468,6 @@ func unary(o op, a *Tensor, f1, f2 float64) *Tensor {
 			y[i] = min(max(v, f1), f2)
 		}
 	}
-	return t
 }
 
 func sigmoid(x float64) float64 {
@@ -460,14 +482,20 @@ func sigmoid(x float64) float64 {
 // when neg is set, and d to the derivative of y, a sigmoid sharing
 // exp(-|x|) with the value.
 func softplusInto(y, d, x []float64, neg bool) {
-	sign := 1.0
-	if neg {
-		sign = -1
+	if !neg {
+		vmath.SoftplusSigmoid(x, y, d)
+		return
 	}
-	y, d = y[:len(x)], d[:len(x)]
-	for i, v := range x {
-		sp, sig := softplusSigmoid(sign * v)
-		y[i], d[i] = sign*sp, sig
+	var negX [256]float64
+	for lo := 0; lo < len(x); lo += len(negX) {
+		hi := min(lo+len(negX), len(x))
+		for j, v := range x[lo:hi] {
+			negX[j] = -v
+		}
+		vmath.SoftplusSigmoid(negX[:hi-lo], y[lo:hi], d[lo:hi])
+		for j := lo; j < hi; j++ {
+			y[j] = -y[j]
+		}
 	}
 }
 

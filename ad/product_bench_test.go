@@ -60,7 +60,10 @@ func blasProduct(impl blas.Float64) dgemm {
 // product of a linear layer (x·W: m = batch, k = in, n = out) and the two
 // backward products of the same layer (dX = G·Wᵀ and dW = Xᵀ·G), at the
 // SBN's and the MLP's shapes, and of square products of size 512, for each
-// implementation side by side.
+// implementation side by side. GFLOP/cpu-s divides by the CPU time the
+// process used on all its threads instead of the elapsed time: on a busy
+// machine it tells how fast each core worked while it ran, which elapsed
+// time does not (with GOMAXPROCS=1 it is the single-core speed).
 func BenchmarkProduct(b *testing.B) {
 	type shape struct{ batch, in, out int }
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -87,11 +90,15 @@ func BenchmarkProduct(b *testing.B) {
 				name := fmt.Sprintf("%dx%dx%d/%s/%s", s.batch, s.in, s.out, p.name, impl.name)
 				b.Run(name, func(b *testing.B) {
 					b.ReportAllocs()
+					cpu0 := processCPU()
 					for b.Loop() {
 						impl.run(p.ta, p.tb, p.m, p.n, p.k, x, y, z)
 					}
 					flops := 2 * float64(p.m*p.n*p.k) * float64(b.N)
 					b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+					if cpu := processCPU() - cpu0; cpu > 0 {
+						b.ReportMetric(flops/cpu.Seconds()/1e9, "GFLOP/cpu-s")
+					}
 				})
 			}
 		}

@@ -136,6 +136,12 @@ func TestSpecialHardRegions(t *testing.T) {
 		{"NormalCDF", ad.NormalCDF, func(x float64) float64 { return 0.5 * math.Erfc(-x/math.Sqrt2) },
 			func(x float64) float64 { return math.Exp(-x*x/2) / math.Sqrt(2*math.Pi) },
 			[]float64{0, -1, 2, -10, -37, 9}, 1e-15, 1e-15, false},
+		{"Log1p", ad.Log1p, math.Log1p, func(x float64) float64 { return 1 / (1 + x) },
+			[]float64{-0.999999, -1e-12, 1e-12, 0.5, 1e10}, 1e-15, 1e-15, false},
+		{"Softplus", ad.Softplus, func(x float64) float64 { return max(x, 0) + math.Log1p(math.Exp(-math.Abs(x))) },
+			func(x float64) float64 { return 1 / (1 + math.Exp(-x)) }, []float64{-745, -40, -1e-9, 0, 3, 40, 700}, 1e-15, 1e-15, false},
+		{"LogSigmoid", ad.LogSigmoid, func(x float64) float64 { return min(x, 0) - math.Log1p(math.Exp(-math.Abs(x))) },
+			func(x float64) float64 { return 1 / (1 + math.Exp(x)) }, []float64{-700, -40, 0, 1e-9, 40, 745}, 1e-15, 1e-15, false},
 		// Below -37, log Φ is checked by its derivative only, since Φ
 		// underflows; the derivative tends to -x.
 		{"LogNormalCDF", ad.LogNormalCDF, nil, nil,

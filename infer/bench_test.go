@@ -1,6 +1,7 @@
 package infer
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -43,12 +44,9 @@ func linearSBN(x *mat.Dense) vi.ELBO {
 	}
 }
 
-// BenchmarkSVIStep times one SVI step of a 784-200 linear SBN at B = 24
-// per estimator; "model" is the forward and backward passes and the
-// optimizer step without any estimator term, so an estimator's overhead
-// is its time minus model's.
-func BenchmarkSVIStep(b *testing.B) {
-	const batch = 24
+// binaryImages returns batch rows of 784 seeded random binary pixels, 30%
+// of them on.
+func binaryImages(batch int) *mat.Dense {
 	rng := rand.New(rand.NewPCG(1, 2))
 	data := make([]float64, batch*784)
 	for i := range data {
@@ -56,7 +54,16 @@ func BenchmarkSVIStep(b *testing.B) {
 			data[i] = 1
 		}
 	}
-	x := mat.NewDense(batch, 784, data)
+	return mat.NewDense(batch, 784, data)
+}
+
+// BenchmarkSVIStep times one SVI step of a 784-200 linear SBN at B = 24
+// per estimator; "model" is the forward and backward passes and the
+// optimizer step without any estimator term, so an estimator's overhead
+// is its time minus model's.
+func BenchmarkSVIStep(b *testing.B) {
+	const batch = 24
+	x := binaryImages(batch)
 	features := func(sc *SiteContext) (*ad.Tensor, error) {
 		return sc.Signal.Tape().Const(x), nil
 	}
@@ -104,6 +111,41 @@ func BenchmarkSVIStep(b *testing.B) {
 				modelNs = perStep
 			} else if modelNs > 0 {
 				b.ReportMetric(perStep-modelNs, "overhead-ns/op")
+			}
+		})
+	}
+}
+
+// BenchmarkSVIStepWorkers times an NVIL step of the linear SBN at B = 50
+// with the batch in one run (the matrix products and costly elementwise
+// ops use the idle cores themselves) and in two chunks run by one or two
+// workers (particles in parallel).
+func BenchmarkSVIStepWorkers(b *testing.B) {
+	const batch = 50
+	x := binaryImages(batch)
+	for _, c := range []struct{ chunks, workers int }{{1, 1}, {2, 1}, {2, 2}} {
+		b.Run(fmt.Sprintf("chunks=%d/workers=%d", c.chunks, c.workers), func(b *testing.B) {
+			s := &SVI{
+				Objective: linearSBN(x),
+				Chunk: func(from, to int) vi.Objective {
+					return linearSBN(x.Slice(from, to, 0, 784).(*mat.Dense))
+				},
+				Estimators: Estimators{Default: ScoreFunction{Baseline: NewNVIL(100)}},
+				Optimizer:  nn.NewAdam(1e-3),
+				Params:     nn.NewStore(),
+				Particles:  batch,
+				Chunks:     c.chunks,
+				Workers:    c.workers,
+				Seed:       1,
+			}
+			if _, err := s.Step(); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.Step(); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}

@@ -194,20 +194,36 @@ func storeScalar(st *nn.Store, name string, v float64) (*nn.Param, error) {
 // distribution's parameter tensor (Σ stopgrad(ĝ)·θ), so that the control
 // variate's gradient reaches nothing but the site's parameters.
 //
-// The control variate is c(z) = c_φ(soft_λ(z)) [+ η·f(soft_λ(z)) when
-// Concrete is set], where c_φ is a one-hidden-layer tanh MLP of the relaxed
-// value (one per site, created in [SiteContext].Params under
-// "infer/relax/<addr>/"), soft_λ the sigmoid or softmax at temperature λ,
-// and the optional second part the REBAR control variate evaluated by
-// re-running the objective with the relaxed value substituted (see
-// [REBAR]), as Grathwohl et al. do for discrete models.
+// The control variate is
 //
-// Training the control variate: the variance gradient ∂E[ĝ²]/∂φ of
-// Grathwohl et al. needs ∂/∂φ of a gradient (double backpropagation),
-// which package ad cannot compute. RELAX therefore fits the control
-// variate to the cost, minimizing E[(f(b) - c(z~))²] over φ (and η and
-// log λ with Concrete), the approximation of paper section 5.6. The fit's
-// gradient reaches only the control variate's parameters.
+//	c(z) = m + α·(c_φ(soft_λ(z)) - m) [+ η·(f(soft_λ(z)) - m) when Concrete is set]
+//
+// where m is a running mean of the cost (decay Decay; it starts at 0 and
+// is the first step's mean cost after it, as with [MovingAverage]), c_φ a
+// one-hidden-layer tanh MLP of the relaxed value, soft_λ the sigmoid or
+// softmax at the fixed temperature λ, and the optional last part the
+// REBAR control variate evaluated by re-running the objective with the
+// relaxed value substituted (see [REBAR]), as Grathwohl et al. do for
+// discrete models.
+//
+// Training the control variate. ĝ is linear in the gates α and η, so the
+// variance objective E‖ĝ‖² is a quadratic in them whose coefficients are
+// means of products of first derivatives. RELAX keeps running means of
+// them (decay 0.99) and uses the gates that minimize the variance so
+// estimated, from earlier steps only (so the estimate stays unbiased); a
+// part that would add variance gets a gate near 0, and with both at 0
+// RELAX is REINFORCE with a moving-average baseline. The network c_φ,
+// whose variance gradient needs second derivatives (∂/∂φ of a gradient)
+// that package ad does not compute, is fitted to the cost instead,
+// minimizing E[(f(b) - c_φ(z~))²] (the approximation of paper section
+// 5.6). The temperature is not learned: its variance gradient also needs
+// second derivatives, and fitting it to the cost drives it toward 0, where
+// the pathwise terms' variance grows like 1/λ.
+//
+// Everything RELAX learns lives in [SiteContext].Params under
+// "infer/relax/<addr>/" (c_φ's weights, and m and the moments, which have
+// no gradient and change only after a successful step), so checkpoints
+// hold it.
 //
 // Without Concrete, RELAX needs no re-run and also serves Categorical
 // (index-valued) sites, feeding c_φ the relaxed one-hot row. With Concrete
@@ -216,14 +232,16 @@ func storeScalar(st *nn.Store, name string, v float64) (*nn.Param, error) {
 // values for the re-runs to give the derivative (relaxable descendants are
 // relaxed with noise consistent with their drawn values; see [REBAR]).
 //
-// The term's Signal is f(b) - c(z~). A RELAX holds no state of its own and
-// is safe for concurrent use.
+// The term's Signal is f(b) - c(z~). A RELAX value holds no state and is
+// safe for concurrent use.
 type RELAX struct {
 	// Hidden is the width of c_φ's hidden layer; 0 means 16.
 	Hidden int
-	// Temperature is λ's initial value; 0 means 0.5. λ is learned only
-	// with Concrete.
+	// Temperature is λ; 0 means 0.5.
 	Temperature float64
+	// Decay is the decay of the cost's running mean m, in [0, 1); 0
+	// means 0.9.
+	Decay float64
 	// Concrete adds the REBAR control variate η·f(soft_λ(z)), η starting
 	// at 1.
 	Concrete bool
@@ -232,18 +250,49 @@ type RELAX struct {
 // Unbiased returns true.
 func (RELAX) Unbiased() bool { return true }
 
-// relaxParams are the control variate's parameters bound to a tape.
-type relaxParams struct {
-	params  []*nn.Param
-	tensors []*ad.Tensor
+// relaxNet is c_φ, the control variate's network, bound to a tape, with
+// the running mean of the cost (m and whether it was set) and the moments
+// of the variance objective (see relaxTerms).
+type relaxNet struct {
+	params         []*ad.Tensor
+	w1, b1, w2, b2 *ad.Tensor
+	mean, moments  *nn.Param
 }
 
-// bind binds p to tp and records it.
-func (rp *relaxParams) bind(tp *ad.Tape, p *nn.Param) *ad.Tensor {
-	t := tp.Var(p.Var)
-	rp.params = append(rp.params, p)
-	rp.tensors = append(rp.tensors, t)
-	return t
+// newRelaxNet creates or finds the parameters of the control variate of a
+// site whose relaxed value has width columns and whose control variate
+// has parts gated parts, and binds the network's to tp.
+func newRelaxNet(sc *SiteContext, tp *ad.Tape, width, hidden, parts int) (*relaxNet, error) {
+	prefix := "infer/relax/" + sc.Site.Addr + "/"
+	specs := []struct {
+		name       string
+		rows, cols int
+		init       nn.Initializer
+	}{
+		{"W1", width, hidden, nn.GlorotUniform{}}, {"b1", 1, hidden, nn.Zeros{}},
+		{"W2", hidden, 1, nn.GlorotUniform{}}, {"b2", 1, 1, nn.Zeros{}},
+		{"mean", 1, 2, nn.Zeros{}}, {"moments", 1, parts*parts + 2*parts + 1, nn.Zeros{}},
+	}
+	ps := make([]*nn.Param, len(specs))
+	for i, sp := range specs {
+		p, err := sc.Params.Param(prefix+sp.name, sp.rows, sp.cols, sp.init, sc.Rand)
+		if err != nil {
+			return nil, err
+		}
+		ps[i] = p
+	}
+	n := &relaxNet{mean: ps[4], moments: ps[5]}
+	for _, p := range ps[:4] {
+		n.params = append(n.params, tp.Var(p.Var))
+	}
+	n.w1, n.b1, n.w2, n.b2 = n.params[0], n.params[1], n.params[2], n.params[3]
+	return n, nil
+}
+
+// forward returns c_φ(x), [B x 1].
+func (n *relaxNet) forward(x *ad.Tensor) *ad.Tensor {
+	h := ad.Tanh(ad.Add(ad.MatMul(x, n.w1), n.b1))
+	return ad.Add(ad.MatMul(h, n.w2), n.b2)
 }
 
 // Surrogate returns the RELAX term.
@@ -269,83 +318,91 @@ func (e RELAX) Surrogate(sc *SiteContext) (Term, error) {
 	if hidden <= 0 {
 		hidden = 16
 	}
-	temp0 := e.Temperature
-	if temp0 == 0 {
-		temp0 = 0.5
+	lambda := e.Temperature
+	if lambda == 0 {
+		lambda = 0.5
 	}
-	if !(temp0 > 0) || math.IsInf(temp0, 0) {
-		return Term{}, fmt.Errorf("RELAX: temperature must be > 0 and finite, got %v", temp0)
+	if !(lambda > 0) || math.IsInf(lambda, 0) {
+		return Term{}, fmt.Errorf("RELAX: temperature must be > 0 and finite, got %v", lambda)
 	}
-
 	z := rx.reparam(rx.d.ConditionalRelaxedSample(s.Value, sc.Rand))
 	zt := rx.d.ConditionalRelaxedSample(s.Value, sc.Rand)
 	_, width := z.Dims()
-
-	prefix := "infer/relax/" + s.Addr + "/"
-	var rp relaxParams
-	w1, err := sc.Params.Param(prefix+"W1", width, hidden, nn.GlorotUniform{}, sc.Rand)
-	if err != nil {
-		return Term{}, fmt.Errorf("RELAX: %w", err)
-	}
-	b1, err := sc.Params.Param(prefix+"b1", 1, hidden, nn.Zeros{}, nil)
-	if err != nil {
-		return Term{}, fmt.Errorf("RELAX: %w", err)
-	}
-	w2, err := sc.Params.Param(prefix+"W2", hidden, 1, nn.GlorotUniform{}, sc.Rand)
-	if err != nil {
-		return Term{}, fmt.Errorf("RELAX: %w", err)
-	}
-	b2, err := sc.Params.Param(prefix+"b2", 1, 1, nn.Zeros{}, nil)
-	if err != nil {
-		return Term{}, fmt.Errorf("RELAX: %w", err)
-	}
-	tw1, tb1, tw2, tb2 := rp.bind(tp, w1), rp.bind(tp, b1), rp.bind(tp, w2), rp.bind(tp, b2)
-	temp := tp.Scalar(temp0)
-	var eta *ad.Tensor
-	var ch *relaxedRerun
+	parts := 1
 	if e.Concrete {
-		pe, err := storeScalar(sc.Params, prefix+"eta", 1)
-		if err != nil {
-			return Term{}, fmt.Errorf("RELAX: %w", err)
-		}
-		pl, err := storeScalar(sc.Params, prefix+"log_temperature", math.Log(temp0))
-		if err != nil {
-			return Term{}, fmt.Errorf("RELAX: %w", err)
-		}
-		eta = rp.bind(tp, pe)
-		temp = ad.Exp(rp.bind(tp, pl))
-		ch = newRelaxedRerun(sc)
+		parts = 2
 	}
-	cv := func(zz *ad.Tensor) (*ad.Tensor, error) {
-		x := rx.soft(zz, temp)
-		h := ad.Tanh(ad.Add(ad.MatMul(x, tw1), tb1))
-		out := ad.Add(ad.MatMul(h, tw2), tb2)
-		if !e.Concrete {
-			return out, nil
-		}
-		f, err := ch.eval(sc, rx, zz, temp)
-		if err != nil {
-			return nil, err
-		}
-		return ad.Add(out, ad.Mul(eta, f)), nil
-	}
-	cz, err := cv(z)
+	net, err := newRelaxNet(sc, tp, width, hidden, parts)
 	if err != nil {
 		return Term{}, fmt.Errorf("RELAX: %w", err)
 	}
-	czt, err := cv(zt)
-	if err != nil {
-		return Term{}, fmt.Errorf("RELAX: %w", err)
+	decay := e.Decay
+	if decay == 0 {
+		decay = 0.9
 	}
-	signal := ad.StopGradient(ad.Sub(sc.Signal, czt))
-	logp := s.LogProb
-	main := ad.Sum(rowMask(s, ad.Add(ad.Mul(logp, signal), ad.Sub(cz, czt))))
-	ghat := tp.Gradients(main, rx.param)[0]
-	fit := ad.Sum(rowMask(s, ad.Square(ad.Sub(ad.StopGradient(sc.Signal), czt))))
-	fitGrads := tp.Gradients(fit, rp.tensors...)
+	if !(decay >= 0 && decay < 1) {
+		return Term{}, fmt.Errorf("RELAX: Decay must be in [0, 1), got %v", decay)
+	}
+	temp := tp.Scalar(lambda)
+	c := relaxTerms{site: s, param: rx.param, mean: tp.Scalar(net.mean.Value.At(0, 0))}
+	c.add(net.forward(rx.soft(z, temp)), net.forward(rx.soft(zt, temp)))
+	if e.Concrete {
+		ch := newRelaxedRerun(sc)
+		fz, err := ch.eval(sc, rx, z, temp)
+		if err != nil {
+			return Term{}, fmt.Errorf("RELAX: %w", err)
+		}
+		fzt, err := ch.eval(sc, rx, zt, temp)
+		if err != nil {
+			return Term{}, fmt.Errorf("RELAX: %w", err)
+		}
+		c.add(fz, fzt)
+	}
+	ghat, moments, signal := c.estimate(sc.Signal, net.moments.Value.RawMatrix().Data)
+	// c_φ fits the cost; its gradient reaches only its own parameters.
+	fit := ad.Sum(rowMask(s, ad.Square(ad.Sub(ad.StopGradient(sc.Signal), c.atTilde[0]))))
+	fitGrads := tp.Gradients(fit, net.params...)
 	loss := linearTerm(rx.param, ghat)
-	for i, t := range rp.tensors {
+	for i, t := range net.params {
 		loss = ad.Add(loss, linearTerm(t, fitGrads[i]))
 	}
-	return Term{Loss: loss, Signal: signal}, nil
+	updateMean := net.updateMean(s, sc.Signal, decay)
+	commit := func() {
+		if updateMean != nil {
+			updateMean()
+		}
+		raw := net.moments.Value.RawMatrix().Data
+		for i, v := range moments {
+			raw[i] = momentDecay*raw[i] + (1-momentDecay)*v
+		}
+	}
+	return Term{Loss: loss, Signal: signal, Commit: commit}, nil
+}
+
+// momentDecay is the decay of the running moments of RELAX's variance
+// objective.
+const momentDecay = 0.99
+
+// updateMean returns the commit that moves m toward the mean of the cost
+// over the site's unmasked rows, or sets it to that mean the first time
+// (the mean parameter holds m and whether it was set).
+func (n *relaxNet) updateMean(s *ppl.Site, f *ad.Tensor, decay float64) func() {
+	sum, rows := 0.0, 0.0
+	for i, v := range f.Data() {
+		if s.Mask == nil || s.Mask.Data()[min(i, len(s.Mask.Data())-1)] != 0 {
+			sum += v
+			rows++
+		}
+	}
+	if rows == 0 {
+		return nil
+	}
+	return func() {
+		m := sum / rows
+		if n.mean.Value.At(0, 1) != 0 {
+			m = decay*n.mean.Value.At(0, 0) + (1-decay)*m
+		}
+		n.mean.Value.Set(0, 0, m)
+		n.mean.Value.Set(0, 1, 1)
+	}
 }

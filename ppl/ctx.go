@@ -236,14 +236,12 @@ func Run(model Model, handlers ...Handler) (err error) {
 			switch e := p.(type) {
 			case *SiteError:
 				err = e
-			case *ad.ShapeError:
-				var cause error = e
-				if len(r.frames) > 0 {
-					cause = fmt.Errorf("%w (the run has plates: a value has the rows of its plate level, and ppl.Broadcast, ppl.SumOut and ppl.Data move values between levels)", e)
+			case *ad.ShapeError, *ad.IndexError:
+				cause := p.(error)
+				if _, shape := p.(*ad.ShapeError); shape && len(r.frames) > 0 {
+					cause = fmt.Errorf("%w (the run has plates: a value has the rows of its plate level, and ppl.Broadcast, ppl.SumOut and ppl.Data move values between levels)", cause)
 				}
 				err = &SiteError{Addr: r.current, After: !r.inSite, Err: cause}
-			case *ad.IndexError:
-				err = &SiteError{Addr: r.current, After: !r.inSite, Err: e}
 			default:
 				panic(p)
 			}

@@ -54,7 +54,9 @@ func Param(ctx *Ctx, addr string, rows, cols int, init nn.Initializer) *ad.Tenso
 // through T's inverse when the parameter is created; the stored matrix has
 // T's inverse shape (one column fewer for dist.Simplex).
 //
-// ParamIn panics with a [SiteError] naming the address when c has no
+// The param site, the store and any handler that substitutes the
+// parameter see the unconstrained value. ParamIn panics with a
+// [SiteError] naming the address when c has no
 // bijection (a discrete set) or the initial value lies outside c, and
 // otherwise as Param does.
 func ParamIn(ctx *Ctx, addr string, rows, cols int, c dist.Constraint, init nn.Initializer) *ad.Tensor {

@@ -106,3 +106,27 @@ func ExampleParamIn() {
 	// scale [2.000 2.000], weights [0.333 0.333 0.333]
 	// stored: scale [0.693 0.693] (log 2), weights 2 unconstrained numbers
 }
+
+// A full-rank Gaussian guide: a free location and a scale constrained to
+// lower Cholesky factors, so that every optimizer step leaves a valid
+// covariance.
+func ExampleParamIn_fullRank() {
+	env := ppl.Config{Tape: ad.NewTape(), Params: nn.NewStore(), Rand: rand.New(rand.NewPCG(1, 2)), Batch: 4}
+	guide := func(ctx *ppl.Ctx) {
+		loc := ppl.Param(ctx, "loc", 1, 3, nn.Zeros{})
+		tril := ppl.ParamIn(ctx, "scale_tril", 3, 3, dist.LowerCholesky, nn.InitFunc(func(m *mat.Dense, _ *rand.Rand) {
+			for i := range 3 {
+				m.Set(i, i, 0.1)
+			}
+		}))
+		z := ppl.Sample(ctx, "z", dist.MultivariateNormal{Loc: ppl.Expand(ctx, loc), ScaleTril: tril})
+		fmt.Println(z.Dims())
+	}
+	if err := ppl.Run(guide, env); err != nil {
+		fmt.Println(err)
+	}
+	fmt.Printf("%.3f\n", env.Params.Get("scale_tril").Value.RawMatrix().Data)
+	// Output:
+	// 4 3
+	// [-2.303 0.000 0.000 0.000 -2.303 0.000 0.000 0.000 -2.303]
+}

@@ -95,20 +95,17 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	o.files = fs.Args()
 	o.set = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
-	return o, nil
+	return o, o.check()
 }
 
 func newFlagSet() *flag.FlagSet {
-	return flag.NewFlagSet("sbn", flag.ExitOnError)
+	return exrun.NewFlagSet("sbn")
 }
 
 func main() {
 	fs := newFlagSet()
 	o, err := parseFlags(fs, os.Args[1:])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "sbn:", err)
-		os.Exit(2)
-	}
+	exrun.ExitOnFlagError(fs, err)
 	ctx, stop := exrun.InterruptContext(context.Background())
 	defer stop()
 	if err := run(ctx, o); err != nil {
@@ -123,9 +120,6 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer stopProfile()
-	if err := criticsCheck(o); err != nil {
-		return err
-	}
 	switch o.mode {
 	case "train":
 		_, err := train(ctx, o, os.Stdout)

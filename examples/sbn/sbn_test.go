@@ -232,8 +232,8 @@ func TestVarianceMode(t *testing.T) {
 	_, err := trainOn(context.Background(), o, data, io.Discard)
 	require.NoError(t, err)
 
-	v := testOptions(t, "reinforce,arm", 0)
-	v.mode = "variance"
+	v := testOptions(t, "reinforce", 0)
+	v.mode, v.estimator = "variance", "reinforce,arm"
 	v.resume = o.save
 	v.draws = 8
 	v.warmup = 2

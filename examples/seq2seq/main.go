@@ -102,16 +102,13 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	o.files = fs.Args()
 	o.set = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
-	return o, nil
+	return o, o.check()
 }
 
 func main() {
-	fs := flag.NewFlagSet("seq2seq", flag.ExitOnError)
+	fs := exrun.NewFlagSet("seq2seq")
 	o, err := parseFlags(fs, os.Args[1:])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "seq2seq:", err)
-		os.Exit(2)
-	}
+	exrun.ExitOnFlagError(fs, err)
 	ctx, stop := exrun.InterruptContext(context.Background())
 	defer stop()
 	if err := run(ctx, o, os.Stdout); err != nil {

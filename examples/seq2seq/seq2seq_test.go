@@ -351,7 +351,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-trainer", "bpq", "-lambda", "1.5"}, "-lambda must be in [0, 1]"},
 		{[]string{"-trainer", "mle", "-critics", filepath.Join(dir, "c")}, "trainer mle learns no critics"},
 		{[]string{"-workers", "9"}, "need 1 <= -workers <= -batch"},
-		{[]string{"-batch", "0"}, "need 1 <= -workers <= -batch"},
+		{[]string{"-batch", "0"}, "-batch must be at least 1"},
 		{[]string{"-lr", "0"}, "-lr must be positive"},
 		{[]string{"-trainer", "mle+bpq", "-warm", "-1"}, "-warm must be at least 0"},
 		{[]string{"-trainer", "bpq", "-critic-warmup", "-2"}, "-critic-warmup must be at least 0"},
@@ -363,7 +363,14 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-mode", "eval"}, `unknown -mode "eval"`},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
-			err := run(context.Background(), opts(t, append(c.args, "-steps", "1")...), io.Discard)
+			// The flags alone are checked first; what depends on the
+			// checkpoint when the run starts.
+			fs := flag.NewFlagSet("seq2seq", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			o, err := parseFlags(fs, append([]string{"-quiet", "-duration", "0", "-batch", "8", "-eval-limit", "40", "-steps", "1"}, c.args...))
+			if err == nil {
+				err = run(context.Background(), o, io.Discard)
+			}
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), c.want)
 		})

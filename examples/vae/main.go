@@ -113,27 +113,33 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	return o, o.check()
 }
 
-// check reports flag values that cannot work, before any data is read.
+// check reports flag values that cannot work, before any data is read: a
+// number out of range, an unknown name, a file that cannot be written or a
+// checkpoint that does not exist.
 func (o options) check() error {
-	if err := checkKind(o.model); err != nil && !(o.resume != "" && !o.set["model"]) {
-		return err
+	var c exrun.Checks
+	if o.resume == "" || o.set["model"] {
+		c.Add(checkKind(o.model))
 	}
 	if _, err := findEstimator(o.estimator); err != nil {
-		return err
+		c.Add(err)
 	}
-	switch {
-	case o.steps < 0:
-		return fmt.Errorf("-steps must be >= 0, got %d", o.steps)
-	case o.batch < 1:
-		return fmt.Errorf("-batch must be >= 1, got %d", o.batch)
-	case o.iwae < 0 || o.iwaeLimit < 0:
-		return fmt.Errorf("-iwae and -iwae-limit must be >= 0, got %d and %d", o.iwae, o.iwaeLimit)
-	case o.varDraws < 0 || o.varDraws == 1:
-		return fmt.Errorf("-var-draws must be 0 or >= 2, got %d", o.varDraws)
-	case o.plot != "" && o.metrics == "" && len(o.files) == 0:
-		return fmt.Errorf("-plot needs -metrics, or metrics files as arguments")
+	c.Common(exrun.Common{Steps: o.steps, Duration: o.duration, Batch: o.batch, Workers: o.workers, LR: o.lr,
+		EvalEvery: o.evalEvery, LogEvery: o.logEvery, EvalLimit: o.evalLimit})
+	c.AtLeast("iwae", o.iwae, 0)
+	c.AtLeast("iwae-limit", o.iwaeLimit, 0)
+	c.AtLeast("iwae-train", o.iwaeTrain, 0)
+	if o.varDraws < 0 || o.varDraws == 1 {
+		c.Fail("-var-draws must be 0 or >= 2, got %d", o.varDraws)
 	}
-	return nil
+	if o.plot != "" && o.metrics == "" && len(o.files) == 0 {
+		c.Fail("-plot needs -metrics, or metrics files as arguments")
+	}
+	if o.grid != "" {
+		c.Writable("grid", o.grid+"-recon.png")
+	}
+	c.Files("resume", o.resume, "save", o.save, "metrics", o.metrics, "plot", o.plot, "critics", o.critics, "cpuprofile", o.cpuprofile)
+	return c.Err()
 }
 
 // trainProfiled trains, under a CPU profile when -cpuprofile is given.
@@ -148,12 +154,9 @@ func trainProfiled(ctx context.Context, o options) error {
 }
 
 func main() {
-	fs := flag.NewFlagSet("vae", flag.ExitOnError)
+	fs := exrun.NewFlagSet("vae")
 	o, err := parseFlags(fs, os.Args[1:])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "vae:", err)
-		os.Exit(2)
-	}
+	exrun.ExitOnFlagError(fs, err)
 	ctx, stop := exrun.InterruptContext(context.Background())
 	defer stop()
 	if len(o.files) > 0 {

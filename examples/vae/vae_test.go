@@ -276,6 +276,10 @@ func TestBadFlags(t *testing.T) {
 		{"-plot", "x.png"},
 		{"extra"},
 		{"-lr", "x"},
+		{"-model", "gauss", "-iwae-train", "-4"},
+		{"-batch", "10", "-workers", "11"},
+		{"-lr", "-1"},
+		{"-resume", "missing.ckpt"},
 	} {
 		fs := flag.NewFlagSet("vae", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
@@ -290,12 +294,8 @@ func TestBadFlags(t *testing.T) {
 		{"-model", "discrete", "-estimator", "gumbel-st", "-critics", filepath.Join(dir, "c.q")},
 		{"-model", "gauss", "-critics", filepath.Join(dir, "c.q")},
 		{"-model", "discrete", "-iwae-train", "4"},
-		{"-model", "gauss", "-iwae-train", "-4"},
-		{"-workers", "11"},
-		{"-lr", "-1"},
 		{"-resume", ck, "-model", "mixed"},
 		{"-resume", ck, "-lr", "0.5"},
-		{"-resume", filepath.Join(dir, "missing.ckpt")},
 	} {
 		_, err := newSession(opts(t, args...), mnistSlice(t))
 		assert.Error(t, err, "%v", args)

@@ -59,10 +59,19 @@ func (d Bernoulli) LogProb(value *ad.Tensor) *ad.Tensor {
 	if d.Logits != nil {
 		return ad.Neg(ad.BinaryCrossEntropyLogits(d.Logits, value))
 	}
-	rows, cols := shapeOf(value, d.Probs)
+	return sumRows(d.LogProbElements(value))
+}
+
+// LogProbElements returns the log-pmf of each element of value, [B x D]:
+// the terms LogProb sums.
+func (d Bernoulli) LogProbElements(value *ad.Tensor) *ad.Tensor {
+	rows, cols := shapeOf(value, d.param())
+	if d.Logits != nil {
+		return expand(ad.Sub(ad.Mul(value, d.Logits), ad.Softplus(d.Logits)), rows, cols)
+	}
 	p := expand(d.Probs, rows, cols)
 	q := ad.Sub(p.Tape().Scalar(1), p)
-	return ad.RowSum(ad.Log(ad.Where(value, p, q)))
+	return ad.Log(ad.Where(value, p, q))
 }
 
 // Mean returns the probabilities of a 1: Probs itself, or sigmoid(Logits).

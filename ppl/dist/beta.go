@@ -51,7 +51,11 @@ func (d Beta) RSample(rng *rand.Rand) *ad.Tensor {
 
 // LogProb returns Σ_j log p(value_j) per row, as [B x 1], with the edge
 // values described on [Beta].
-func (d Beta) LogProb(value *ad.Tensor) *ad.Tensor {
+func (d Beta) LogProb(value *ad.Tensor) *ad.Tensor { return sumRows(d.LogProbElements(value)) }
+
+// LogProbElements returns the log-density of each element of value, [B x D]
+// (-Inf outside the support): the terms LogProb sums.
+func (d Beta) LogProbElements(value *ad.Tensor) *ad.Tensor {
 	rows, cols := shapeOf(value, d.Alpha, d.Beta)
 	a, b := d.Alpha, d.Beta
 	one := a.Tape().Scalar(1)

@@ -47,7 +47,11 @@ func (d Binomial) Sample(rng *rand.Rand) *ad.Tensor {
 // LogProb returns Σ_j log C(n_j, k_j) + k_j log p_j + (n_j-k_j) log(1-p_j)
 // per row, as [B x 1] (with logits, k·l - n·softplus(l) for the last two
 // terms).
-func (d Binomial) LogProb(value *ad.Tensor) *ad.Tensor {
+func (d Binomial) LogProb(value *ad.Tensor) *ad.Tensor { return sumRows(d.LogProbElements(value)) }
+
+// LogProbElements returns the log-pmf of each element of value, [B x D]
+// (-Inf outside the support): the terms LogProb sums.
+func (d Binomial) LogProbElements(value *ad.Tensor) *ad.Tensor {
 	rows, cols := shapeOf(value, d.TotalCount, d.prob())
 	nv, kv := viewOf(d.TotalCount), viewOf(value)
 	inSupport := func(i, j int) bool {

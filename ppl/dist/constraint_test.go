@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -211,7 +212,7 @@ func TestTransformedIntegratesToOne(t *testing.T) {
 
 // Every distribution declares a support its samples lie in and parameter
 // constraints its (valid) parameters satisfy, under the names its
-// validation errors use.
+// validation errors use, and its pointer form behaves as the value.
 func TestDeclaredSupportAndParams(t *testing.T) {
 	tp := ad.NewTape()
 	l := tp.FromData(2, 2, []float64{1, 0, 0.5, 2})
@@ -245,6 +246,7 @@ func TestDeclaredSupportAndParams(t *testing.T) {
 	}
 	for _, d := range dists {
 		t.Run(fmt.Sprintf("%T", d), func(t *testing.T) {
+			requirePointerFormAgrees(t, d)
 			require.NoError(t, d.Validate())
 			x := d.Sample(newRNG())
 			require.NoError(t, Check(d.Support(), x), "samples lie in %v", d.Support())
@@ -257,4 +259,29 @@ func TestDeclaredSupportAndParams(t *testing.T) {
 	// The constraints hold for the parameters themselves.
 	require.NoError(t, Check(LowerCholesky, l))
 	require.Error(t, Check(Gamma{}.ParamConstraints()["rate"], tp.Scalar(-1)))
+}
+
+// requirePointerFormAgrees checks that a pointer to d has the same
+// capabilities as d and scores values the same, so that a model passing
+// &dist.X{...} behaves as one passing the value.
+func requirePointerFormAgrees(t *testing.T, d Distribution) {
+	t.Helper()
+	ptr := reflect.New(reflect.TypeOf(d))
+	ptr.Elem().Set(reflect.ValueOf(d))
+	p := ptr.Interface().(Distribution)
+	capabilities := func(d Distribution) [7]bool {
+		_, r := d.(Reparameterized)
+		_, f := d.(Finite)
+		_, rl := d.(Relaxable)
+		_, e := d.(Elementwise)
+		_, m := d.(Meaner)
+		_, h := d.(Entropier)
+		_, dc := d.(Declared)
+		return [7]bool{r, f, rl, e, m, h, dc}
+	}
+	require.Equal(t, capabilities(d), capabilities(p), "capabilities of the pointer form")
+	x := d.Sample(newRNG())
+	require.Equal(t, d.LogProb(x).Data(), p.LogProb(x).Data())
+	require.Equal(t, d.Sample(newRNG()).Data(), p.Sample(newRNG()).Data())
+	require.Equal(t, EventColumns(d), EventColumns(p))
 }

@@ -64,9 +64,9 @@ func (d Dirichlet) LogProb(value *ad.Tensor) *ad.Tensor {
 		panic(&ad.ShapeError{Op: "Dirichlet.LogProb", A: [2]int{value.Rows(), value.Cols()}, B: [2]int{a.Rows(), a.Cols()}})
 	}
 	norm := ad.Sub(ad.Lgamma(ad.RowSum(a)), ad.RowSum(ad.Lgamma(a)))
-	lp := ad.Add(maskedLogProb(value, rows, cols, isNonNegative, 1.0/float64(cols), func(x *ad.Tensor) *ad.Tensor {
+	lp := ad.Add(ad.RowSum(maskedLogProb(value, rows, cols, isNonNegative, 1.0/float64(cols), func(x *ad.Tensor) *ad.Tensor {
 		return xlogy(ad.Sub(a, a.Tape().Scalar(1)), x)
-	}), norm)
+	})), norm)
 	return maskRows(lp, value, func(row []float64) bool { return simplexRowError(row) == "" })
 }
 

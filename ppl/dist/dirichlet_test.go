@@ -129,3 +129,30 @@ func TestBetaIsTwoComponentDirichlet(t *testing.T) {
 	}
 	require.Equal(t, d.Sample(newRNG()).Data(), d.RSample(newRNG()).Data())
 }
+
+// The density integrates to 1 over the triangle y₀ + y₁ <= 1, in the
+// coordinates y₀ = u, y₁ = (1-u)·v, by Gauss-Legendre quadrature
+// (integer concentrations, where the density is a polynomial the rule
+// integrates to rounding).
+func TestDirichletIntegratesToOne(t *testing.T) {
+	us, ws := legendre(300, 0, 1)
+	for _, a := range [][]float64{{1, 1, 1}, {2, 3, 7}, {3, 4, 2}} {
+		tp := ad.NewTape()
+		d := Dirichlet{Concentration: row(tp, a...)}
+		pts := make([]float64, 0, 3*len(us)*len(us))
+		for _, u := range us {
+			for _, v := range us {
+				y0, y1 := u, (1-u)*v
+				pts = append(pts, y0, y1, 1-y0-y1)
+			}
+		}
+		lp := d.LogProb(tp.FromData(len(pts)/3, 3, pts))
+		sum := 0.0
+		for i, u := range us {
+			for j := range us {
+				sum += ws[i] * ws[j] * (1 - u) * math.Exp(lp.At(i*len(us)+j, 0))
+			}
+		}
+		require.InDelta(t, 1, sum, 1e-11, "α %v", a)
+	}
+}

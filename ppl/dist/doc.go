@@ -10,7 +10,7 @@
 // independent scalar):
 //
 //   - [Normal]{Loc, Scale}: real line; scale > 0. Reparameterized.
-//   - [LogNormal]{Loc, Scale}: [0, ∞); scale > 0. Reparameterized.
+//   - [LogNormal]{Loc, Scale}: (0, ∞); scale > 0. Reparameterized.
 //   - [Gamma]{Concentration, Rate}: [0, ∞); both > 0. Reparameterized
 //     (implicit gradients).
 //   - [Exponential]{Rate}: [0, ∞); rate > 0. Reparameterized.
@@ -57,8 +57,15 @@
 //   - [Multinomial]{TotalCount, Logits}: [B x K] rows of counts summing to
 //     TotalCount, one event per row; finite logits.
 //
-// LogProb of a value outside the support is -Inf, never NaN; at an edge of
-// the support (0 for Gamma, 0 and 1 for Beta) it is the density's limit.
+// Wrappers:
+//
+//   - [Transformed]{Base, Transform}: the distribution of Transform(x) for
+//     x from Base; reparameterized when Base is.
+//   - [Independent](base): base with its row declared one event.
+//
+// LogProb of a number outside the support is -Inf, never NaN (a NaN value
+// may score NaN; ValidateValue reports it); at an edge of the support (0
+// for Gamma, 0 and 1 for Beta) it is the density's limit.
 //
 // # Constraints and transforms
 //
@@ -86,6 +93,15 @@
 // broadcasts: Shape returns the broadcast shape of the parameters, Sample
 // draws values of that shape, and LogProb accepts values with more rows
 // than a one-row parameter, scoring each row against it.
+//
+// # Events
+//
+// A row is the unit LogProb scores, but its columns may be independent
+// scalar variables (an [Elementwise] distribution, whose LogProbElements
+// returns the per-element terms) or one event (MultivariateNormal,
+// Dirichlet, OneHotCategorical, Multinomial). [EventColumns] tells the two
+// apart, and [Independent] declares an elementwise distribution's row one
+// event.
 //
 // # Capabilities
 //

@@ -6,9 +6,8 @@ import (
 	"github.com/backpropq/backpropq/ad"
 )
 
-// maskedLogProb evaluates an elementwise log-density lp on value and sums
-// it per row, as [B x 1], with -Inf for a row that has an element outside
-// the support (in false). lp sees value with the outside elements replaced
+// maskedLogProb evaluates an elementwise log-density lp on value, as
+// [B x D], with -Inf for an element outside the support (in false). lp sees value with the outside elements replaced
 // by fallback, a point of the support, so that neither its value nor its
 // gradient is NaN there; the mask carries value's provenance.
 func maskedLogProb(value *ad.Tensor, rows, cols int, in func(float64) bool, fallback float64, lp func(x *ad.Tensor) *ad.Tensor) *ad.Tensor {
@@ -81,11 +80,11 @@ func maskedLogProbAt(value *ad.Tensor, rows, cols int, in func(i, j int) bool, f
 		}
 	}
 	if allIn {
-		return ad.RowSum(expand(lp(value), rows, cols))
+		return expand(lp(value), rows, cols)
 	}
 	inside := constWithProv(tp, vr, vc, value.Provenance(), func(i, j int) float64 { return b2f(in(i, j)) })
 	safe := ad.Where(inside, value, tp.Scalar(fallback))
-	return ad.RowSum(ad.Where(inside, expand(lp(safe), rows, cols), tp.Scalar(math.Inf(-1))))
+	return ad.Where(inside, expand(lp(safe), rows, cols), tp.Scalar(math.Inf(-1)))
 }
 
 // checkElemsAt is checkElems with a test that depends on the position.
@@ -97,4 +96,35 @@ func checkElemsAt(dist string, value *ad.Tensor, rule string, ok func(i, j int, 
 		}
 	}
 	return nil
+}
+
+// sumRows returns the row sums of per-element log-probabilities, [B x 1],
+// with -Inf for a row that has a -Inf element, even where another element
+// is +Inf (a density's limit at an edge of its support), so that no row
+// is NaN.
+func sumRows(elems *ad.Tensor) *ad.Tensor {
+	sum := ad.RowSum(elems)
+	cols := elems.Cols()
+	data := elems.Data()
+	hasNegInf := func(i int) bool {
+		for _, v := range data[i*cols : (i+1)*cols] {
+			if math.IsInf(v, -1) {
+				return true
+			}
+		}
+		return false
+	}
+	masked := false
+	for i := range elems.Rows() {
+		if hasNegInf(i) {
+			masked = true
+			break
+		}
+	}
+	if !masked {
+		return sum
+	}
+	tp := elems.Tape()
+	mask := constWithProv(tp, elems.Rows(), 1, elems.Provenance(), func(i, _ int) float64 { return b2f(!hasNegInf(i)) })
+	return ad.Where(mask, sum, tp.Scalar(math.Inf(-1)))
 }

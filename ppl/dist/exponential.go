@@ -40,7 +40,11 @@ func (d Exponential) RSample(rng *rand.Rand) *ad.Tensor {
 
 // LogProb returns Σ_j log λ_j - λ_j·value_j per row, as [B x 1], or -Inf
 // for a row with a negative element.
-func (d Exponential) LogProb(value *ad.Tensor) *ad.Tensor {
+func (d Exponential) LogProb(value *ad.Tensor) *ad.Tensor { return sumRows(d.LogProbElements(value)) }
+
+// LogProbElements returns the log-density of each element of value, [B x D]
+// (-Inf outside the support): the terms LogProb sums.
+func (d Exponential) LogProbElements(value *ad.Tensor) *ad.Tensor {
 	rows, cols := shapeOf(value, d.Rate)
 	return maskedLogProb(value, rows, cols, isNonNegative, 0, func(x *ad.Tensor) *ad.Tensor {
 		return ad.Sub(ad.Log(d.Rate), ad.Mul(d.Rate, x))

@@ -48,7 +48,11 @@ func (d Gamma) RSample(rng *rand.Rand) *ad.Tensor {
 
 // LogProb returns Σ_j log p(value_j) per row, as [B x 1], with the edge
 // values described on [Gamma].
-func (d Gamma) LogProb(value *ad.Tensor) *ad.Tensor {
+func (d Gamma) LogProb(value *ad.Tensor) *ad.Tensor { return sumRows(d.LogProbElements(value)) }
+
+// LogProbElements returns the log-density of each element of value, [B x D]
+// (-Inf outside the support): the terms LogProb sums.
+func (d Gamma) LogProbElements(value *ad.Tensor) *ad.Tensor {
 	rows, cols := shapeOf(value, d.Concentration, d.Rate)
 	a, b := d.Concentration, d.Rate
 	return maskedLogProb(value, rows, cols, isNonNegative, 1, func(x *ad.Tensor) *ad.Tensor {

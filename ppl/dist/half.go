@@ -39,7 +39,11 @@ func (d HalfNormal) RSample(rng *rand.Rand) *ad.Tensor {
 }
 
 // LogProb returns Σ_j log p(value_j) per row, as [B x 1].
-func (d HalfNormal) LogProb(value *ad.Tensor) *ad.Tensor {
+func (d HalfNormal) LogProb(value *ad.Tensor) *ad.Tensor { return sumRows(d.LogProbElements(value)) }
+
+// LogProbElements returns the log-density of each element of value, [B x D]
+// (-Inf outside the support): the terms LogProb sums.
+func (d HalfNormal) LogProbElements(value *ad.Tensor) *ad.Tensor {
 	rows, cols := shapeOf(value, d.Scale)
 	return maskedLogProb(value, rows, cols, isNonNegative, 0, func(x *ad.Tensor) *ad.Tensor {
 		z := ad.Div(x, d.Scale)
@@ -98,7 +102,11 @@ func (d HalfCauchy) RSample(rng *rand.Rand) *ad.Tensor {
 }
 
 // LogProb returns Σ_j log p(value_j) per row, as [B x 1].
-func (d HalfCauchy) LogProb(value *ad.Tensor) *ad.Tensor {
+func (d HalfCauchy) LogProb(value *ad.Tensor) *ad.Tensor { return sumRows(d.LogProbElements(value)) }
+
+// LogProbElements returns the log-density of each element of value, [B x D]
+// (-Inf outside the support): the terms LogProb sums.
+func (d HalfCauchy) LogProbElements(value *ad.Tensor) *ad.Tensor {
 	rows, cols := shapeOf(value, d.Scale)
 	return maskedLogProb(value, rows, cols, isNonNegative, 0, func(x *ad.Tensor) *ad.Tensor {
 		z := ad.Div(x, d.Scale)

@@ -34,14 +34,15 @@ type klFunc func(p, q Distribution) (*ad.Tensor, error)
 // klTable holds the closed forms by the concrete types of p and q.
 var klTable = map[[2]reflect.Type]klFunc{}
 
-// registerKL adds the closed form f for P and Q; param returns a parameter
-// of each to check tapes and nil-ness; event says the columns are one
-// event, whose sizes must then be equal.
-func registerKL[P, Q Distribution](param func(Distribution) *ad.Tensor, event bool, f func(P, Q) *ad.Tensor) {
+// registerKL adds the closed form f for P and Q; params returns the
+// parameters of each (the first one's shape is compared for Categorical),
+// to check that none is nil and all share a tape; event says the columns
+// are one event, whose sizes must then be equal.
+func registerKL[P, Q Distribution](params func(Distribution) []*ad.Tensor, event bool, f func(P, Q) *ad.Tensor) {
 	var p P
 	var q Q
 	klTable[[2]reflect.Type{reflect.TypeOf(p), reflect.TypeOf(q)}] = func(p, q Distribution) (*ad.Tensor, error) {
-		if err := klCompatible(param(p), param(q), p, q); err != nil {
+		if err := klCompatible(params(p), params(q), p, q); err != nil {
 			return nil, err
 		}
 		if _, pc := p.Shape(); event {
@@ -54,16 +55,18 @@ func registerKL[P, Q Distribution](param func(Distribution) *ad.Tensor, event bo
 }
 
 func init() {
-	registerKL(func(d Distribution) *ad.Tensor { return d.(Normal).Loc }, false, klNormal)
-	registerKL(func(d Distribution) *ad.Tensor { return d.(Bernoulli).param() }, false, klBernoulli)
-	registerKL(func(d Distribution) *ad.Tensor { return d.(Categorical).Logits }, false, func(p, q Categorical) *ad.Tensor {
+	registerKL(func(d Distribution) []*ad.Tensor { return tensors(d.(Normal).Loc, d.(Normal).Scale) }, false, klNormal)
+	registerKL(func(d Distribution) []*ad.Tensor { return tensors(d.(Bernoulli).param()) }, false, klBernoulli)
+	registerKL(func(d Distribution) []*ad.Tensor { return tensors(d.(Categorical).Logits) }, false, func(p, q Categorical) *ad.Tensor {
 		return klCategorical(p.Logits, q.Logits)
 	})
-	registerKL(func(d Distribution) *ad.Tensor { return d.(OneHotCategorical).Logits }, true, func(p, q OneHotCategorical) *ad.Tensor {
+	registerKL(func(d Distribution) []*ad.Tensor { return tensors(d.(OneHotCategorical).Logits) }, true, func(p, q OneHotCategorical) *ad.Tensor {
 		return klCategorical(p.Logits, q.Logits)
 	})
 	registerFamilyKLs()
 }
+
+func tensors(ts ...*ad.Tensor) []*ad.Tensor { return ts }
 
 // deref returns the value a pointer to a distribution points to (nil for
 // a nil pointer), and any other distribution unchanged.
@@ -82,15 +85,21 @@ func deref(d Distribution) Distribution {
 }
 
 // klCompatible reports nil parameters, parameters on different tapes and
-// parameter shapes that do not broadcast; a and b are a parameter of p
-// and of q, and Categorical is compared by its logits' shape.
-func klCompatible(a, b *ad.Tensor, p, q Distribution) error {
-	if a == nil || b == nil {
-		return fmt.Errorf("dist: KL(%T, %T): nil parameter", p, q)
+// parameter shapes that do not broadcast; ps and qs are the parameters of
+// p and of q, and Categorical is compared by its logits' shape.
+func klCompatible(ps, qs []*ad.Tensor, p, q Distribution) error {
+	all := append(append([]*ad.Tensor(nil), ps...), qs...)
+	for _, t := range all {
+		if t == nil {
+			return fmt.Errorf("dist: KL(%T, %T): nil parameter", p, q)
+		}
 	}
-	if a.Tape() != b.Tape() {
-		return fmt.Errorf("dist: KL(%T, %T): parameters on different tapes", p, q)
+	for _, t := range all {
+		if t.Tape() != all[0].Tape() {
+			return fmt.Errorf("dist: KL(%T, %T): parameters on different tapes", p, q)
+		}
 	}
+	a, b := ps[0], qs[0]
 	pr, pc := p.Shape()
 	qr, qc := q.Shape()
 	if _, ok := p.(Categorical); ok {

@@ -1,22 +1,37 @@
 package dist
 
 import (
+	"reflect"
+
 	"github.com/backpropq/backpropq/ad"
 )
 
 func registerFamilyKLs() {
-	registerKL(func(d Distribution) *ad.Tensor { return d.(LogNormal).Loc }, false, func(p, q LogNormal) *ad.Tensor {
+	registerKL(func(d Distribution) []*ad.Tensor { return tensors(d.(LogNormal).Loc, d.(LogNormal).Scale) }, false, func(p, q LogNormal) *ad.Tensor {
 		return klNormal(Normal(p), Normal(q))
 	})
-	registerKL(func(d Distribution) *ad.Tensor { return d.(MultivariateNormalDiag).Loc }, true, func(p, q MultivariateNormalDiag) *ad.Tensor {
+	registerKL(func(d Distribution) []*ad.Tensor {
+		return tensors(d.(MultivariateNormalDiag).Loc, d.(MultivariateNormalDiag).Scale)
+	}, true, func(p, q MultivariateNormalDiag) *ad.Tensor {
 		return klNormal(Normal(p), Normal(q))
 	})
-	registerKL(func(d Distribution) *ad.Tensor { return d.(MultivariateNormal).Loc }, true, klMultivariateNormal)
-	registerKL(func(d Distribution) *ad.Tensor { return d.(Gamma).Rate }, false, klGamma)
-	registerKL(func(d Distribution) *ad.Tensor { return d.(Beta).Alpha }, false, klBeta)
-	registerKL(func(d Distribution) *ad.Tensor { return d.(Dirichlet).Concentration }, true, klDirichlet)
-	registerKL(func(d Distribution) *ad.Tensor { return d.(Exponential).Rate }, false, klExponential)
-	registerKL(func(d Distribution) *ad.Tensor { return d.(Poisson).Rate }, false, klPoisson)
+	registerKL(func(d Distribution) []*ad.Tensor {
+		return tensors(d.(MultivariateNormal).Loc, d.(MultivariateNormal).ScaleTril)
+	}, true, klMultivariateNormal)
+	registerKL(func(d Distribution) []*ad.Tensor { return tensors(d.(Gamma).Rate, d.(Gamma).Concentration) }, false, klGamma)
+	registerKL(func(d Distribution) []*ad.Tensor { return tensors(d.(Beta).Alpha, d.(Beta).Beta) }, false, klBeta)
+	registerKL(func(d Distribution) []*ad.Tensor { return tensors(d.(Dirichlet).Concentration) }, true, klDirichlet)
+	registerKL(func(d Distribution) []*ad.Tensor { return tensors(d.(Exponential).Rate) }, false, klExponential)
+	registerKL(func(d Distribution) []*ad.Tensor { return tensors(d.(Poisson).Rate) }, false, klPoisson)
+	// Independent wrappers: the KL of the bases.
+	wrappers := []Distribution{IndependentEvents{}, IndependentReparameterized{}}
+	for _, p := range wrappers {
+		for _, q := range wrappers {
+			klTable[[2]reflect.Type{reflect.TypeOf(p), reflect.TypeOf(q)}] = func(p, q Distribution) (*ad.Tensor, error) {
+				return KL(p.(interface{ Base() Distribution }).Base(), q.(interface{ Base() Distribution }).Base())
+			}
+		}
+	}
 }
 
 // rowSumAt sums term per row after broadcasting it to the shape of ts.

@@ -135,6 +135,11 @@ func TestFamilyKLErrors(t *testing.T) {
 	require.ErrorContains(t, err, "event sizes 2 and 1 differ")
 	_, err = KL(Gamma{Concentration: tp.Scalar(1), Rate: tp.Scalar(1)}, Beta{Alpha: tp.Scalar(1), Beta: tp.Scalar(1)})
 	require.ErrorIs(t, err, ErrNoKL)
+	_, err = KL(Gamma{Rate: tp.Scalar(1)}, Gamma{Concentration: tp.Scalar(1), Rate: tp.Scalar(1)})
+	require.ErrorContains(t, err, "nil parameter")
+	other := ad.NewTape()
+	_, err = KL(Beta{Alpha: tp.Scalar(1), Beta: other.Scalar(1)}, Beta{Alpha: tp.Scalar(1), Beta: tp.Scalar(1)})
+	require.ErrorContains(t, err, "different tapes")
 	var nilGamma *Gamma
 	_, err = KL(nilGamma, Gamma{Concentration: tp.Scalar(1), Rate: tp.Scalar(1)})
 	require.ErrorIs(t, err, ErrNoKL)

@@ -45,10 +45,14 @@ func (d Laplace) RSample(rng *rand.Rand) *ad.Tensor {
 }
 
 // LogProb returns Σ_j -log(2b_j) - |value_j - μ_j|/b_j per row, as [B x 1].
-func (d Laplace) LogProb(value *ad.Tensor) *ad.Tensor {
+func (d Laplace) LogProb(value *ad.Tensor) *ad.Tensor { return sumRows(d.LogProbElements(value)) }
+
+// LogProbElements returns the log-density of each element of value, [B x D]:
+// the terms LogProb sums.
+func (d Laplace) LogProbElements(value *ad.Tensor) *ad.Tensor {
 	lp := ad.Neg(ad.Add(ad.Log(ad.Scale(d.Scale, 2)), ad.Div(ad.Abs(ad.Sub(value, d.Loc)), d.Scale)))
 	rows, cols := shapeOf(value, d.Loc, d.Scale)
-	return ad.RowSum(expand(lp, rows, cols))
+	return expand(lp, rows, cols)
 }
 
 // Mean returns Loc broadcast to [Laplace.Shape].

@@ -40,7 +40,11 @@ func (d LogNormal) RSample(rng *rand.Rand) *ad.Tensor {
 
 // LogProb returns Σ_j log p(value_j) per row, as [B x 1]: the Normal
 // log-density of log value minus log value.
-func (d LogNormal) LogProb(value *ad.Tensor) *ad.Tensor {
+func (d LogNormal) LogProb(value *ad.Tensor) *ad.Tensor { return sumRows(d.LogProbElements(value)) }
+
+// LogProbElements returns the log-density of each element of value, [B x D]
+// (-Inf outside the support): the terms LogProb sums.
+func (d LogNormal) LogProbElements(value *ad.Tensor) *ad.Tensor {
 	rows, cols := shapeOf(value, d.Loc, d.Scale)
 	return maskedLogProb(value, rows, cols, isPositive, 1, func(x *ad.Tensor) *ad.Tensor {
 		logX := ad.Log(x)

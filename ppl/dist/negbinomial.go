@@ -35,7 +35,11 @@ func (d Geometric) Sample(rng *rand.Rand) *ad.Tensor {
 }
 
 // LogProb returns Σ_j k_j log(1-p_j) + log p_j per row, as [B x 1].
-func (d Geometric) LogProb(value *ad.Tensor) *ad.Tensor {
+func (d Geometric) LogProb(value *ad.Tensor) *ad.Tensor { return sumRows(d.LogProbElements(value)) }
+
+// LogProbElements returns the log-pmf of each element of value, [B x D]
+// (-Inf outside the support): the terms LogProb sums.
+func (d Geometric) LogProbElements(value *ad.Tensor) *ad.Tensor {
 	rows, cols := shapeOf(value, d.Probs)
 	return maskedLogProb(value, rows, cols, isNonNegativeInteger, 0, func(k *ad.Tensor) *ad.Tensor {
 		return ad.Add(xlogy(k, ad.Sub(k.Tape().Scalar(1), d.Probs)), ad.Log(d.Probs))
@@ -105,6 +109,12 @@ func (d NegativeBinomial) Sample(rng *rand.Rand) *ad.Tensor {
 // LogProb returns Σ_j log Γ(k+r) - log k! - log Γ(r) + k log p + r log(1-p)
 // per row, as [B x 1].
 func (d NegativeBinomial) LogProb(value *ad.Tensor) *ad.Tensor {
+	return sumRows(d.LogProbElements(value))
+}
+
+// LogProbElements returns the log-pmf of each element of value, [B x D]
+// (-Inf outside the support): the terms LogProb sums.
+func (d NegativeBinomial) LogProbElements(value *ad.Tensor) *ad.Tensor {
 	rows, cols := shapeOf(value, d.TotalCount, d.Probs)
 	r, p := d.TotalCount, d.Probs
 	return maskedLogProb(value, rows, cols, isNonNegativeInteger, 0, func(k *ad.Tensor) *ad.Tensor {

@@ -48,6 +48,15 @@ func (d Normal) LogProb(value *ad.Tensor) *ad.Tensor {
 	return ad.Add(lp, value.Tape().Scalar(-logSqrt2Pi*float64(z.Cols())))
 }
 
+// LogProbElements returns the log-density of each element of value, [B x D]:
+// the terms LogProb sums.
+func (d Normal) LogProbElements(value *ad.Tensor) *ad.Tensor {
+	z := ad.Div(ad.Sub(value, d.Loc), d.Scale)
+	lp := ad.Sub(ad.Scale(ad.Square(z), -0.5), ad.Add(ad.Log(d.Scale), value.Tape().Scalar(logSqrt2Pi)))
+	rows, cols := shapeOf(value, d.Loc, d.Scale)
+	return expand(lp, rows, cols)
+}
+
 // Mean returns Loc broadcast to [Normal.Shape] (Loc itself when it has
 // that shape).
 func (d Normal) Mean() *ad.Tensor {

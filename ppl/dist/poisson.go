@@ -29,7 +29,11 @@ func (d Poisson) Sample(rng *rand.Rand) *ad.Tensor {
 }
 
 // LogProb returns Σ_j k_j log λ_j - λ_j - log k_j! per row, as [B x 1].
-func (d Poisson) LogProb(value *ad.Tensor) *ad.Tensor {
+func (d Poisson) LogProb(value *ad.Tensor) *ad.Tensor { return sumRows(d.LogProbElements(value)) }
+
+// LogProbElements returns the log-pmf of each element of value, [B x D]
+// (-Inf outside the support): the terms LogProb sums.
+func (d Poisson) LogProbElements(value *ad.Tensor) *ad.Tensor {
 	rows, cols := shapeOf(value, d.Rate)
 	return maskedLogProb(value, rows, cols, isNonNegativeInteger, 0, func(k *ad.Tensor) *ad.Tensor {
 		one := k.Tape().Scalar(1)

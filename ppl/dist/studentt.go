@@ -53,7 +53,11 @@ func (d StudentT) RSample(rng *rand.Rand) *ad.Tensor {
 }
 
 // LogProb returns Σ_j log p(value_j) per row, as [B x 1].
-func (d StudentT) LogProb(value *ad.Tensor) *ad.Tensor {
+func (d StudentT) LogProb(value *ad.Tensor) *ad.Tensor { return sumRows(d.LogProbElements(value)) }
+
+// LogProbElements returns the log-density of each element of value, [B x D]:
+// the terms LogProb sums.
+func (d StudentT) LogProbElements(value *ad.Tensor) *ad.Tensor {
 	tp := value.Tape()
 	nu := d.Df
 	half := ad.Scale(nu, 0.5)
@@ -63,7 +67,7 @@ func (d StudentT) LogProb(value *ad.Tensor) *ad.Tensor {
 	z := ad.Div(ad.Sub(value, d.Loc), d.Scale)
 	lp := ad.Sub(norm, ad.Mul(halfPlus, ad.Log1p(ad.Div(ad.Square(z), nu))))
 	rows, cols := shapeOf(value, d.Df, d.Loc, d.Scale)
-	return ad.RowSum(expand(lp, rows, cols))
+	return expand(lp, rows, cols)
 }
 
 // Mean returns Loc broadcast to [StudentT.Shape], or NaN where ν <= 1 (no
@@ -143,11 +147,15 @@ func (d Cauchy) RSample(rng *rand.Rand) *ad.Tensor {
 }
 
 // LogProb returns Σ_j -log(πσ_j(1+z_j²)) per row, as [B x 1].
-func (d Cauchy) LogProb(value *ad.Tensor) *ad.Tensor {
+func (d Cauchy) LogProb(value *ad.Tensor) *ad.Tensor { return sumRows(d.LogProbElements(value)) }
+
+// LogProbElements returns the log-density of each element of value, [B x D]:
+// the terms LogProb sums.
+func (d Cauchy) LogProbElements(value *ad.Tensor) *ad.Tensor {
 	z := ad.Div(ad.Sub(value, d.Loc), d.Scale)
 	lp := ad.Neg(ad.Add(ad.Log(ad.Scale(d.Scale, math.Pi)), ad.Log1p(ad.Square(z))))
 	rows, cols := shapeOf(value, d.Loc, d.Scale)
-	return ad.RowSum(expand(lp, rows, cols))
+	return expand(lp, rows, cols)
 }
 
 // Entropy returns Σ_j log(4πσ_j) per row, as [B x 1].

@@ -16,16 +16,37 @@ var (
 	nInf = math.Inf(-1)
 )
 
+// validateCase is a distribution and the message of its Validate error,
+// "" for a valid one.
+type validateCase struct {
+	name string
+	dist Distribution
+	msg  string
+}
+
+// checkValidate checks each case's Validate error, an *Error.
+func checkValidate(t *testing.T, cases []validateCase) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.dist.Validate()
+			if c.msg == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.EqualError(t, err, c.msg)
+			var de *Error
+			require.True(t, errors.As(err, &de))
+		})
+	}
+}
+
 // Every invalid parameter gives an error naming the distribution, the
 // parameter, the position, the number found and the rule.
 func TestValidate(t *testing.T) {
 	tp, other := ad.NewTape(), ad.NewTape()
 	s := tp.Scalar
-	cases := []struct {
-		name string
-		dist Distribution
-		msg  string // "" for valid
-	}{
+	cases := []validateCase{
 		{"Normal ok", Normal{Loc: row(tp, 1, 2), Scale: col(tp, 1, 2, 3)}, ""},
 		{"Normal nil loc", Normal{Scale: s(1)}, "dist: Normal: loc is nil"},
 		{"Normal nil scale", Normal{Loc: s(1)}, "dist: Normal: scale is nil"},
@@ -91,18 +112,7 @@ func TestValidate(t *testing.T) {
 		{"Delta nil", Delta{}, "dist: Delta: point (Value) is nil"},
 		{"Delta NaN", Delta{Value: row(tp, 1, nan)}, "dist: Delta: point (Value) must be finite, got NaN at row 0, column 1"},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			err := c.dist.Validate()
-			if c.msg == "" {
-				require.NoError(t, err)
-				return
-			}
-			require.EqualError(t, err, c.msg)
-			var de *Error
-			require.True(t, errors.As(err, &de))
-		})
-	}
+	checkValidate(t, cases)
 	err := Normal{Loc: s(0), Scale: col(tp, 1, 1, 1, -1)}.Validate()
 	var de *Error
 	require.True(t, errors.As(err, &de))

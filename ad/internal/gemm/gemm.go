@@ -104,13 +104,14 @@ func (g *product) block(buf *panels, i0, i1, j0, j1 int) {
 		nc := min(blockN, j1-jc)
 		for pc := 0; pc < g.k; pc += kc {
 			kcur := min(kc, g.k-pc)
+			blk := kBlockArgs{pc: pc, kc: kcur, direct: g.directB(i1 - i0), add: g.beta != 0 || pc > 0}
 			buf.pb = grow(buf.pb, roundUp(nc, tileN)*kcur)
-			g.packB(buf.pb, pc, kcur, jc, nc)
+			g.packB(buf.pb, pc, kcur, jc, nc, blk.direct)
 			for ic := i0; ic < i1; ic += blockM {
 				mc := min(blockM, i1-ic)
 				buf.pa = grow(buf.pa, roundUp(mc, tileM)*kcur)
 				g.packA(buf.pa, ic, mc, pc, kcur)
-				g.macro(buf, ic, mc, jc, nc, kcur, g.beta != 0 || pc > 0)
+				g.macro(buf, ic, mc, jc, nc, blk)
 			}
 		}
 	}
@@ -135,33 +136,58 @@ func (g *product) scaleC(i0, i1, j0, j1 int) {
 	}
 }
 
-// macro runs the micro-kernel over every tile of the packed block, adding
-// to c or, for the first k block when beta is 0, overwriting it. A tile
-// that sticks out of c runs on a copy in buf.tile, so its elements see the
-// same operations as those of a full tile.
-func (g *product) macro(buf *panels, ic, mc, jc, nc, kc int, add bool) {
-	c, ldc := g.c, g.ldc
-	addInt := 0
-	if add {
-		addInt = 1
+// kBlockArgs describes one block of depths [pc, pc+kc) for macro.
+type kBlockArgs struct {
+	pc, kc int
+	direct bool // full panels of op(b) are read from b, not packed
+	add    bool // add to c rather than overwrite it
+}
+
+// directB reports whether a block of rows rows reads full panels of op(b)
+// straight from b instead of packing them. That pays when b is not
+// transposed (a panel's rows are 8 contiguous values) and few row tiles
+// reuse each panel, so packing would cost about as much as the products;
+// strides of a multiple of 4 KiB are left packed, since their rows would
+// all fall in the same L1 cache sets.
+func (g *product) directB(rows int) bool {
+	return !g.transB && rows <= directBMaxRows && g.ldb%512 != 0
+}
+
+// directBMaxRows is the most rows of c for which op(b) is read unpacked.
+const directBMaxRows = 64
+
+// macro runs the micro-kernel over every tile of the block, adding to c or,
+// for the first k block when beta is 0, overwriting it. A tile that sticks
+// out of c runs on a copy in buf.tile, so its elements see the same
+// operations as those of a full tile.
+func (g *product) macro(buf *panels, ic, mc, jc, nc int, blk kBlockArgs) {
+	c, ldc, kc := g.c, g.ldc, blk.kc
+	add := 0
+	if blk.add {
+		add = 1
 	}
 	for jr := 0; jr < nc; jr += tileN {
 		nr := min(tileN, nc-jr)
-		bp := buf.pb[jr*kc:]
+		bp, ldb := buf.pb[jr*kc:], tileN
+		if blk.direct && nr == tileN {
+			first := blk.pc*g.ldb + jc + jr
+			_ = g.b[first+(kc-1)*g.ldb+tileN-1]
+			bp, ldb = g.b[first:], g.ldb
+		}
 		for ir := 0; ir < mc; ir += tileM {
 			mr := min(tileM, mc-ir)
 			ap := buf.pa[ir*kc:]
 			ci := (ic+ir)*ldc + jc + jr
 			if mr == tileM && nr == tileN {
 				_ = c[ci+(tileM-1)*ldc+tileN-1]
-				kern6x8(kc, &ap[0], &bp[0], &c[ci], ldc, g.alpha, addInt)
+				kern6x8(kc, &ap[0], &bp[0], &c[ci], ldc, g.alpha, add, ldb)
 				continue
 			}
 			t := buf.tile[:]
 			for r := 0; r < mr; r++ {
 				copy(t[r*tileN:r*tileN+nr], c[ci+r*ldc:])
 			}
-			kern6x8(kc, &ap[0], &bp[0], &t[0], tileN, g.alpha, addInt)
+			kern6x8(kc, &ap[0], &bp[0], &t[0], tileN, g.alpha, add, ldb)
 			for r := 0; r < mr; r++ {
 				copy(c[ci+r*ldc:ci+r*ldc+nr], t[r*tileN:])
 			}

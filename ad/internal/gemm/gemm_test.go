@@ -207,8 +207,10 @@ func TestGemmSplitIdentical(t *testing.T) {
 
 // runParts computes g sequentially in the given number of parts.
 func runParts(g product, parts int, splitN bool) {
-	j := &job{args: g, parts: parts, splitN: splitN}
-	j.work(&panels{})
+	j := &job{args: g, splitN: splitN, bufs: make([]panels, 1)}
+	for p := range parts {
+		j.Part(p, parts, 0)
+	}
 }
 
 func TestGemmAliasing(t *testing.T) {

@@ -39,23 +39,25 @@
 	VMOVUPD hi, 32(DX)
 
 
-// func kern6x8(k int, a, b, c *float64, ldc int, alpha float64, add int)
+// func kern6x8(k int, a, b, c *float64, ldc int, alpha float64, add int, ldb int)
 //
 // kern6x8 adds alpha·A·B to the 6x8 tile of c (row stride ldc elements),
-// or stores it there when add is 0,
-// where A is a packed 6xk panel (6 values per step of k) and B a packed
-// kx8 panel (8 values per step of k). Each accumulator starts at zero and
+// or stores it there when add is 0, where A is a packed 6xk panel (6
+// values per step of k) and B a kx8 panel whose rows are ldb elements
+// apart (8 when packed). Each accumulator starts at zero and
 // adds one product per step of k, in order, with a fused multiply-add;
 // the tile is then updated as c + alpha·acc (a multiply and an add, not
 // fused) or set to alpha·acc, so every element of c sees the same
 // operations wherever its tile lies.
-TEXT ·kern6x8(SB), NOSPLIT, $0-56
+TEXT ·kern6x8(SB), NOSPLIT, $0-64
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ b+16(FP), DI
 	MOVQ c+24(FP), DX
 	MOVQ ldc+32(FP), R8
 	SHLQ $3, R8
+	MOVQ ldb+56(FP), R11
+	SHLQ $3, R11
 
 	VXORPD Y0, Y0, Y0
 	VXORPD Y1, Y1, Y1
@@ -78,13 +80,15 @@ TEXT ·kern6x8(SB), NOSPLIT, $0-56
 
 loop4:
 	PREFETCHT0 512(SI)
-	PREFETCHT0 512(DI)
 	STEP(0, 0)
-	STEP(48, 64)
-	STEP(96, 128)
-	STEP(144, 192)
+	ADDQ R11, DI
+	STEP(48, 0)
+	ADDQ R11, DI
+	STEP(96, 0)
+	ADDQ R11, DI
+	STEP(144, 0)
+	ADDQ R11, DI
 	ADDQ $192, SI
-	ADDQ $256, DI
 	DECQ R9
 	JNZ  loop4
 
@@ -95,7 +99,7 @@ tail:
 loop1:
 	STEP(0, 0)
 	ADDQ $48, SI
-	ADDQ $64, DI
+	ADDQ R11, DI
 	DECQ CX
 	JNZ  loop1
 

@@ -6,6 +6,6 @@ package gemm
 // architectures and the purego tag): [Dgemm] must not be called.
 const Available = false
 
-func kern6x8(k int, a, b, c *float64, ldc int, alpha float64, add int) {
+func kern6x8(k int, a, b, c *float64, ldc int, alpha float64, add int, ldb int) {
 	panic("gemm: the micro-kernel is not built for this platform")
 }

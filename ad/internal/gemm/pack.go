@@ -11,7 +11,8 @@ func (g *product) packA(dst []float64, ic, mc, pc, kc int) {
 		if g.transA { // op(a)[i, l] = a[l*lda+i]
 			if mr == tileM {
 				for l := 0; l < kc; l++ {
-					*(*[tileM]float64)(p[l*tileM:]) = *(*[tileM]float64)(a[(pc+l)*lda+ic+ir:])
+					d, s := (*[tileM]float64)(p[l*tileM:]), (*[tileM]float64)(a[(pc+l)*lda+ic+ir:])
+					d[0], d[1], d[2], d[3], d[4], d[5] = s[0], s[1], s[2], s[3], s[4], s[5]
 				}
 				continue
 			}
@@ -54,16 +55,21 @@ func packRows6(p, a []float64, lda, kc int) {
 
 // packB copies depths [pc, pc+kc) and columns [jc, jc+nc) of op(b) into
 // dst as kc x tileN micro-panels: panel p holds, for each depth l, the
-// tileN values of its columns at l, columns past nc set to zero.
-func (g *product) packB(dst []float64, pc, kc, jc, nc int) {
+// tileN values of its columns at l, columns past nc set to zero. With
+// partialOnly set it packs only a last, partial panel.
+func (g *product) packB(dst []float64, pc, kc, jc, nc int, partialOnly bool) {
 	b, ldb := g.b, g.ldb
 	for jr := 0; jr < nc; jr += tileN {
 		nr := min(tileN, nc-jr)
+		if partialOnly && nr == tileN {
+			continue
+		}
 		p := dst[jr*kc : (jr+tileN)*kc]
 		if !g.transB { // op(b)[l, j] = b[l*ldb+j]
-			if nr == tileN { // whole rows of 8: moves, not a memmove call each
+			if nr == tileN { // element moves: copy would call memmove per row
 				for l := 0; l < kc; l++ {
-					*(*[tileN]float64)(p[l*tileN:]) = *(*[tileN]float64)(b[(pc+l)*ldb+jc+jr:])
+					d, s := (*[tileN]float64)(p[l*tileN:]), (*[tileN]float64)(b[(pc+l)*ldb+jc+jr:])
+					d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7] = s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]
 				}
 				continue
 			}

@@ -2,8 +2,9 @@
 // around its training loop: a progress reporter, a metrics file, curve
 // plots of several runs, a Ctrl-C context, the -steps/-duration budget,
 // checkpoints with the program's own section ([SaveCheckpoint]), the
-// -critics file ([LoadCritics], [SaveCritics]) and -cpuprofile
-// ([StartCPUProfile]).
+// -critics file ([LoadCritics], [SaveCritics]), -cpuprofile
+// ([StartCPUProfile]) and the checks of a command's flags before any work
+// starts ([Checks], [ExitOnFlagError]: one line and exit status 2).
 //
 // A program's loop looks like this:
 //
