@@ -43,8 +43,8 @@ func ExampleNewAutoNormal() {
 		fmt.Println(err)
 		return
 	}
-	svi := &infer.SVI{Objective: vi.ELBO{Model: model, Guide: guide.Guide}, Optimizer: nn.NewAdam(0.02), Params: nn.NewStore(), Particles: 16}
-	for range 2000 {
+	svi := &infer.SVI{Objective: vi.ELBO{Model: model, Guide: guide.Guide}, Optimizer: nn.NewAdam(0.02), Params: nn.NewStore(), Particles: 8}
+	for range 1500 {
 		if _, err := svi.Step(); err != nil {
 			fmt.Println(err)
 			return

@@ -63,6 +63,9 @@ func hierOptimum(xs []float64) (mean, sd []float64) {
 // gets a location and scale per member, trained on the members of each
 // minibatch, and reaches the mean-field optimum.
 func TestAutoNormalSubsampledPlate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains to convergence; run without -short")
+	}
 	rng := rand.New(rand.NewPCG(3, 4))
 	xs := make([]float64, hierN)
 	for i := range xs {
@@ -91,6 +94,9 @@ func TestAutoNormalSubsampledPlate(t *testing.T) {
 // estimator enumerating it: the guide of z reaches the exact posterior
 // of z given the guide of mu's point estimate.
 func TestAutoDiscreteCombined(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains to convergence; run without -short")
+	}
 	model := func(ctx *ppl.Ctx) {
 		tp, p := ctx.Tape(), ctx.Batch()
 		mu := ppl.Sample(ctx, "mu", dist.Normal{Loc: tp.Zeros(p, 1), Scale: tp.Full(p, 1, 1)})

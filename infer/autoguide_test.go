@@ -37,6 +37,9 @@ func trainAuto(t *testing.T, model, guide ppl.Model, steps int) *nn.Store {
 // optimum, whose means are the exact posterior means and whose variances
 // are the inverses of the diagonal of the posterior precision.
 func TestAutoNormalRegression(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains to convergence; run without -short")
+	}
 	xs, ys := linData(11)
 	mean, cov := linPosterior(xs, ys)
 	var prec mat.SymDense
@@ -59,6 +62,9 @@ func TestAutoNormalRegression(t *testing.T) {
 // 0 so that slope and intercept are strongly correlated (about -0.9),
 // which a mean-field guide could not represent.
 func TestAutoMultivariateNormalRegression(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains to convergence; run without -short")
+	}
 	xs, ys := linData(11)
 	for i := range xs {
 		xs[i] += 2
@@ -92,5 +98,37 @@ func TestAutoMultivariateNormalRegression(t *testing.T) {
 		m, sd := linPredictive(mean, cov, x)
 		assert.InEpsilon(t, m, sum.Mean.At(i, 0), 0.02, "predictive mean at x=%v", x)
 		assert.InEpsilon(t, sd, sum.SD.At(i, 0), 0.02, "predictive sd at x=%v", x)
+	}
+}
+
+// TestAutoGuideCheckpoint: the guide's parameters are in the training
+// store under its prefix, so a run restored from a checkpoint continues
+// bit for bit with a guide built anew.
+func TestAutoGuideCheckpoint(t *testing.T) {
+	xs, ys := linData(11)
+	model := linModel(xs, ys)
+	newSVI := func() *infer.SVI {
+		guide, err := infer.NewAutoMultivariateNormal(model, infer.AutoOptions{Prefix: "q"})
+		require.NoError(t, err)
+		return &infer.SVI{Objective: vi.ELBO{Model: model, Guide: guide.Guide}, Optimizer: nn.NewAdam(0.05), Params: nn.NewStore(), Particles: 4, Seed: 2}
+	}
+	first := newSVI()
+	for range 20 {
+		_, err := first.Step()
+		require.NoError(t, err)
+	}
+	require.NotNil(t, first.Params.Get("q/scale_tril"))
+	sections, err := first.Sections()
+	require.NoError(t, err)
+	second := newSVI()
+	require.NoError(t, second.Restore(sections, infer.LoadOptions{}))
+	for range 10 {
+		_, err := first.Step()
+		require.NoError(t, err)
+		_, err = second.Step()
+		require.NoError(t, err)
+	}
+	for _, name := range []string{"q/loc", "q/scale_tril"} {
+		assert.Equal(t, first.Params.Get(name).Value.RawMatrix().Data, second.Params.Get(name).Value.RawMatrix().Data, name)
 	}
 }
