@@ -134,13 +134,20 @@ func newLatent(s *ppl.Site) (latent, error) {
 	return l, nil
 }
 
-// continuous checks that l has a continuous support, naming the guide.
-func (l latent) continuous(kind string) error {
-	if l.bij == nil {
-		return fmt.Errorf("infer: %s: %w", kind, &ppl.SiteError{Addr: l.addr,
-			Err: fmt.Errorf("support %v is discrete: cover it with AutoDiscrete or a guide of its own (see Guides)", l.support)})
+// discoverContinuous is discover for a guide of continuous latents: a
+// covered latent with a discrete support is an error naming it.
+func discoverContinuous(kind string, model ppl.Model, patterns []string) ([]latent, error) {
+	ls, err := discover(kind, model, patterns)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	for _, l := range ls {
+		if l.bij == nil {
+			return nil, fmt.Errorf("infer: %s: %w", kind, siteErr(l.addr,
+				"support %v is discrete: cover it with AutoDiscrete or a guide of its own (see Guides)", l.support))
+		}
+	}
+	return ls, nil
 }
 
 // ucols returns the columns of l's value in the unconstrained space.

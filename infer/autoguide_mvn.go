@@ -42,15 +42,12 @@ type AutoMultivariateNormal struct {
 // declares none, or sits inside a plate.
 func NewAutoMultivariateNormal(model ppl.Model, opts AutoOptions) (*AutoMultivariateNormal, error) {
 	const kind = "AutoMultivariateNormal"
-	ls, err := discover(kind, model, opts.Sites)
+	ls, err := discoverContinuous(kind, model, opts.Sites)
 	if err != nil {
 		return nil, err
 	}
 	g := &AutoMultivariateNormal{latents: ls, prefix: opts.prefix(kind), scale: opts.initScale()}
 	for _, l := range ls {
-		if err := l.continuous(kind); err != nil {
-			return nil, err
-		}
 		if len(l.plates) > 0 {
 			return nil, fmt.Errorf("infer: %s: %w", kind, siteErr(l.addr,
 				"the latent is inside plate %q: a full-rank guide covers global latents only; give it to AutoNormal (see Guides)", l.plates[0].name))

@@ -36,14 +36,9 @@ type AutoNormal struct {
 // distribution that declares none.
 func NewAutoNormal(model ppl.Model, opts AutoOptions) (*AutoNormal, error) {
 	const kind = "AutoNormal"
-	ls, err := discover(kind, model, opts.Sites)
+	ls, err := discoverContinuous(kind, model, opts.Sites)
 	if err != nil {
 		return nil, err
-	}
-	for _, l := range ls {
-		if err := l.continuous(kind); err != nil {
-			return nil, err
-		}
 	}
 	return &AutoNormal{latents: ls, prefix: opts.prefix(kind), scale: opts.initScale()}, nil
 }
@@ -86,14 +81,9 @@ type AutoDelta struct {
 // NewAutoDelta builds the guide from one run of model, as NewAutoNormal.
 func NewAutoDelta(model ppl.Model, opts AutoOptions) (*AutoDelta, error) {
 	const kind = "AutoDelta"
-	ls, err := discover(kind, model, opts.Sites)
+	ls, err := discoverContinuous(kind, model, opts.Sites)
 	if err != nil {
 		return nil, err
-	}
-	for _, l := range ls {
-		if err := l.continuous(kind); err != nil {
-			return nil, err
-		}
 	}
 	return &AutoDelta{latents: ls, prefix: opts.prefix(kind)}, nil
 }

@@ -268,3 +268,17 @@ func bestRelabeling(emit, want [][]float64) []int {
 	}
 	return best
 }
+
+// TestSumChainShapes: a chain whose shapes disagree is an error naming
+// the cost's address.
+func TestSumChainShapes(t *testing.T) {
+	_, err := trace.Run(func(ctx *ppl.Ctx) {
+		tp := ctx.Tape()
+		vi.SumChain(ctx, "x", vi.Chain{Init: tp.Zeros(1, 3), Trans: tp.Zeros(3, 2), Emit: []*ad.Tensor{tp.Zeros(2, 3)}})
+	}, ppl.Config{Batch: 2})
+	assert.ErrorContains(t, err, `"x"`)
+	assert.ErrorContains(t, err, "transition")
+	chain := vi.Chain{Init: ad.NewTape().Zeros(1, 3)}
+	_, err = chain.Viterbi()
+	assert.Error(t, err)
+}
