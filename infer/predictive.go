@@ -14,9 +14,11 @@ import (
 // Predictive draws samples of a model's sites: from the prior (no Guide and
 // no Traces), from the posterior a trained guide approximates (Guide), or
 // from recorded posterior samples (Traces). The model's latents take the
-// guide's or the traces' values by address, and its observations are drawn
-// afresh from their distributions rather than scored, so an observe site
-// yields predicted data: the posterior predictive distribution.
+// guide's or the traces' values by address (a latent they lack, such as
+// the local latent of a new data point, is drawn from the model), and its
+// observations are drawn afresh from their distributions rather than
+// scored, so an observe site yields predicted data: the posterior
+// predictive distribution.
 //
 // To predict at new inputs, give Predictive the model closed over the new
 // inputs; its plates may have other sizes than in training as long as the
@@ -27,7 +29,7 @@ type Predictive struct {
 	// Guide, when not nil, supplies the latents: it runs first on each
 	// batch and the model replays its values.
 	Guide ppl.Model
-	// Traces, when Guide is nil, supply the latents instead: each is
+	// Traces supply the latents instead of a Guide: each is
 	// replayed into one run of the model, its rows being draws (a trace
 	// of the guide, say). Their tapes must not have been reset.
 	Traces []*trace.Trace
@@ -77,7 +79,10 @@ func (p Predictive) Run() (Samples, error) {
 		}
 		return acc.add(tr, batch)
 	}
-	if p.Guide == nil && len(p.Traces) > 0 {
+	if p.Guide != nil && len(p.Traces) > 0 {
+		return Samples{}, errors.New("infer: Predictive: both Guide and Traces are set; give one source of latents")
+	}
+	if len(p.Traces) > 0 {
 		for _, lat := range p.Traces {
 			if err := runOne(lat, lat.Batch()); err != nil {
 				return Samples{}, err

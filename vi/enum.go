@@ -124,8 +124,12 @@ func (e TraceEnum) run(env ppl.Config, handlers []ppl.Handler) ([]*ppl.Site, *ad
 		if err != nil {
 			return nil, nil, fmt.Errorf("vi: TraceEnum: %w", err)
 		}
-		if site.addr == "" {
+		switch {
+		case site.addr == "":
 			return nil, nil, fmt.Errorf("vi: TraceEnum: pattern %q matches no latent of the model", e.Site)
+		case k > 0 && (site.addr != sites[0].addr || site.logp.Rows() != sites[0].logp.Rows()):
+			return nil, nil, fmt.Errorf("vi: TraceEnum: %w", &ppl.SiteError{Addr: site.addr, Err: fmt.Errorf(
+				"the summed-out latent changed between the runs of its values (first %q with %d rows)", sites[0].addr, sites[0].logp.Rows())})
 		}
 		if g := tr.Site(site.addr); g != nil && g.Stochastic() {
 			return nil, nil, fmt.Errorf("vi: TraceEnum: %w", &ppl.SiteError{Addr: site.addr, Err: errors.New("the guide samples the latent that the model sums out")})
