@@ -16,7 +16,11 @@ import (
 // T(u), u ~ Normal(loc, scale) elementwise, for T = dist.BijectTo(S) (a
 // latent on the real line is the Normal itself). A latent inside plates
 // gets parameters per member of its plates, and a run uses the rows of the
-// members present, so a subsampled plate trains the subsample's. The
+// members present, so a subsampled plate trains the subsample's; a latent
+// outside every plate is global, with one set of parameters shared by the
+// run's rows (its particles), so a model whose rows are data points puts
+// them in a plate to give each its own. The model is run once, with one
+// particle, to find the latents. The
 // parameters live in the training store as Prefix/addr/loc and
 // Prefix/addr/scale (stored through ppl.ParamIn, so the scale stays
 // positive), and checkpoint like any other.
