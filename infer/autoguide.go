@@ -28,6 +28,16 @@ type AutoOptions struct {
 	// InitScale is the initial standard deviation of the Normal guides
 	// in the unconstrained space (default 0.1).
 	InitScale float64
+	// Amortize, for AutoNormal, maps a plate's name to the inputs of its
+	// members, [members x F] (the plate's data set, with the rows that
+	// ppl.Data takes): a latent whose innermost plate is listed gets its
+	// location and scale from an MLP of its member's inputs instead of
+	// parameters per member, so the guide serves members it has never
+	// seen. See Hidden.
+	Amortize map[string]*ad.Tensor
+	// Hidden is the width of the amortizing MLP's hidden layer (default
+	// 32).
+	Hidden int
 }
 
 // prefix returns the options' prefix, or def.

@@ -33,6 +33,7 @@ type AutoNormal struct {
 	latents []latent
 	prefix  string
 	scale   float64
+	nets    map[string]amortizer // by latent address
 }
 
 // NewAutoNormal builds the guide from one run of model. It is an error
@@ -44,15 +45,24 @@ func NewAutoNormal(model ppl.Model, opts AutoOptions) (*AutoNormal, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &AutoNormal{latents: ls, prefix: opts.prefix(kind), scale: opts.initScale()}, nil
+	g := &AutoNormal{latents: ls, prefix: opts.prefix(kind), scale: opts.initScale()}
+	if g.nets, err = amortizers(kind, ls, opts); err != nil {
+		return nil, err
+	}
+	return g, nil
 }
 
 // Guide is the guide, a ppl.Model to pass to vi.ELBO.
 func (g *AutoNormal) Guide(ctx *ppl.Ctx) {
 	for _, l := range g.latents {
 		pctx := l.enter(ctx)
-		loc := l.param(ctx, pctx, g.prefix, "loc", l.ucols(), nil, nn.Zeros{})
-		scale := l.param(ctx, pctx, g.prefix, "scale", l.ucols(), dist.Positive, nn.Constant(g.scale))
+		var loc, scale *ad.Tensor
+		if net, ok := g.nets[l.addr]; ok {
+			loc, scale = net.forward(ctx, pctx, g.prefix+"/"+l.addr, l.ucols(), g.scale)
+		} else {
+			loc = l.param(ctx, pctx, g.prefix, "loc", l.ucols(), nil, nn.Zeros{})
+			scale = l.param(ctx, pctx, g.prefix, "scale", l.ucols(), dist.Positive, nn.Constant(g.scale))
+		}
 		ppl.Sample(pctx, l.addr, l.push(dist.Normal{Loc: loc, Scale: scale}))
 	}
 }
@@ -62,8 +72,8 @@ func (g *AutoNormal) Guide(ctx *ppl.Ctx) {
 // It is an error naming the address when the guide does not cover addr or
 // store lacks its parameters (the guide has not run on it).
 func (g *AutoNormal) Params(store *nn.Store, addr string) (loc, scale *mat.Dense, err error) {
-	if !covers(g.latents, addr) {
-		return nil, nil, fmt.Errorf("infer: AutoNormal: %w", siteErr(addr, "not a latent of the guide"))
+	if _, ok := g.nets[addr]; ok || !covers(g.latents, addr) {
+		return nil, nil, fmt.Errorf("infer: AutoNormal: %w", siteErr(addr, "not a latent of the guide with parameters of its own (an amortized latent's come from its network)"))
 	}
 	loc, err = storedParam(store, g.prefix+"/"+addr+"/loc", nil)
 	if err == nil {

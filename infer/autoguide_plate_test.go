@@ -14,6 +14,7 @@ import (
 	"github.com/backpropq/backpropq/nn"
 	"github.com/backpropq/backpropq/ppl"
 	"github.com/backpropq/backpropq/ppl/dist"
+	"github.com/backpropq/backpropq/trace"
 	"github.com/backpropq/backpropq/vi"
 )
 
@@ -210,4 +211,42 @@ func TestAutoNormalPositive(t *testing.T) {
 	m, s := loc.At(0, 0), scale.At(0, 0)
 	assert.InEpsilon(t, 52/(2+ss/2), math.Exp(m+s*s/2), 0.02, "posterior mean of tau")
 	assert.InEpsilon(t, 1/math.Sqrt(52), s, 0.05, "posterior sd of log tau")
+}
+
+// TestAutoNormalAmortized: with the plate's data as inputs, the local
+// latent's location and scale come from a network of its member's
+// observation; the mean-field optimum is linear in the observation (mean
+// (4x + E mu)/5, sd 1/sqrt(5)), which the network learns.
+func TestAutoNormalAmortized(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains to convergence; run without -short")
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	xs := make([]float64, hierN)
+	for i := range xs {
+		xs[i] = 2 + rng.NormFloat64()*1.2
+	}
+	model := hierModel(xs, hierSub)
+	inputs := ad.NewTape().FromData(hierN, 1, xs)
+	guide, err := infer.NewAutoNormal(model, infer.AutoOptions{Amortize: map[string]*ad.Tensor{"data": inputs}})
+	require.NoError(t, err)
+	store := trainAuto(t, model, guide.Guide, 6000)
+	mean, sd := hierOptimum(xs)
+	_, _, err = guide.Params(store, "z")
+	assert.ErrorContains(t, err, `"z"`, "an amortized latent has no parameters of its own")
+	for range 3 {
+		tr, err := trace.Run(guide.Guide, ppl.Config{Params: store, Rand: rng, Batch: 1})
+		require.NoError(t, err)
+		z := tr.Site("z")
+		q := z.Dist.(dist.Normal)
+		for r, i := range z.Plates[0].Indices {
+			assert.InDelta(t, mean[i+1], q.Loc.At(r, 0), 0.05, "mean of z[%d]", i)
+			assert.InEpsilon(t, sd[i+1], q.Scale.At(r, 0), 0.05, "sd of z[%d]", i)
+		}
+	}
+
+	_, err = infer.NewAutoNormal(model, infer.AutoOptions{Amortize: map[string]*ad.Tensor{"data": ad.NewTape().Zeros(3, 1)}})
+	assert.ErrorContains(t, err, `"data"`, "inputs without a row per member")
+	_, err = infer.NewAutoNormal(model, infer.AutoOptions{Amortize: map[string]*ad.Tensor{"nope": inputs}})
+	assert.ErrorContains(t, err, `"nope"`, "a plate without latents")
 }
