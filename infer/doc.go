@@ -120,6 +120,25 @@
 // of workers, but not for any number of chunks, which is part of the
 // configuration like the seed.
 //
+// # Automatic guides and prediction
+//
+// An automatic guide is built from one run of the model and covers its
+// latents by address: [AutoNormal] (mean-field Normal over the
+// unconstrained space, constrained supports through dist.BijectTo),
+// [AutoMultivariateNormal] (full rank over the global latents), [AutoDelta]
+// (MAP) and [AutoDiscrete] (Bernoulli and categorical logits); [Guides]
+// combines them with guides written by hand. A latent inside plates gets
+// parameters per member, trained on the members of each subsample. The
+// parameters live in the training store under the guide's prefix.
+//
+//	guide, err := infer.NewAutoNormal(model, infer.AutoOptions{})
+//	svi := &infer.SVI{Objective: vi.ELBO{Model: model, Guide: guide.Guide}, ...}
+//
+// [Predictive] draws chosen sites of a model from the prior, from a trained
+// guide or from recorded traces, its observations drawn afresh (the
+// posterior predictive), and [Samples.Summary] gives each site's mean, sd
+// and quantiles.
+//
 // # Concurrency
 //
 // An SVI is not safe for concurrent use. Estimators' Surrogate methods are
