@@ -10,7 +10,7 @@
 //
 // Modes:
 //
-//	go run ./examples/sbn                                   # train (default), print the test ELBO
+//	go run ./examples/sbn                                   # train 20,000 steps (default), print the test ELBO
 //	go run ./examples/sbn -estimator arm -steps 2000 -metrics arm.jsonl -save arm.ckpt
 //	go run ./examples/sbn -resume arm.ckpt -steps 4000      # continue bit for bit
 //	go run ./examples/sbn -mode eval -resume arm.ckpt -iwae 1000
@@ -69,8 +69,8 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	fs.StringVar(&o.mode, "mode", "train", "train, eval, variance or plot")
 	fs.StringVar(&o.model, "model", "linear", modelHelp())
 	fs.StringVar(&o.estimator, "estimator", defaultEstimator, estimatorHelp())
-	fs.IntVar(&o.steps, "steps", 0, "stop after this many steps in all (a resumed run counts the saved ones); 0: no limit")
-	fs.DurationVar(&o.duration, "duration", 3*time.Minute, "stop after this much training time in this session (evaluations excluded); 0: no limit")
+	fs.IntVar(&o.steps, "steps", 20000, "stop after this many steps in all (a resumed run counts the saved ones); 0: no limit")
+	fs.DurationVar(&o.duration, "duration", 0, "stop after this much training time in this session (evaluations excluded); 0: no limit")
 	fs.IntVar(&o.batch, "batch", 24, "images per step")
 	fs.Float64Var(&o.lr, "lr", 3e-4, "Adam learning rate")
 	fs.Uint64Var(&o.seed, "seed", 1, "random seed (initialization, minibatches, binarization, estimator noise)")
