@@ -369,7 +369,7 @@ func TestScaleAndMask(t *testing.T) {
 		require.ErrorContains(t, err, fmt.Sprintf(`ppl: site "z": trace: Scale: factor must be finite and > 0, got %v`, bad))
 	}
 	_, err := trace.Run(model, ppl.Config{Tape: tp, Rand: seeded()}, trace.Mask(tp.Zeros(2, 1)))
-	require.ErrorContains(t, err, `ppl: site "z": trace: Mask: mask is [2x1], the site needs [3x1]`)
+	require.ErrorContains(t, err, `ppl: site "z": trace: Mask: mask is [2x1], the site has 3 rows inside plates []`)
 	_, err = trace.Run(model, ppl.Config{Tape: tp, Rand: seeded()}, trace.Mask(ad.NewTape().Zeros(3, 1)))
 	require.ErrorContains(t, err, `ppl: site "z": trace: Mask: mask is a tensor of another tape`)
 }

@@ -1,0 +1,125 @@
+package trace
+
+import (
+	"fmt"
+
+	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/ppl"
+)
+
+// Mask returns a handler that restricts every sample, observe and cost
+// site to the rows where mask, an [n x 1] tensor of the run's tape, is
+// non-zero: [ppl.Site.ScaledLogProb] and [ppl.Site.ScaledCost] are zero in
+// the other rows. Values, raw log-probs and costs are unchanged. Nested
+// masks combine by their product.
+//
+// mask has the rows of one plate level of each site (see [ppl.Stack]): the
+// site's own rows, or those of a level outside some of its plates, whose
+// rows it then covers as [ppl.Move] broadcasts them. A mask of the run's
+// batch (the rows outside every plate, one per particle, or one per data
+// point in a model without plates) therefore masks whole particles: a
+// zero row drops every site of that particle, inside plates or not. To
+// mask the members of one plate and leave the sites outside it alone (say,
+// missing data points next to global latents), use [MaskPlate].
+//
+// The run fails with a [ppl.SiteError] at the first such site that has
+// none of those levels' rows, naming the site and its plates, and when
+// mask is on another tape than the run's.
+func Mask(mask *ad.Tensor) ppl.Handler {
+	return ppl.HandlerFunc(func(s *ppl.Site, next func(*ppl.Site)) {
+		if !scored(s) {
+			next(s)
+			return
+		}
+		rows, st := siteRows(s), s.Plates
+		p := rows / max(st.Rows(), 1)
+		for k := len(st); k >= 0 && mask.Cols() == 1 && p*st.Rows() == rows; k-- {
+			if p*st[:k].Rows() == mask.Rows() {
+				applyMask(s, ppl.Move(mask, st[:k], st), next)
+				return
+			}
+		}
+		panic(&ppl.SiteError{Addr: s.Addr, Err: fmt.Errorf(
+			"trace: Mask: mask is [%dx%d], the site has %d rows inside plates %v; "+
+				"a mask has the rows of the site's plate level or of an outer one (the run's batch outside every plate); "+
+				"to mask the members of one plate only, use trace.MaskPlate", mask.Rows(), mask.Cols(), rows, st)})
+	})
+}
+
+// MaskPlate returns a handler that masks the members of the plate at
+// address plate (its full address, scopes included): mask, an [n x 1]
+// tensor of the run's tape, has the rows of a value inside that plate
+// (the run's batch times the members present of the plate and the plates
+// around it), and applies as [Mask] does to every sample, observe and
+// cost site inside the plate, broadcast over the rows of the plates nested
+// in it. Sites outside the plate, global latents among them, are left
+// alone. With a subsampled plate, the mask's rows are the subsample's.
+//
+// The run fails with a [ppl.SiteError] naming the site and its plates
+// when a site inside the plate has another number of rows than mask at
+// the plate's level, and when mask is on another tape than the run's. The
+// handler is [Addressed] by the plate's address, so an objective reports
+// a plate that its model never enters.
+func MaskPlate(plate string, mask *ad.Tensor) ppl.Handler {
+	return maskPlate{plate: plate, HandlerFunc: func(s *ppl.Site, next func(*ppl.Site)) {
+		i := plateIndex(s.Plates, plate)
+		if !scored(s) || i < 0 {
+			next(s)
+			return
+		}
+		rows, st := siteRows(s), s.Plates
+		p := rows / st.Rows()
+		if mask.Cols() != 1 || p*st.Rows() != rows || p*st[:i+1].Rows() != mask.Rows() {
+			panic(&ppl.SiteError{Addr: s.Addr, Err: fmt.Errorf(
+				"trace: MaskPlate: mask is [%dx%d], but a value inside plate %q of this site (%d rows inside plates %v) has %d rows",
+				mask.Rows(), mask.Cols(), plate, rows, st, p*st[:i+1].Rows())})
+		}
+		applyMask(s, ppl.Move(mask, st[:i+1], st), next)
+	}}
+}
+
+// maskPlate is the handler of MaskPlate, addressed by its plate.
+type maskPlate struct {
+	ppl.HandlerFunc
+	plate string
+}
+
+// Addrs returns the plate's address.
+func (h maskPlate) Addrs() []string { return []string{h.plate} }
+
+// plateIndex returns the position of the plate named name in st, or -1.
+func plateIndex(st ppl.Stack, name string) int {
+	for i, f := range st {
+		if f.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// siteRows returns the rows of a scored site: its distribution's batch for
+// a sample site, its value's rows otherwise.
+func siteRows(s *ppl.Site) int {
+	if s.Kind == ppl.KindSample && s.Dist != nil {
+		rows, _ := s.Dist.Shape()
+		return rows
+	}
+	if s.Value != nil {
+		return s.Value.Rows()
+	}
+	return 0
+}
+
+// applyMask multiplies s's mask by m, a mask with s's rows, and passes s
+// on, checking that m is on the run's tape.
+func applyMask(s *ppl.Site, m *ad.Tensor, next func(*ppl.Site)) {
+	if s.Mask == nil {
+		s.Mask = m
+	} else {
+		s.Mask = ad.Mul(s.Mask, m)
+	}
+	next(s)
+	if s.Value != nil && s.Value.Tape() != m.Tape() {
+		panic(&ppl.SiteError{Addr: s.Addr, Err: fmt.Errorf("trace: Mask: mask is a tensor of another tape than the run's")})
+	}
+}
