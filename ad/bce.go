@@ -1,8 +1,8 @@
 package ad
 
 import (
-	"github.com/backpropq/backpropq/ad/internal/par"
 	"github.com/backpropq/backpropq/ad/internal/vmath"
+	"github.com/backpropq/backpropq/internal/par"
 )
 
 // BinaryCrossEntropyLogits returns, for each row i, the sum over columns j

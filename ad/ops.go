@@ -8,8 +8,8 @@ import (
 	"gonum.org/v1/gonum/blas/blas64"
 
 	gemmasm "github.com/backpropq/backpropq/ad/internal/gemm"
-	"github.com/backpropq/backpropq/ad/internal/par"
 	"github.com/backpropq/backpropq/ad/internal/vmath"
+	"github.com/backpropq/backpropq/internal/par"
 )
 
 type op uint8

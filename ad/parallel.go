@@ -1,6 +1,6 @@
 package ad
 
-import "github.com/backpropq/backpropq/ad/internal/par"
+import "github.com/backpropq/backpropq/internal/par"
 
 // Elementwise work whose function is costly (an exponential, a logarithm,
 // a hyperbolic tangent: tens of nanoseconds an element) runs on several

@@ -41,6 +41,7 @@
 //	ScoreFunction          yes       any                        one log-prob                 anything; the reference, high variance
 //	  + MovingAverage      yes       any                        one log-prob                 cheap variance reduction for any site
 //	  + NVIL               yes (1)   any                        a small MLP                  discrete latents with inputs (SBNs)
+//	RLOO                   yes       any (5)                    K samples per data point     several samples affordable; no tuning or state
 //	Enumerate              yes       small discrete             one re-run per value         few configurations: exact in the site
 //	ARM                    yes       Bernoulli                  one re-run                   binary latents; no tuning
 //	DisARM                 yes       Bernoulli                  one re-run                   binary latents; ARM with lower variance
@@ -64,6 +65,11 @@
 // critic as c: two critic passes and a backward pass) for wider Bernoulli
 // sites or when [BackpropQ].Relaxed is set, with Linear or MLP critics.
 // [BackpropQ].Normalize applies NVIL's normalization (1) in any mode.
+// (5) K consecutive particles per data point (batch-major; inside plates,
+// each member's rows in those particles), whose learning signals do not
+// depend on each other's draws: not a site whose rows are tied (vi.IWAE, a
+// cost outside the site's plate). RLOO is also a [Baseline] for the
+// estimators that take one.
 //
 // The estimators that re-run the objective ([SiteContext].Rerun) pay for
 // a forward pass of the whole objective each time: the sites that do not

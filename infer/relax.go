@@ -242,8 +242,7 @@ type RELAX struct {
 	// Decay is the decay of the cost's running mean m, in [0, 1); 0
 	// means 0.9.
 	Decay float64
-	// Concrete adds the REBAR control variate η·f(soft_λ(z)), η starting
-	// at 1.
+	// Concrete adds the REBAR control variate η·(f(soft_λ(z)) - m).
 	Concrete bool
 }
 

@@ -79,34 +79,46 @@ func sbnModel(ctx *ppl.Ctx) {
 
 // sbnParams returns the parameters of the SBN of sbnModel.
 func sbnParams(ctx *ppl.Ctx) (x *ad.Tensor, q, p map[string]*ad.Tensor) {
+	return sbnSizedParams(ctx, 2, 2)
+}
+
+// sbnSizedParams returns the parameters of a two-layer sigmoid belief
+// network with 4 visible units, h1 units in the lower latent layer and h2
+// in the upper one, and its mirrored inference network.
+func sbnSizedParams(ctx *ppl.Ctx, h1, h2 int) (x *ad.Tensor, q, p map[string]*ad.Tensor) {
 	tp := ctx.Tape()
 	x = ppl.Expand(ctx, tp.FromData(1, 4, []float64{1, 0, 1, 1}))
 	init := nn.Normal{Std: 0.7}
 	q = map[string]*ad.Tensor{
-		"W1": ppl.Param(ctx, "q/W1", 4, 2, init), "b1": ppl.Param(ctx, "q/b1", 1, 2, init),
-		"W2": ppl.Param(ctx, "q/W2", 2, 2, init), "b2": ppl.Param(ctx, "q/b2", 1, 2, init),
+		"W1": ppl.Param(ctx, "q/W1", 4, h1, init), "b1": ppl.Param(ctx, "q/b1", 1, h1, init),
+		"W2": ppl.Param(ctx, "q/W2", h1, h2, init), "b2": ppl.Param(ctx, "q/b2", 1, h2, init),
 	}
 	p = map[string]*ad.Tensor{
-		"prior": ppl.Param(ctx, "p/prior", 1, 2, init),
-		"W1":    ppl.Param(ctx, "p/W1", 2, 2, init), "b1": ppl.Param(ctx, "p/b1", 1, 2, init),
-		"W2": ppl.Param(ctx, "p/W2", 2, 4, init), "b2": ppl.Param(ctx, "p/b2", 1, 4, init),
+		"prior": ppl.Param(ctx, "p/prior", 1, h2, init),
+		"W1":    ppl.Param(ctx, "p/W1", h2, h1, init), "b1": ppl.Param(ctx, "p/b1", 1, h1, init),
+		"W2": ppl.Param(ctx, "p/W2", h1, 4, init), "b2": ppl.Param(ctx, "p/b2", 1, 4, init),
 	}
 	return x, q, p
 }
 
 // sbnELBO is the SBN of sbnModel as a model and a guide for vi.ELBO.
-var sbnELBO = vi.ELBO{
-	Model: func(ctx *ppl.Ctx) {
-		x, _, p := sbnParams(ctx)
-		h2 := ppl.Sample(ctx, "h2", dist.BernoulliLogits(ppl.Expand(ctx, p["prior"])))
-		h1 := ppl.Sample(ctx, "h1", dist.BernoulliLogits(ad.Add(ad.MatMul(h2, p["W1"]), p["b1"])))
-		ppl.Observe(ctx, "x", dist.BernoulliLogits(ad.Add(ad.MatMul(h1, p["W2"]), p["b2"])), x)
-	},
-	Guide: func(ctx *ppl.Ctx) {
-		x, q, _ := sbnParams(ctx)
-		h1 := ppl.Sample(ctx, "h1", dist.BernoulliLogits(ad.Add(ad.MatMul(x, q["W1"]), q["b1"])))
-		ppl.Sample(ctx, "h2", dist.BernoulliLogits(ad.Add(ad.MatMul(h1, q["W2"]), q["b2"])))
-	},
+var sbnELBO = sbnSizedELBO(2, 2)
+
+// sbnSizedELBO is the ELBO of the network of sbnSizedParams.
+func sbnSizedELBO(h1, h2 int) vi.ELBO {
+	return vi.ELBO{
+		Model: func(ctx *ppl.Ctx) {
+			x, _, p := sbnSizedParams(ctx, h1, h2)
+			z2 := ppl.Sample(ctx, "h2", dist.BernoulliLogits(ppl.Expand(ctx, p["prior"])))
+			z1 := ppl.Sample(ctx, "h1", dist.BernoulliLogits(ad.Add(ad.MatMul(z2, p["W1"]), p["b1"])))
+			ppl.Observe(ctx, "x", dist.BernoulliLogits(ad.Add(ad.MatMul(z1, p["W2"]), p["b2"])), x)
+		},
+		Guide: func(ctx *ppl.Ctx) {
+			x, q, _ := sbnSizedParams(ctx, h1, h2)
+			z1 := ppl.Sample(ctx, "h1", dist.BernoulliLogits(ad.Add(ad.MatMul(x, q["W1"]), q["b1"])))
+			ppl.Sample(ctx, "h2", dist.BernoulliLogits(ad.Add(ad.MatMul(z1, q["W2"]), q["b2"])))
+		},
+	}
 }
 
 var bits2 = [][]float64{{0, 0}, {1, 0}, {0, 1}, {1, 1}}
@@ -528,6 +540,13 @@ func TestUnbiasedIWAE(t *testing.T) {
 // the probability and cost of a configuration are summed over the rows.
 func exactRowsGradient(t *testing.T, obj vi.Objective, store *nn.Store, sup []siteSupport, rows, batch int) []float64 {
 	t.Helper()
+	return exactSiteRowsGradient(t, obj, store, sup, func(string) int { return rows }, batch)
+}
+
+// exactSiteRowsGradient is exactRowsGradient with rowsOf(addr) rows at
+// each site (sites inside plates have a row per member).
+func exactSiteRowsGradient(t *testing.T, obj vi.Objective, store *nn.Store, sup []siteSupport, rowsOf func(addr string) int, batch int) []float64 {
+	t.Helper()
 	tp := ad.NewTape()
 	store.ZeroGrad()
 	var total *ad.Tensor
@@ -536,7 +555,8 @@ func exactRowsGradient(t *testing.T, obj vi.Objective, store *nn.Store, sup []si
 		cfg := map[string]*ad.Tensor{}
 		for i, s := range sup {
 			v := s.values[idx[i]]
-			cfg[s.addr] = tp.FromData(rows, len(v)/rows, v)
+			r := rowsOf(s.addr)
+			cfg[s.addr] = tp.FromData(r, len(v)/r, v)
 		}
 		tr, err := obj.Run(ppl.Config{Tape: tp, Params: store, Batch: batch}, trace.ReplayValues(cfg))
 		require.NoError(t, err)

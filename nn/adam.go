@@ -1,6 +1,44 @@
 package nn
 
-import "math"
+import (
+	"math"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/backpropq/backpropq/internal/par"
+)
+
+// adamParallelMin is the number of values of a parameter from which its
+// update is cut into ranges of rows run on several cores; each element's
+// update depends on that element alone, so the cut changes no bits.
+const adamParallelMin = 1 << 15
+
+// adamTask is the Adam update of one parameter.
+type adamTask struct {
+	p    *Param
+	m, v *mat.Dense
+	c    adamCoef
+}
+
+// run updates the parameter, on several cores when it is large.
+func (t *adamTask) run() {
+	rows, cols := t.p.Value.Dims()
+	parts := 1
+	if rows*cols >= adamParallelMin {
+		parts = min(par.Workers(), rows)
+	}
+	par.Do(t, parts)
+	*t = adamTask{}
+}
+
+// Part updates part p of parts of the rows.
+func (t *adamTask) Part(p, parts, _ int) {
+	rows, _ := t.p.Value.Dims()
+	lo, hi := par.Range(p, parts, rows, 1)
+	for i := lo; i < hi; i++ {
+		adamUpdate(rowOf(t.p.Value, i), rowOf(t.p.Grad, i), rowOf(t.m, i), rowOf(t.v, i), &t.c)
+	}
+}
 
 // adamCoef holds the coefficients of one Adam update, laid out for the
 // assembly kernel: b1, 1-b1, b2, 1-b2, the bias-corrected learning rate

@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"gonum.org/v1/gonum/mat"
 )
 
 // TestAdamUpdateMatchesScalar checks that the vector kernel gives the same
@@ -60,6 +62,42 @@ func TestAllFinite(t *testing.T) {
 				if allFinite(y) {
 					t.Fatalf("n=%d: %v at %d not caught", n, bad, i)
 				}
+			}
+		}
+	}
+}
+
+// TestAdamLargeParamMatchesRows checks that a parameter large enough to be
+// updated on several cores gets, over three steps, the same bits as the
+// row-by-row update.
+func TestAdamLargeParamMatchesRows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	const rows, cols = 301, 200 // above adamParallelMin, ragged row count
+	randDense := func() *mat.Dense {
+		d := make([]float64, rows*cols)
+		for i := range d {
+			d[i] = rng.NormFloat64()
+		}
+		return mat.NewDense(rows, cols, d)
+	}
+	p := NewParam("w", randDense())
+	want := mat.DenseCopyOf(p.Value)
+	m, v := mat.NewDense(rows, cols, nil), mat.NewDense(rows, cols, nil)
+	opt := NewAdam(1e-2)
+	for step := 1; step <= 3; step++ {
+		p.Grad.Copy(randDense())
+		if err := opt.Step([]*Param{p}); err != nil {
+			t.Fatal(err)
+		}
+		b1, b2 := opt.Beta1, opt.Beta2 // variables: 1 - b1 rounds as in Step
+		c := adamCoef{b1: b1, c1: 1 - b1, b2: b2, c2: 1 - b2, lr: opt.LR / (1 - math.Pow(b1, float64(step))),
+			scale: 1 / math.Sqrt(1-math.Pow(b2, float64(step))), eps: opt.Eps}
+		for i := range rows {
+			adamScalar(want.RawRowView(i), p.Grad.RawRowView(i), m.RawRowView(i), v.RawRowView(i), &c)
+		}
+		for i, x := range p.Value.RawMatrix().Data {
+			if math.Float64bits(x) != math.Float64bits(want.RawMatrix().Data[i]) {
+				t.Fatalf("step %d, element %d: %v, row by row %v", step, i, x, want.RawMatrix().Data[i])
 			}
 		}
 	}

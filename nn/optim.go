@@ -218,6 +218,7 @@ type Adam struct {
 	LR, Beta1, Beta2, Eps float64
 
 	state map[string]*ParamState
+	task  adamTask // the update in progress, kept here so a step allocates nothing
 }
 
 // NewAdam returns Adam with learning rate lr, Beta1 0.9, Beta2 0.999 and
@@ -279,10 +280,9 @@ func (o *Adam) Step(params []*Param) error {
 		// square root per element.
 		lr := o.LR / (1 - math.Pow(b1, t))
 		scale := 1 / math.Sqrt(1-math.Pow(b2, t))
-		c := adamCoef{b1: b1, c1: 1 - b1, b2: b2, c2: 1 - b2, lr: lr, scale: scale, eps: eps}
-		for i := range p.Value.RawMatrix().Rows {
-			adamUpdate(rowOf(p.Value, i), rowOf(p.Grad, i), rowOf(st.Buffers[0], i), rowOf(st.Buffers[1], i), &c)
-		}
+		o.task = adamTask{p: p, m: st.Buffers[0], v: st.Buffers[1],
+			c: adamCoef{b1: b1, c1: 1 - b1, b2: b2, c2: 1 - b2, lr: lr, scale: scale, eps: eps}}
+		o.task.run()
 	}
 	return nil
 }

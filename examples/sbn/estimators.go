@@ -41,6 +41,7 @@ var estimators = []estimatorSpec{
 		n.Features = func(sc *infer.SiteContext) (*ad.Tensor, error) { return m.features(sc.Signal.Tape()) }
 		return infer.ScoreFunction{Baseline: n}, nil
 	}, false},
+	{"rloo", "REINFORCE leave-one-out: two samples per image, each one's baseline the other's signal (twice the cost of one sample)", fixed(infer.RLOO{K: 2}), false},
 	{"muprop", "MuProp: first-order Taylor control variate at the mean-field point", fixed(infer.MuProp{}), false},
 	{"gumbel", "Gumbel-softmax (Concrete) relaxation, temperature 0.5 (biased)", func(*sbn, options) (infer.Estimator, error) {
 		return infer.GumbelSoftmax{Temperature: 0.5}, nil
@@ -77,6 +78,15 @@ func backpropQ(mode infer.QMode) func(*sbn, options) (infer.Estimator, error) {
 		b.Baseline = infer.NewMovingAverage(0.9)
 		return b, nil
 	}
+}
+
+// samplesOf returns the number of samples per image that est draws: K for
+// RLOO, 1 for every other estimator.
+func samplesOf(est infer.Estimator) int {
+	if r, ok := est.(infer.RLOO); ok {
+		return r.K
+	}
+	return 1
 }
 
 // fixed returns the maker of a stateless estimator.

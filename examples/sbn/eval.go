@@ -107,7 +107,10 @@ type variance struct {
 	// which a rescaling of the estimate (NVIL's variance normalization)
 	// leaves unchanged.
 	logRelVar float64
-	perDraw   time.Duration
+	// layers holds logMeanVar for the parameters of each stochastic
+	// layer's inference network alone, h1 (nearest the data) first.
+	layers  []float64
+	perDraw time.Duration
 }
 
 // varianceMode measures, at the parameters of a checkpoint, the variance
@@ -131,11 +134,21 @@ func varianceMode(ctx context.Context, o options, out io.Writer) error {
 
 func printVariances(out io.Writer, o options, rows []variance) {
 	fmt.Fprintf(out, "gradient variance of the inference network at %s, batch of %d images, M=%d draws, %d warm-up steps\n", o.resume, o.batch, o.draws, o.warmup)
-	fmt.Fprintf(out, "%-12s %14s %14s %14s %12s %10s\n", "estimator", "log mean var", "mean log var", "log rel var", "|mean grad|", "ms/draw")
-	for _, r := range rows {
-		fmt.Fprintf(out, "%-12s %14.3f %14.3f %14.3f %12.4g %10.1f\n", r.estimator, r.logMeanVar, r.meanLogVar, r.logRelVar, r.meanNorm, float64(r.perDraw.Microseconds())/1000)
+	fmt.Fprintf(out, "%-12s %14s %14s %14s %12s %10s", "estimator", "log mean var", "mean log var", "log rel var", "|mean grad|", "ms/draw")
+	if len(rows) > 0 {
+		for i := range rows[0].layers {
+			fmt.Fprintf(out, " %10s", fmt.Sprintf("log var h%d", i+1))
+		}
 	}
-	fmt.Fprintln(out, "log mean var: ln of the variance averaged over the parameters' elements; mean log var: ln variance averaged over elements with nonzero variance;")
+	fmt.Fprintln(out)
+	for _, r := range rows {
+		fmt.Fprintf(out, "%-12s %14.3f %14.3f %14.3f %12.4g %10.1f", r.estimator, r.logMeanVar, r.meanLogVar, r.logRelVar, r.meanNorm, float64(r.perDraw.Microseconds())/1000)
+		for _, v := range r.layers {
+			fmt.Fprintf(out, " %10.3f", v)
+		}
+		fmt.Fprintln(out)
+	}
+	fmt.Fprintln(out, "log mean var: ln of the variance averaged over the parameters' elements (log var hN: of layer N's inference network only); mean log var: ln variance averaged over elements with nonzero variance;")
 	fmt.Fprintln(out, "log rel var: ln(mean variance / mean squared mean gradient), unchanged by a rescaled estimate (NVIL normalizes its signal).")
 }
 
@@ -192,20 +205,22 @@ func measureVariances(ctx context.Context, o options, data *mnist.Data) ([]varia
 		s.x = mat.NewDense(o.batch, mnist.Pixels, nil)
 		s.fillBatch(-1)
 		var guide []*nn.Param
+		// layer holds the stochastic layer of each element of the
+		// inference network's parameters, in the order of sum.
+		var layer []int
 		for _, p := range s.svi.Params.Params() {
-			if strings.HasPrefix(p.Name, "q/") {
+			if l := guideLayer(p.Name); l > 0 {
 				guide = append(guide, p)
+				for range p.Value.RawMatrix().Data {
+					layer = append(layer, l)
+				}
 			}
 		}
-		size := 0
-		for _, p := range guide {
-			r, c := p.Value.Dims()
-			size += r * c
-		}
+		size := len(layer)
 		sum := make([]float64, size)
 		sum2 := make([]float64, size)
 		tp := ad.NewTape()
-		obj := s.net.elbo(s.x)
+		obj := s.net.trainELBO(s.x, samplesOf(est))
 		start := time.Now()
 		for d := 0; d < o.draws; d++ {
 			tp.Reset()
@@ -234,15 +249,22 @@ func measureVariances(ctx context.Context, o options, data *mnist.Data) ([]varia
 		m := float64(o.draws)
 		var meanVar, logSum, norm2 float64
 		nonzero := 0
+		layerVar := make([]float64, s.net.arch.layers)
+		layerSize := make([]float64, s.net.arch.layers)
 		for i := range sum {
 			mean := sum[i] / m
 			v := max(sum2[i]/m-mean*mean, 0) * m / max(m-1, 1)
 			meanVar += v
+			layerVar[layer[i]-1] += v
+			layerSize[layer[i]-1]++
 			norm2 += mean * mean
 			if v > 0 {
 				logSum += math.Log(v)
 				nonzero++
 			}
+		}
+		for i := range layerVar {
+			layerVar[i] = math.Log(layerVar[i] / layerSize[i])
 		}
 		rows = append(rows, variance{
 			estimator:  spec.name,
@@ -250,6 +272,7 @@ func measureVariances(ctx context.Context, o options, data *mnist.Data) ([]varia
 			meanLogVar: logSum / float64(max(nonzero, 1)),
 			meanNorm:   math.Sqrt(norm2),
 			logRelVar:  math.Log(meanVar / norm2),
+			layers:     layerVar,
 			perDraw:    per,
 		})
 	}

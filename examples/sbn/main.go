@@ -2,10 +2,11 @@
 // with the discrete-latent gradient estimators of package infer, and
 // evaluates, compares and plots them.
 //
-// The models are those of NVIL, MuProp, REBAR and RELAX (-model linear,
-// linear2, nonlinear), written as ordinary ppl models with mirrored
-// inference networks and trained on the ELBO (vi.ELBO) by infer.SVI with
-// Adam. Every estimator is chosen by -estimator (see -h).
+// The models are those of NVIL, MuProp, REBAR and RELAX and deeper linear
+// ones (-model linear, linear2, linear3, linear4, nonlinear), written as
+// ordinary ppl models with mirrored inference networks and trained on the
+// ELBO (vi.ELBO) by infer.SVI with Adam. Every estimator is chosen by
+// -estimator (see -h).
 //
 // Modes:
 //
@@ -66,7 +67,7 @@ type options struct {
 func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	var o options
 	fs.StringVar(&o.mode, "mode", "train", "train, eval, variance or plot")
-	fs.StringVar(&o.model, "model", "linear", "model: linear (784-200), linear2 (784-200-200) or nonlinear (two 200-unit tanh layers each way)")
+	fs.StringVar(&o.model, "model", "linear", modelHelp())
 	fs.StringVar(&o.estimator, "estimator", defaultEstimator, estimatorHelp())
 	fs.IntVar(&o.steps, "steps", 0, "stop after this many steps in all (a resumed run counts the saved ones); 0: no limit")
 	fs.DurationVar(&o.duration, "duration", 3*time.Minute, "stop after this much training time in this session (evaluations excluded); 0: no limit")

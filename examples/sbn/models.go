@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
+	"strings"
 	"sync"
 
 	"gonum.org/v1/gonum/mat"
@@ -14,6 +16,7 @@ import (
 	"github.com/backpropq/backpropq/ppl"
 	"github.com/backpropq/backpropq/ppl/dist"
 	"github.com/backpropq/backpropq/q"
+	"github.com/backpropq/backpropq/trace"
 	"github.com/backpropq/backpropq/vi"
 )
 
@@ -21,21 +24,35 @@ import (
 const latent = 200
 
 // arch describes one of the sigmoid belief networks of NVIL, MuProp, REBAR
-// and RELAX.
+// and RELAX (the linear ones also ARM's and DisARM's), or a deeper linear
+// one.
 type arch struct {
 	name string
 	help string
-	// layers is the number of stochastic layers (1 or 2).
+	// layers is the number of stochastic layers.
 	layers int
 	// hidden is the number of deterministic tanh layers between two
-	// stochastic layers (0 for linear networks).
+	// stochastic layers, and between h1 and the image (0 for linear
+	// networks).
 	hidden int
 }
 
 var archs = []arch{
 	{"linear", "784-200: one layer of 200 Bernoulli latents, linear maps", 1, 0},
 	{"linear2", "784-200-200: two layers of 200 Bernoulli latents, linear maps", 2, 0},
+	{"linear3", "784-200-200-200: three layers of 200 Bernoulli latents, linear maps", 3, 0},
+	{"linear4", "784-200-200-200-200: four layers of 200 Bernoulli latents, linear maps", 4, 0},
 	{"nonlinear", "784-(200-200)-200: 200 latents behind two 200-unit tanh layers each way", 1, 2},
+}
+
+// modelHelp is the -model flag's usage.
+func modelHelp() string {
+	var b strings.Builder
+	b.WriteString("model (each with a mirrored inference network):")
+	for _, a := range archs {
+		fmt.Fprintf(&b, "\n  %-10s %s", a.name, a.help)
+	}
+	return b.String()
 }
 
 func findArch(name string) (arch, error) {
@@ -65,11 +82,12 @@ type sbn struct {
 	// data maps each tape to the batch its current run reads, for the
 	// NVIL baseline's input (see features).
 	data sync.Map
-	// criticInputs hands each latent layer's Backprop-Q critics the
-	// layer's input in the guide (the image for h1, the layer below for
-	// the others) through q.Input, so that a critic can tell images
-	// apart: the expected cost of a code depends on the image it must
-	// explain.
+	// criticInputs hands each latent layer's Backprop-Q critics the image
+	// through q.Input, so that a critic can tell images apart: the
+	// expected cost of a code depends on the image it must explain. (The
+	// layer below would be no input for a deep layer: a critic's inputs
+	// must depend only on the sites of its scope, and the scope of h_i
+	// for the cost of h_{i+1} holds h_i alone.)
 	criticInputs bool
 }
 
@@ -128,9 +146,10 @@ func (m *sbn) guide(x *mat.Dense) ppl.Model {
 		m.data.Store(ctx.Tape(), in)
 		// Centering the input as NVIL does speeds up early training.
 		in = ad.Sub(in, ctx.Tape().Full(1, mnist.Pixels, 0.5))
+		image := in
 		for i := 1; i <= m.arch.layers; i++ {
 			if m.criticInputs {
-				q.Input(ctx, latentAddr(i), in)
+				q.Input(ctx, latentAddr(i), image)
 			}
 			in = ppl.Sample(ctx, latentAddr(i), dist.BernoulliLogits(m.net(ctx, fmt.Sprintf("q/%d", i), in, latent, nn.Zeros{})))
 		}
@@ -140,6 +159,47 @@ func (m *sbn) guide(x *mat.Dense) ppl.Model {
 // elbo returns the ELBO objective of the images x.
 func (m *sbn) elbo(x *mat.Dense) vi.ELBO {
 	return vi.ELBO{Model: m.model(x), Guide: m.guide(x)}
+}
+
+// trainELBO returns the ELBO of the images x estimated with k samples per
+// image: k rows per image, batch-major (the layout ppl.Tile gives and
+// infer.RLOO groups by), each cost scaled by 1/k so that the loss and its
+// gradient are those of the batch's ELBO, whatever k.
+func (m *sbn) trainELBO(x *mat.Dense, k int) vi.Objective {
+	e := m.elbo(x)
+	if k <= 1 {
+		return e
+	}
+	e.Scale = 1 / float64(k)
+	return samples{ELBO: e, k: k}
+}
+
+// samples runs an ELBO with k rows for each of the run's data points.
+type samples struct {
+	vi.ELBO
+	k int
+}
+
+// Run runs the ELBO with k times env's batch.
+func (s samples) Run(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, error) {
+	env.Batch *= s.k
+	return s.ELBO.Run(env, handlers...)
+}
+
+// guideLayer returns the stochastic layer (1 is nearest the data) whose
+// inference network holds the parameter name, or 0 for a parameter of no
+// inference network.
+func guideLayer(name string) int {
+	rest, ok := strings.CutPrefix(name, "q/")
+	if !ok {
+		return 0
+	}
+	layer, _, _ := strings.Cut(rest, "/")
+	i, err := strconv.Atoi(layer)
+	if err != nil || i < 1 {
+		return 0
+	}
+	return i
 }
 
 // iwae returns the importance-weighted objective of the images x with k

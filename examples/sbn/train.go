@@ -114,7 +114,7 @@ func newSession(o options, data *mnist.Data) (*session, error) {
 	}
 	s.svi = &infer.SVI{
 		Chunk: func(from, to int) vi.Objective {
-			return s.net.elbo(s.x.Slice(from, to, 0, mnist.Pixels).(*mat.Dense))
+			return s.net.trainELBO(s.x.Slice(from, to, 0, mnist.Pixels).(*mat.Dense), samplesOf(est))
 		},
 		Estimators: infer.Estimators{Default: est},
 		Optimizer:  nn.NewAdam(m.LR),
@@ -257,7 +257,7 @@ func trainOn(ctx context.Context, o options, data *mnist.Data, out io.Writer) (*
 			prog.Finish()
 			return nil, err
 		}
-		elbo := sm.ELBO / float64(sm.Rows)
+		elbo := sm.ELBO / float64(m.Batch)
 		m.AvgSum = 0.99*m.AvgSum + 0.01*elbo
 		m.AvgWeight = 0.99*m.AvgWeight + 0.01
 		step := t + 1

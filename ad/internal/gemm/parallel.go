@@ -1,7 +1,7 @@
 package gemm
 
 import (
-	"github.com/backpropq/backpropq/ad/internal/par"
+	"github.com/backpropq/backpropq/internal/par"
 )
 
 // parallelMin is the number of multiply-adds from which a product is

@@ -1,7 +1,8 @@
 // Package par runs work cut into parts on the calling goroutine and on a
 // fixed set of helper goroutines, one per core beyond the first, without
-// allocating: the parallel loops of package ad (matrix products, costly
-// elementwise functions) share these helpers.
+// allocating: the parallel loops of packages ad (matrix products, costly
+// elementwise functions) and nn (the optimizers' updates) share these
+// helpers.
 //
 // A helper joins a run only if it is idle at that moment; otherwise the
 // caller does the parts itself. Which goroutine runs a part must not change
