@@ -271,8 +271,10 @@ func (ELBO) Bound() bool { return true }
 // Bounds returns the bound of each row of tr, a trace returned by
 // [ELBO.Run]: minus the sum of the row's scaled and masked costs
 // ([RowCost]), [B x 1], with gradient paths. With site Scale 1 and no
-// masks, row b is a one-sample estimate of the ELBO of data point b, and
-// the sum of Bounds is -[Loss].
+// masks, row b is a one-sample estimate of the ELBO of data point b in a
+// model whose rows are data points, and of the whole data set's ELBO in a
+// model whose data are in a plate (each row a particle, whose mean over
+// rows estimates the ELBO); the sum of Bounds is -[Loss].
 func (ELBO) Bounds(tr *trace.Trace) (*ad.Tensor, error) {
 	c := RowCost(tr)
 	if c == nil {
