@@ -194,11 +194,14 @@ func Under(scope string) func(s *ppl.Site) bool {
 
 // Scale returns a handler that multiplies the Scale of every sample,
 // observe and cost site by factor, so that objectives built from
-// [ppl.Site.ScaledLogProb] and [ppl.Site.ScaledCost] weigh them by it
-// (N/B for a minibatch of B out of N data points). Values, raw log-probs
-// and costs are unchanged. Nested Scale handlers multiply. The run fails
-// with a [ppl.SiteError] at the first such site if factor is not finite
-// and positive.
+// [ppl.Site.ScaledLogProb] and [ppl.Site.ScaledCost] weigh them by it.
+// Every site is weighed, global latents included: N/B suits a minibatch of
+// B out of N data points only in a model whose every latent is local; for
+// a model with global latents, a subsampled plate ([ppl.Plate] with
+// [ppl.Subsample]) weighs the sites inside it and only those. Values, raw
+// log-probs and costs are unchanged. Nested Scale handlers multiply. The
+// run fails with a [ppl.SiteError] at the first such site if factor is
+// not finite and positive.
 func Scale(factor float64) ppl.Handler {
 	return ppl.HandlerFunc(func(s *ppl.Site, next func(*ppl.Site)) {
 		if scored(s) {

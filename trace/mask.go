@@ -22,9 +22,12 @@ import (
 // mask the members of one plate and leave the sites outside it alone (say,
 // missing data points next to global latents), use [MaskPlate].
 //
-// The run fails with a [ppl.SiteError] at the first such site that has
-// none of those levels' rows, naming the site and its plates, and when
-// mask is on another tape than the run's.
+// A mask of another tape than the run's, without a gradient path, is
+// copied onto the run's tape as a constant, so that one mask serves every
+// run (an objective's ModelHandlers, say). The run fails with a
+// [ppl.SiteError] at the first such site that has none of those levels'
+// rows, naming the site and its plates, and when mask has a gradient path
+// on another tape than the run's.
 func Mask(mask *ad.Tensor) ppl.Handler {
 	return ppl.HandlerFunc(func(s *ppl.Site, next func(*ppl.Site)) {
 		if !scored(s) {
@@ -35,7 +38,7 @@ func Mask(mask *ad.Tensor) ppl.Handler {
 		p := rows / max(st.Rows(), 1)
 		for k := len(st); k >= 0 && mask.Cols() == 1 && p*st.Rows() == rows; k-- {
 			if p*st[:k].Rows() == mask.Rows() {
-				applyMask(s, ppl.Move(mask, st[:k], st), next)
+				applyMask(s, mask, func(m *ad.Tensor) *ad.Tensor { return ppl.Move(m, st[:k], st) }, next)
 				return
 			}
 		}
@@ -55,9 +58,10 @@ func Mask(mask *ad.Tensor) ppl.Handler {
 // in it. Sites outside the plate, global latents among them, are left
 // alone. With a subsampled plate, the mask's rows are the subsample's.
 //
-// The run fails with a [ppl.SiteError] naming the site and its plates
-// when a site inside the plate has another number of rows than mask at
-// the plate's level, and when mask is on another tape than the run's. The
+// A mask of another tape is copied as [Mask] says. The run fails with a
+// [ppl.SiteError] naming the site and its plates when a site inside the
+// plate has another number of rows than mask at the plate's level, and
+// when mask has a gradient path on another tape than the run's. The
 // handler is [Addressed] by the plate's address, so an objective reports
 // a plate that its model never enters.
 func MaskPlate(plate string, mask *ad.Tensor) ppl.Handler {
@@ -74,7 +78,7 @@ func MaskPlate(plate string, mask *ad.Tensor) ppl.Handler {
 				"trace: MaskPlate: mask is [%dx%d], but a value inside plate %q of this site (%d rows inside plates %v) has %d rows",
 				mask.Rows(), mask.Cols(), plate, rows, st, p*st[:i+1].Rows())})
 		}
-		applyMask(s, ppl.Move(mask, st[:i+1], st), next)
+		applyMask(s, mask, func(m *ad.Tensor) *ad.Tensor { return ppl.Move(m, st[:i+1], st) }, next)
 	}}
 }
 
@@ -110,16 +114,23 @@ func siteRows(s *ppl.Site) int {
 	return 0
 }
 
-// applyMask multiplies s's mask by m, a mask with s's rows, and passes s
-// on, checking that m is on the run's tape.
-func applyMask(s *ppl.Site, m *ad.Tensor, next func(*ppl.Site)) {
-	if s.Mask == nil {
+// applyMask passes s on, then multiplies s's mask by move(m), move giving
+// m the site's rows. A mask of another tape than the run's is copied onto
+// it as a constant, unless it has a gradient path there.
+func applyMask(s *ppl.Site, m *ad.Tensor, move func(*ad.Tensor) *ad.Tensor, next func(*ppl.Site)) {
+	next(s)
+	if s.Value == nil {
+		return
+	}
+	if tp := s.Value.Tape(); m.Tape() != tp {
+		if m.RequiresGrad() {
+			panic(&ppl.SiteError{Addr: s.Addr, Err: fmt.Errorf("trace: Mask: mask is a tensor with a gradient path on another tape than the run's")})
+		}
+		m = tp.Const(m.Value())
+	}
+	if m = move(m); s.Mask == nil {
 		s.Mask = m
 	} else {
 		s.Mask = ad.Mul(s.Mask, m)
-	}
-	next(s)
-	if s.Value != nil && s.Value.Tape() != m.Tape() {
-		panic(&ppl.SiteError{Addr: s.Addr, Err: fmt.Errorf("trace: Mask: mask is a tensor of another tape than the run's")})
 	}
 }

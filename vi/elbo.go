@@ -48,7 +48,7 @@ func KLAddr(addr string) string { return "kl(" + addr + ")" }
 // put the data in a subsampled plate (ppl.Plate with ppl.Subsample): the
 // sites inside it, and only those, are weighed by N/n, so global latents
 // keep their full KL. The Scale field multiplies the Scale of every cost,
-// and is therefore refused when a latent is outside every plate.
+// and is therefore refused above 1 when a latent is outside every plate.
 //
 // With AnalyticKL, a latent whose guide and prior have a closed-form KL
 // divergence in [dist.KL] (a pair of one family: Normal, LogNormal,
@@ -80,12 +80,13 @@ type ELBO struct {
 	// sampled log ratio.
 	AnalyticKL bool
 	// Scale, when not 0, multiplies the Scale of every cost of the
-	// objective. It is meant for models whose latents are all local, each
-	// inside a plate: Run fails, naming the latent, when Scale is not 0 or
-	// 1 and the guide samples a latent outside every plate, whose KL it
-	// would weigh too. For minibatches, a subsampled ppl.Plate is the
-	// right tool: it weighs the sites inside it, and only those. 0 means
-	// 1.
+	// objective. Below 1 (1/K to average over K particles per data point,
+	// say) it weighs every cost alike. Above 1 (N/B for a minibatch) it
+	// suits only models whose latents are all local, each inside a plate:
+	// Run fails, naming the latent, when Scale is above 1 and the guide
+	// samples a latent outside every plate, whose KL it would weigh too.
+	// For minibatches, a subsampled ppl.Plate is the right tool: it weighs
+	// the sites inside it, and only those. 0 means 1.
 	Scale float64
 	// ModelHandlers apply to every run of the model only, before the
 	// objective's own: trace.Condition feeds it data by address,
@@ -161,9 +162,11 @@ func (e ELBO) Run(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, error)
 
 // scaleCosts multiplies the Scale of the cost sites among sites by factor,
 // unless factor is 0 or 1. It fails when factor is not finite and
-// positive, and when guide samples a latent outside every plate: factor
-// would multiply that global latent's KL too, the minibatch mistake that
-// widens its posterior by about sqrt(factor).
+// positive, and when factor is above 1 (a minibatch's N/B) while guide
+// samples a latent outside every plate: factor would multiply that global
+// latent's KL too, the minibatch mistake that widens its posterior by
+// about sqrt(factor). A factor below 1 (1/K, averaging K particles) weighs
+// every cost alike and is allowed.
 func scaleCosts(sites []*ppl.Site, factor float64, guide *trace.Trace) error {
 	if factor == 0 || factor == 1 {
 		return nil
@@ -172,7 +175,7 @@ func scaleCosts(sites []*ppl.Site, factor float64, guide *trace.Trace) error {
 		return fmt.Errorf("field Scale must be finite and > 0, got %v", factor)
 	}
 	for _, s := range guide.Sites() {
-		if s.Stochastic() && len(s.Plates) == 0 {
+		if factor > 1 && s.Stochastic() && len(s.Plates) == 0 {
 			return &ppl.SiteError{Addr: s.Addr, Err: fmt.Errorf(
 				"field Scale %v would weigh the cost of this latent, which is outside every plate, and give it a posterior too wide; "+
 					"for minibatches leave Scale 0 and put the data and the local latents in a subsampled plate (ppl.Plate with ppl.Subsample), "+

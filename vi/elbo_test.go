@@ -372,8 +372,9 @@ func localGuide(ctx *ppl.Ctx) {
 }
 
 // The Scale field multiplies every cost's Scale, hence the loss, when
-// every latent is inside a plate; with a latent outside every plate, whose
-// KL it would weigh too, it is an error naming the latent.
+// every latent is inside a plate, and when it is below 1; above 1 with a
+// latent outside every plate, whose KL it would weigh too, it is an error
+// naming the latent.
 func TestObjectiveScale(t *testing.T) {
 	objs := func(scale float64) []vi.Objective {
 		return []vi.Objective{
@@ -406,6 +407,12 @@ func TestObjectiveScale(t *testing.T) {
 		assert.Contains(t, []string{"mu", "z1"}, se.Addr)
 		assert.ErrorContains(t, err, "outside every plate")
 		assert.ErrorContains(t, err, "ppl.Subsample")
+	}
+	// Averaging over particles weighs every cost alike.
+	tr, err := vi.ELBO{Model: sbn, Guide: forwardGuide, Scale: 0.5}.Run(ppl.Config{Rand: rand.New(rand.NewPCG(1, 2)), Batch: 4})
+	require.NoError(t, err)
+	for _, c := range tr.Graph().Costs() {
+		assert.Equal(t, 0.5, tr.Site(c).Scale, c)
 	}
 }
 

@@ -55,7 +55,8 @@ type IWAE struct {
 	// K is the number of particles per data point, >= 1.
 	K int
 	// Scale, when not 0, is the Scale of the objective's cost, and is
-	// refused, as in [ELBO], when a latent is outside every plate. It does
+	// refused above 1, as in [ELBO], when a latent is outside every plate.
+	// It does
 	// not change the log weights, the bounds or the VIMCO signal. 0 means
 	// 1.
 	Scale float64
