@@ -91,15 +91,18 @@ func TestTextbookBetaBernoulli(t *testing.T) {
 		ppl.Sample(ctx, "theta", dist.Beta{Alpha: ppl.Expand(ctx, a), Beta: ppl.Expand(ctx, b)})
 	}
 	pos := map[string]dist.Constraint{"a": dist.Positive, "b": dist.Positive}
-	got := fit(t, vi.ELBO{Model: model, Guide: guide}, 3000, 8, 0.05, pos, "a", "b")
-	a, b := got["a"][0], got["b"][0]
-	mean, sd := betaMoments(a, b)
-	wantMean, wantSD := betaMoments(31, 13)
-	t.Logf("guide Beta(%.2f, %.2f): mean %.4f sd %.4f; exact Beta(31, 13): mean %.4f sd %.4f", a, b, mean, sd, wantMean, wantSD)
-	// The optimum is the posterior itself: its mean within a tenth of a
-	// posterior sd, its sd within 5%.
-	assert.InDelta(t, wantMean, mean, wantSD/10)
-	assert.InEpsilon(t, wantSD, sd, 0.05)
+	// The sampled log ratio and the closed-form KL reach the same optimum.
+	for _, analytic := range []bool{false, true} {
+		got := fit(t, vi.ELBO{Model: model, Guide: guide, AnalyticKL: analytic}, 3000, 8, 0.05, pos, "a", "b")
+		a, b := got["a"][0], got["b"][0]
+		mean, sd := betaMoments(a, b)
+		wantMean, wantSD := betaMoments(31, 13)
+		t.Logf("analytic KL %v: guide Beta(%.2f, %.2f): mean %.4f sd %.4f; exact Beta(31, 13): mean %.4f sd %.4f", analytic, a, b, mean, sd, wantMean, wantSD)
+		// The optimum is the posterior itself: its mean within a tenth of a
+		// posterior sd, its sd within 5%.
+		assert.InDelta(t, wantMean, mean, wantSD/10)
+		assert.InEpsilon(t, wantSD, sd, 0.05)
+	}
 }
 
 func betaMoments(a, b float64) (mean, sd float64) {
@@ -129,14 +132,17 @@ func TestTextbookGammaPoissonGroups(t *testing.T) {
 		ppl.Sample(groups, "rate", dist.Gamma{Concentration: ppl.Data(groups, a), Rate: ppl.Data(groups, b)})
 	}
 	pos := map[string]dist.Constraint{"a": dist.Positive, "b": dist.Positive}
-	got := fit(t, vi.ELBO{Model: model, Guide: guide}, 3000, 8, 0.05, pos, "a", "b")
-	for g, ys := range counts {
-		a, b := got["a"][g], got["b"][g]
-		wa, wb := 2+floats.Sum(ys), 1+float64(M)
-		t.Logf("group %d: guide Gamma(%.2f, %.2f), exact Gamma(%.0f, %.0f)", g, a, b, wa, wb)
-		wantSD := math.Sqrt(wa) / wb
-		assert.InDelta(t, wa/wb, a/b, wantSD/10, "group %d mean", g)
-		assert.InEpsilon(t, wantSD, math.Sqrt(a)/b, 0.05, "group %d sd", g)
+	// The sampled log ratio and the closed-form KL reach the same optimum.
+	for _, analytic := range []bool{false, true} {
+		got := fit(t, vi.ELBO{Model: model, Guide: guide, AnalyticKL: analytic}, 3000, 8, 0.05, pos, "a", "b")
+		for g, ys := range counts {
+			a, b := got["a"][g], got["b"][g]
+			wa, wb := 2+floats.Sum(ys), 1+float64(M)
+			t.Logf("analytic KL %v, group %d: guide Gamma(%.2f, %.2f), exact Gamma(%.0f, %.0f)", analytic, g, a, b, wa, wb)
+			wantSD := math.Sqrt(wa) / wb
+			assert.InDelta(t, wa/wb, a/b, wantSD/10, "group %d mean", g)
+			assert.InEpsilon(t, wantSD, math.Sqrt(a)/b, 0.05, "group %d sd", g)
+		}
 	}
 }
 
@@ -181,14 +187,17 @@ func TestTextbookHierarchicalNormal(t *testing.T) {
 	require.NoError(t, mean.SolveVec(prec, h))
 
 	pos := map[string]dist.Constraint{"mu/scale": dist.Positive, "theta/scale": dist.Positive}
-	got := fit(t, vi.ELBO{Model: model, Guide: guide}, 3000, 8, 0.05, pos, "mu/loc", "mu/scale", "theta/loc", "theta/scale")
-	locs := append(got["mu/loc"], got["theta/loc"]...)
-	scales := append(got["mu/scale"], got["theta/scale"]...)
-	for i := range G + 1 {
-		wantSD := 1 / math.Sqrt(prec.At(i, i))
-		t.Logf("latent %d: guide %.4f ± %.4f, optimum %.4f ± %.4f", i, locs[i], scales[i], mean.AtVec(i), wantSD)
-		assert.InDelta(t, mean.AtVec(i), locs[i], wantSD/10, "latent %d mean", i)
-		assert.InEpsilon(t, wantSD, scales[i], 0.05, "latent %d sd", i)
+	// The sampled log ratio and the closed-form KL reach the same optimum.
+	for _, analytic := range []bool{false, true} {
+		got := fit(t, vi.ELBO{Model: model, Guide: guide, AnalyticKL: analytic}, 3000, 8, 0.05, pos, "mu/loc", "mu/scale", "theta/loc", "theta/scale")
+		locs := append(got["mu/loc"], got["theta/loc"]...)
+		scales := append(got["mu/scale"], got["theta/scale"]...)
+		for i := range G + 1 {
+			wantSD := 1 / math.Sqrt(prec.At(i, i))
+			t.Logf("analytic KL %v, latent %d: guide %.4f ± %.4f, optimum %.4f ± %.4f", analytic, i, locs[i], scales[i], mean.AtVec(i), wantSD)
+			assert.InDelta(t, mean.AtVec(i), locs[i], wantSD/10, "latent %d mean", i)
+			assert.InEpsilon(t, wantSD, scales[i], 0.05, "latent %d sd", i)
+		}
 	}
 }
 
