@@ -108,7 +108,7 @@ func Data(ctx *Ctx, data *ad.Tensor) *ad.Tensor {
 		panic(&SiteError{Addr: ctx.run.current, After: true, Err: fmt.Errorf(
 			"Data: the data have %d rows, plates %v have %d members", data.Rows(), ctx.plates, full)})
 	}
-	rows := members(ctx.plates)
+	rows := ctx.plates.Members()
 	var block *ad.Tensor
 	if data.RequiresGrad() {
 		sel := make([]float64, len(rows)*full)
@@ -134,12 +134,13 @@ func Data(ctx *Ctx, data *ad.Tensor) *ad.Tensor {
 	return ad.Reshape(repeatRows(ad.Reshape(block, 1, r*c), p), p*r, c)
 }
 
-// members returns, for each row of one particle at the level of plates,
-// the index of its member in the full mixed-radix numbering of the plates'
-// sizes.
-func members(plates Stack) []int {
+// Members returns, for each row of one particle at the level of the
+// plates st, the index of its member in the full numbering of the plates'
+// sizes (mixed-radix, the innermost varying fastest): the row of a data
+// set that [Data] brings to that row.
+func (st Stack) Members() []int {
 	rows := []int{0}
-	for _, f := range plates {
+	for _, f := range st {
 		idx := f.Indices
 		next := make([]int, 0, len(rows)*f.Len())
 		for _, r := range rows {

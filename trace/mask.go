@@ -49,21 +49,22 @@ func Mask(mask *ad.Tensor) ppl.Handler {
 	})
 }
 
-// MaskPlate returns a handler that masks the members of the plate at
-// address plate (its full address, scopes included): mask, an [n x 1]
-// tensor of the run's tape, has the rows of a value inside that plate
-// (the run's batch times the members present of the plate and the plates
-// around it), and applies as [Mask] does to every sample, observe and
-// cost site inside the plate, broadcast over the rows of the plates nested
-// in it. Sites outside the plate, global latents among them, are left
-// alone. With a subsampled plate, the mask's rows are the subsample's.
+// MaskPlate returns a handler that masks members of the plate at address
+// plate (its full address, scopes included), missing data points say:
+// mask has one row per member of the plate, in the plate's numbering (for
+// a plate nested in others, one per combination of members of the plates
+// around it and its own, the innermost varying fastest: the rows [ppl.Data]
+// takes), and a zero row leaves that member out of every sample, observe
+// and cost site inside the plate, for every particle, as [Mask] does. A
+// subsampled plate takes its members' rows of mask, so one mask serves
+// every minibatch. Sites outside the plate, global latents among them,
+// are left alone. mask may be on any tape, without a gradient path there;
+// it is read as a constant.
 //
-// A mask of another tape is copied as [Mask] says. The run fails with a
-// [ppl.SiteError] naming the site and its plates when a site inside the
-// plate has another number of rows than mask at the plate's level, and
-// when mask has a gradient path on another tape than the run's. The
-// handler is [Addressed] by the plate's address, so an objective reports
-// a plate that its model never enters.
+// The run fails with a [ppl.SiteError] naming the site and its plates when
+// mask has not one column and a row per member. The handler is
+// [Addressed] by the plate's address, so an objective reports a plate
+// that its model never enters.
 func MaskPlate(plate string, mask *ad.Tensor) ppl.Handler {
 	return maskPlate{plate: plate, HandlerFunc: func(s *ppl.Site, next func(*ppl.Site)) {
 		i := plateIndex(s.Plates, plate)
@@ -71,14 +72,28 @@ func MaskPlate(plate string, mask *ad.Tensor) ppl.Handler {
 			next(s)
 			return
 		}
-		rows, st := siteRows(s), s.Plates
-		p := rows / st.Rows()
-		if mask.Cols() != 1 || p*st.Rows() != rows || p*st[:i+1].Rows() != mask.Rows() {
-			panic(&ppl.SiteError{Addr: s.Addr, Err: fmt.Errorf(
-				"trace: MaskPlate: mask is [%dx%d], but a value inside plate %q of this site (%d rows inside plates %v) has %d rows",
-				mask.Rows(), mask.Cols(), plate, rows, st, p*st[:i+1].Rows())})
+		outer := s.Plates[:i+1]
+		full := 1
+		for _, f := range outer {
+			full *= f.Size
 		}
-		applyMask(s, mask, func(m *ad.Tensor) *ad.Tensor { return ppl.Move(m, st[:i+1], st) }, next)
+		if r, c := mask.Dims(); c != 1 || r != full {
+			panic(&ppl.SiteError{Addr: s.Addr, Err: fmt.Errorf(
+				"trace: MaskPlate: mask is [%dx%d], plate %q of this site (inside plates %v) needs one row per member, [%dx1]",
+				r, c, plate, s.Plates, full)})
+		}
+		applyMask(s, mask, func(m *ad.Tensor) *ad.Tensor {
+			// The present members' rows, for every particle.
+			src, members := m.Data(), outer.Members()
+			p := s.Value.Rows() / s.Plates.Rows()
+			rows := make([]float64, 0, p*len(members))
+			for range p {
+				for _, r := range members {
+					rows = append(rows, src[r])
+				}
+			}
+			return ppl.Move(m.Tape().FromData(len(rows), 1, rows), outer, s.Plates)
+		}, next)
 	}}
 }
 

@@ -47,24 +47,37 @@ func TestMaskParticlesAcrossPlates(t *testing.T) {
 }
 
 // A mask of a plate's members masks the sites inside the plate, and
-// only those, with MaskPlate; Mask refuses it for a global site, naming
-// the site and pointing to MaskPlate.
+// only those, with MaskPlate, for every particle and over the subsample
+// the run holds; Mask refuses it for a global site, naming the site and
+// pointing to MaskPlate.
 func TestMaskPlate(t *testing.T) {
 	tp := ad.NewTape()
-	m := tp.FromData(6, 1, []float64{1, 0, 1, 0, 1, 1})
+	m := ad.NewTape().FromData(3, 1, []float64{1, 0, 1}) // one row per member, on its own tape
 	cfg := ppl.Config{Tape: tp, Rand: seeded(), Batch: 2}
 	tr, err := trace.Run(nestedModel, cfg, trace.MaskPlate("data", m))
 	require.NoError(t, err)
 	assert.Nil(t, maskOf(t, tr, "mu"))
-	assert.Equal(t, m.Data(), maskOf(t, tr, "z"))
-	assert.Equal(t, m.Data(), maskOf(t, tr, "x"))
-	assert.Equal(t, []float64{1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 1, 1}, maskOf(t, tr, "w"))
+	assert.Equal(t, []float64{1, 0, 1, 1, 0, 1}, maskOf(t, tr, "z"))
+	assert.Equal(t, []float64{1, 0, 1, 1, 0, 1}, maskOf(t, tr, "x"))
+	assert.Equal(t, []float64{1, 1, 0, 0, 1, 1, 1, 1, 0, 0, 1, 1}, maskOf(t, tr, "w"))
 	require.NoError(t, trace.CheckAddrs(tr, trace.MaskPlate("data", m)))
 	assert.ErrorContains(t, trace.CheckAddrs(tr, trace.MaskPlate("dta", m)), `site "dta"`)
 
-	_, err = trace.Run(nestedModel, cfg, trace.Mask(m))
+	// A subsample takes its members' rows: members 2 and 1.
+	sub := func(ctx *ppl.Ctx) {
+		tp := ctx.Tape()
+		data := ppl.Plate(ctx, "data", 3, ppl.SubsampleIndices([]int{2, 1}))
+		n := data.Rows()
+		ppl.Observe(data, "x", dist.Normal{Loc: tp.Zeros(n, 1), Scale: tp.Full(n, 1, 1)}, tp.Zeros(n, 1))
+	}
+	tr, err = trace.Run(sub, cfg, trace.MaskPlate("data", m))
+	require.NoError(t, err)
+	assert.Equal(t, []float64{1, 0, 1, 0}, maskOf(t, tr, "x"))
+
+	six := tp.FromData(6, 1, []float64{1, 0, 1, 0, 1, 1})
+	_, err = trace.Run(nestedModel, cfg, trace.Mask(six))
 	require.ErrorContains(t, err, `site "mu": trace: Mask: mask is [6x1], the site has 2 rows inside plates []`)
 	require.ErrorContains(t, err, "trace.MaskPlate")
-	_, err = trace.Run(nestedModel, cfg, trace.MaskPlate("data", tp.Zeros(3, 1)))
-	require.ErrorContains(t, err, `site "z": trace: MaskPlate: mask is [3x1], but a value inside plate "data" of this site (6 rows inside plates [data[3]]) has 6 rows`)
+	_, err = trace.Run(nestedModel, cfg, trace.MaskPlate("data", six))
+	require.ErrorContains(t, err, `site "z": trace: MaskPlate: mask is [6x1], plate "data" of this site (inside plates [data[3]]) needs one row per member, [3x1]`)
 }
