@@ -100,10 +100,15 @@ func TestPlateMovesKeepGradients(t *testing.T) {
 	require.NoError(t, ppl.Run(model, ppl.Config{Tape: tp, Batch: 2}))
 
 	// Gradients: d/dx of sum(w * move(x)) is move's adjoint applied to w.
+	// x, with 3 rows for 3 particles and plates of 3 members, is a value
+	// per particle for Broadcast by its provenance.
+	perParticle := func(x *ad.Tensor) *ad.Tensor { return x.Tape().WithProvenance(x, ad.ProvenanceOf(9)) }
 	for k, move := range []func(ctx *ppl.Ctx, x *ad.Tensor) *ad.Tensor{
-		func(ctx *ppl.Ctx, x *ad.Tensor) *ad.Tensor { return ppl.Broadcast(ppl.Plate(ctx, "d", 3), x) },
 		func(ctx *ppl.Ctx, x *ad.Tensor) *ad.Tensor {
-			return ppl.SumOut(ppl.Plate(ctx, "d", 3), ppl.Broadcast(ppl.Plate(ctx, "d", 3), x))
+			return ppl.Broadcast(ppl.Plate(ctx, "d", 3), perParticle(x))
+		},
+		func(ctx *ppl.Ctx, x *ad.Tensor) *ad.Tensor {
+			return ppl.SumOut(ppl.Plate(ctx, "d", 3), ppl.Broadcast(ppl.Plate(ctx, "d", 3), perParticle(x)))
 		},
 		func(ctx *ppl.Ctx, x *ad.Tensor) *ad.Tensor {
 			return ppl.Data(ppl.Plate(ctx, "d", 3, ppl.SubsampleIndices([]int{1, 2})), x)
@@ -235,4 +240,31 @@ func TestDataFromAnotherTape(t *testing.T) {
 		assert.Equal(t, ctx.Tape(), rows.Tape())
 		assert.Equal(t, []float64{3, 3}, rows.Data())
 	}, ppl.Config{Batch: 2}))
+}
+
+// A value with one row per member of the plates, when the run's batch
+// happens to have as many rows, is ambiguous for Broadcast: taken as one
+// row per particle it would give every member of particle p the row p.
+// Broadcast refuses it, pointing to Data, unless it is a sampled value
+// (provenance says it is per particle) or its rows are all equal.
+func TestBroadcastRefusesPerMemberValues(t *testing.T) {
+	run := func(value func(ctx *ppl.Ctx) *ad.Tensor) ([]float64, error) {
+		var got []float64
+		err := ppl.Run(func(ctx *ppl.Ctx) {
+			groups := ppl.Plate(ctx, "groups", 3)
+			got = ppl.Broadcast(groups, value(ctx)).Data()
+		}, ppl.Config{Rand: rand.New(rand.NewPCG(1, 2)), Batch: 3})
+		return got, err
+	}
+	_, err := run(func(ctx *ppl.Ctx) *ad.Tensor { return ctx.Tape().FromData(3, 1, []float64{10, 20, 30}) })
+	requireSiteError(t, err, "groups", "3 rows", "ppl.Data", "ppl.Move")
+
+	got, err := run(func(ctx *ppl.Ctx) *ad.Tensor { return ctx.Tape().Full(3, 1, 7) })
+	require.NoError(t, err)
+	assert.Equal(t, []float64{7, 7, 7, 7, 7, 7, 7, 7, 7}, got)
+	got, err = run(func(ctx *ppl.Ctx) *ad.Tensor { return ppl.Sample(ctx, "mu", stdNormal(ctx.Tape(), 3, 1)) })
+	require.NoError(t, err)
+	assert.Len(t, got, 9)
+	assert.Equal(t, got[0], got[2])
+	assert.NotEqual(t, got[0], got[3])
 }

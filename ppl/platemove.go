@@ -16,7 +16,10 @@ import (
 // data plate still names its site.
 //
 // Broadcast panics with a [SiteError] naming the last site and ctx's
-// plates when t has none of those row counts.
+// plates when t has none of those row counts, and when t may as well be
+// one row per member of ctx's plates (a per-group parameter whose rows
+// happen to be the run's batch): it has that many rows, carries no
+// provenance and its rows differ. [Data] brings such a value in.
 func Broadcast(ctx *Ctx, t *ad.Tensor) *ad.Tensor {
 	ctx.check("Broadcast")
 	want := ctx.Rows()
@@ -26,6 +29,7 @@ func Broadcast(ctx *Ctx, t *ad.Tensor) *ad.Tensor {
 	p := ctx.run.cfg.Batch
 	for k := len(ctx.plates) - 1; k >= 0; k-- {
 		if t.Rows() == p*ctx.plates[:k].Rows() {
+			checkNotPerMember(ctx, t)
 			return repeatRows(t, ctx.plates[k:].Rows())
 		}
 	}
@@ -34,6 +38,36 @@ func Broadcast(ctx *Ctx, t *ad.Tensor) *ad.Tensor {
 	}
 	panic(&SiteError{Addr: ctx.run.current, After: true, Err: fmt.Errorf(
 		"Broadcast: the value has %d rows, none of the levels outside plates %v (batch %d)", t.Rows(), ctx.plates, p)})
+}
+
+// checkNotPerMember panics when t, which Broadcast is about to take for a
+// value of an outer level, may as well be one row per member of ctx's
+// plates (the rows Data takes): it has that many rows, no provenance (a
+// sampled value is per particle) and rows that differ, so reading it as
+// per particle would give every member of particle p the row p.
+func checkNotPerMember(ctx *Ctx, t *ad.Tensor) {
+	full := 1
+	for _, f := range ctx.plates {
+		full *= f.Size
+	}
+	if t.Rows() != full || !t.Provenance().Empty() || rowsEqual(t) {
+		return
+	}
+	panic(&SiteError{Addr: ctx.run.current, After: true, Err: fmt.Errorf(
+		"Broadcast: the value has %d rows, both the rows of a level outside plates %v and one row per member of them; "+
+			"bring one row per member in with ppl.Data, or a value per particle with ppl.Move(value, outer, ctx.Plates())",
+		t.Rows(), ctx.plates)})
+}
+
+// rowsEqual reports whether every row of t equals the first.
+func rowsEqual(t *ad.Tensor) bool {
+	data, cols := t.Data(), t.Cols()
+	for i := cols; i < len(data); i++ {
+		if data[i] != data[i%cols] {
+			return false
+		}
+	}
+	return true
 }
 
 // SumOut returns t, a value at ctx's plate level, summed over the members
@@ -74,7 +108,7 @@ func Data(ctx *Ctx, data *ad.Tensor) *ad.Tensor {
 		panic(&SiteError{Addr: ctx.run.current, After: true, Err: fmt.Errorf(
 			"Data: the data have %d rows, plates %v have %d members", data.Rows(), ctx.plates, full)})
 	}
-	rows := members(ctx.plates)
+	rows := ctx.plates.Members()
 	var block *ad.Tensor
 	if data.RequiresGrad() {
 		sel := make([]float64, len(rows)*full)
@@ -100,12 +134,13 @@ func Data(ctx *Ctx, data *ad.Tensor) *ad.Tensor {
 	return ad.Reshape(repeatRows(ad.Reshape(block, 1, r*c), p), p*r, c)
 }
 
-// members returns, for each row of one particle at the level of plates,
-// the index of its member in the full mixed-radix numbering of the plates'
-// sizes.
-func members(plates Stack) []int {
+// Members returns, for each row of one particle at the level of the
+// plates st, the index of its member in the full numbering of the plates'
+// sizes (mixed-radix, the innermost varying fastest): the row of a data
+// set that [Data] brings to that row.
+func (st Stack) Members() []int {
 	rows := []int{0}
-	for _, f := range plates {
+	for _, f := range st {
 		idx := f.Indices
 		next := make([]int, 0, len(rows)*f.Len())
 		for _, r := range rows {

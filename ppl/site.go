@@ -94,8 +94,9 @@ type Site struct {
 	// inside subsampled plates starts with Scale the product of their
 	// size/n.
 	Plates Stack
-	// Mask, when not nil, is a [B x 1] tensor whose non-zero rows count;
-	// the others are left out of sums. Nil means every row counts.
+	// Mask, when not nil, is a tensor of one column and the site's rows
+	// whose non-zero rows count; the others are left out of sums. Nil
+	// means every row counts.
 	Mask *ad.Tensor
 	// Parents are the ids of the sample sites this site depends on
 	// directly: for a sample site, the provenance of its distribution's

@@ -194,11 +194,14 @@ func Under(scope string) func(s *ppl.Site) bool {
 
 // Scale returns a handler that multiplies the Scale of every sample,
 // observe and cost site by factor, so that objectives built from
-// [ppl.Site.ScaledLogProb] and [ppl.Site.ScaledCost] weigh them by it
-// (N/B for a minibatch of B out of N data points). Values, raw log-probs
-// and costs are unchanged. Nested Scale handlers multiply. The run fails
-// with a [ppl.SiteError] at the first such site if factor is not finite
-// and positive.
+// [ppl.Site.ScaledLogProb] and [ppl.Site.ScaledCost] weigh them by it.
+// Every site is weighed, global latents included: N/B suits a minibatch of
+// B out of N data points only in a model whose every latent is local; for
+// a model with global latents, a subsampled plate ([ppl.Plate] with
+// [ppl.Subsample]) weighs the sites inside it and only those. Values, raw
+// log-probs and costs are unchanged. Nested Scale handlers multiply. The
+// run fails with a [ppl.SiteError] at the first such site if factor is
+// not finite and positive.
 func Scale(factor float64) ppl.Handler {
 	return ppl.HandlerFunc(func(s *ppl.Site, next func(*ppl.Site)) {
 		if scored(s) {
@@ -208,39 +211,6 @@ func Scale(factor float64) ppl.Handler {
 			s.Scale *= factor
 		}
 		next(s)
-	})
-}
-
-// Mask returns a handler that restricts every sample, observe and cost
-// site to the rows where mask, a [B x 1] tensor of the run's tape, is
-// non-zero: [ppl.Site.ScaledLogProb] and [ppl.Site.ScaledCost] are zero in
-// the other rows. Values, raw log-probs and costs are unchanged. Nested
-// masks combine by their product. The run fails with a [ppl.SiteError]
-// at the first such site whose batch is not mask's rows.
-func Mask(mask *ad.Tensor) ppl.Handler {
-	return ppl.HandlerFunc(func(s *ppl.Site, next func(*ppl.Site)) {
-		if !scored(s) {
-			next(s)
-			return
-		}
-		var rows int
-		if s.Kind == ppl.KindSample && s.Dist != nil {
-			rows, _ = s.Dist.Shape()
-		} else if s.Value != nil {
-			rows = s.Value.Rows()
-		}
-		if r, c := mask.Dims(); c != 1 || r != rows {
-			panic(&ppl.SiteError{Addr: s.Addr, Err: fmt.Errorf("trace: Mask: mask is [%dx%d], the site needs [%dx1]", r, c, rows)})
-		}
-		if s.Mask == nil {
-			s.Mask = mask
-		} else {
-			s.Mask = ad.Mul(s.Mask, mask)
-		}
-		next(s)
-		if s.Value != nil && s.Value.Tape() != mask.Tape() {
-			panic(&ppl.SiteError{Addr: s.Addr, Err: fmt.Errorf("trace: Mask: mask is a tensor of another tape than the run's")})
-		}
 	})
 }
 

@@ -369,9 +369,15 @@ func TestScaleAndMask(t *testing.T) {
 		require.ErrorContains(t, err, fmt.Sprintf(`ppl: site "z": trace: Scale: factor must be finite and > 0, got %v`, bad))
 	}
 	_, err := trace.Run(model, ppl.Config{Tape: tp, Rand: seeded()}, trace.Mask(tp.Zeros(2, 1)))
-	require.ErrorContains(t, err, `ppl: site "z": trace: Mask: mask is [2x1], the site needs [3x1]`)
-	_, err = trace.Run(model, ppl.Config{Tape: tp, Rand: seeded()}, trace.Mask(ad.NewTape().Zeros(3, 1)))
-	require.ErrorContains(t, err, `ppl: site "z": trace: Mask: mask is a tensor of another tape`)
+	require.ErrorContains(t, err, `ppl: site "z": trace: Mask: mask is [2x1], the site has 3 rows inside plates []`)
+	other := ad.NewTape()
+	_, err = trace.Run(model, ppl.Config{Tape: tp, Rand: seeded()}, trace.Mask(other.Var(ad.NewVar(mat.NewDense(3, 1, nil)))))
+	require.ErrorContains(t, err, `ppl: site "z": trace: Mask: mask is a tensor with a gradient path on another tape`)
+	// A constant mask of another tape is copied onto the run's.
+	tr, err := trace.Run(model, ppl.Config{Tape: tp, Rand: seeded()}, trace.Mask(other.FromData(3, 1, []float64{1, 0, 1})))
+	require.NoError(t, err)
+	require.Same(t, tp, tr.Site("z").Mask.Tape())
+	require.Equal(t, []float64{1, 0, 1}, tr.Site("z").Mask.Data())
 }
 
 func TestSeedAndIdentity(t *testing.T) {

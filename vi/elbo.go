@@ -48,12 +48,13 @@ func KLAddr(addr string) string { return "kl(" + addr + ")" }
 // put the data in a subsampled plate (ppl.Plate with ppl.Subsample): the
 // sites inside it, and only those, are weighed by N/n, so global latents
 // keep their full KL. The Scale field multiplies the Scale of every cost,
-// the global latents' included.
+// and is therefore refused above 1 when a latent is outside every plate.
 //
 // With AnalyticKL, a latent whose guide and prior have a closed-form KL
-// divergence in [dist.KL] (both Normal, both Bernoulli, both Categorical
-// or both OneHotCategorical) has the cost KL(q || p) instead of the
-// sampled log ratio:
+// divergence in [dist.KL] (a pair of one family: Normal, LogNormal,
+// MultivariateNormal, MultivariateNormalDiag, Gamma, Beta, Dirichlet,
+// Exponential, Poisson, Bernoulli, Categorical or OneHotCategorical) has
+// the cost KL(q || p) instead of the sampled log ratio:
 // the same expectation, usually with less variance (not always: for the
 // exact posterior as guide the sampled bound is constant). Latents are
 // paired by address whatever the order in which the guide draws them; a
@@ -79,10 +80,13 @@ type ELBO struct {
 	// sampled log ratio.
 	AnalyticKL bool
 	// Scale, when not 0, multiplies the Scale of every cost of the
-	// objective, the global latents' included: N/B makes the loss of B
-	// data points out of N an unbiased estimate of the full data set's
-	// only when every latent is local; a subsampled ppl.Plate scales the
-	// local terms alone. 0 means 1.
+	// objective. Below 1 (1/K to average over K particles per data point,
+	// say) it weighs every cost alike. Above 1 (N/B for a minibatch) it
+	// suits only models whose latents are all local, each inside a plate:
+	// Run fails, naming the latent, when Scale is above 1 and the guide
+	// samples a latent outside every plate, whose KL it would weigh too.
+	// For minibatches, a subsampled ppl.Plate is the right tool: it weighs
+	// the sites inside it, and only those. 0 means 1.
 	Scale float64
 	// ModelHandlers apply to every run of the model only, before the
 	// objective's own: trace.Condition feeds it data by address,
@@ -146,7 +150,7 @@ func (e ELBO) Run(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, error)
 			sites = append(sites, ms)
 		}
 	}
-	if err := scaleCosts(sites, e.Scale); err != nil {
+	if err := scaleCosts(sites, e.Scale, p.guide); err != nil {
 		return nil, fmt.Errorf("vi: ELBO: %w", err)
 	}
 	tr, err := trace.Compose(sites...)
@@ -157,13 +161,26 @@ func (e ELBO) Run(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, error)
 }
 
 // scaleCosts multiplies the Scale of the cost sites among sites by factor,
-// unless factor is 0.
-func scaleCosts(sites []*ppl.Site, factor float64) error {
-	if factor == 0 {
+// unless factor is 0 or 1. It fails when factor is not finite and
+// positive, and when factor is above 1 (a minibatch's N/B) while guide
+// samples a latent outside every plate: factor would multiply that global
+// latent's KL too, the minibatch mistake that widens its posterior by
+// about sqrt(factor). A factor below 1 (1/K, averaging K particles) weighs
+// every cost alike and is allowed.
+func scaleCosts(sites []*ppl.Site, factor float64, guide *trace.Trace) error {
+	if factor == 0 || factor == 1 {
 		return nil
 	}
 	if !(factor > 0) || math.IsInf(factor, 0) {
 		return fmt.Errorf("field Scale must be finite and > 0, got %v", factor)
+	}
+	for _, s := range guide.Sites() {
+		if factor > 1 && s.Stochastic() && len(s.Plates) == 0 {
+			return &ppl.SiteError{Addr: s.Addr, Err: fmt.Errorf(
+				"field Scale %v would weigh the cost of this latent, which is outside every plate, and give it a posterior too wide; "+
+					"for minibatches leave Scale 0 and put the data and the local latents in a subsampled plate (ppl.Plate with ppl.Subsample), "+
+					"which weighs the sites inside it, and only those, by N/n", factor)}
+		}
 	}
 	for _, s := range sites {
 		if s.IsCost() {
@@ -257,8 +274,10 @@ func (ELBO) Bound() bool { return true }
 // Bounds returns the bound of each row of tr, a trace returned by
 // [ELBO.Run]: minus the sum of the row's scaled and masked costs
 // ([RowCost]), [B x 1], with gradient paths. With site Scale 1 and no
-// masks, row b is a one-sample estimate of the ELBO of data point b, and
-// the sum of Bounds is -[Loss].
+// masks, row b is a one-sample estimate of the ELBO of data point b in a
+// model whose rows are data points, and of the whole data set's ELBO in a
+// model whose data are in a plate (each row a particle, whose mean over
+// rows estimates the ELBO); the sum of Bounds is -[Loss].
 func (ELBO) Bounds(tr *trace.Trace) (*ad.Tensor, error) {
 	c := RowCost(tr)
 	if c == nil {

@@ -354,12 +354,32 @@ func TestELBOHandlers(t *testing.T) {
 	assert.Equal(t, []string{"x"}, tr.Graph().Costs())
 }
 
-// The Scale field multiplies every cost's Scale, hence the loss.
+// localModel has one local latent z per data point inside a data plate,
+// and no global latent.
+func localModel(ctx *ppl.Ctx) {
+	tp := ctx.Tape()
+	data := ppl.Plate(ctx, "data", len(plateData))
+	n := data.Rows()
+	z := ppl.Sample(data, "z", dist.Normal{Loc: tp.Zeros(n, 1), Scale: tp.Full(n, 1, 1)})
+	ppl.Observe(data, "x", dist.Normal{Loc: z, Scale: tp.Full(n, 1, 0.5)}, ppl.Data(data, tp.FromData(len(plateData), 1, plateData)))
+}
+
+// localGuide is a fixed guide of localModel.
+func localGuide(ctx *ppl.Ctx) {
+	tp := ctx.Tape()
+	data := ppl.Plate(ctx, "data", len(plateData))
+	ppl.Sample(data, "z", dist.Normal{Loc: ppl.Data(data, tp.FromData(len(plateData), 1, plateData)), Scale: tp.Full(data.Rows(), 1, 0.4)})
+}
+
+// The Scale field multiplies every cost's Scale, hence the loss, when
+// every latent is inside a plate, and when it is below 1; above 1 with a
+// latent outside every plate, whose KL it would weigh too, it is an error
+// naming the latent.
 func TestObjectiveScale(t *testing.T) {
 	objs := func(scale float64) []vi.Objective {
 		return []vi.Objective{
-			vi.ELBO{Model: sbn, Guide: forwardGuide, Scale: scale},
-			vi.IWAE{Model: sbn, Guide: forwardGuide, K: 3, Scale: scale},
+			vi.ELBO{Model: localModel, Guide: localGuide, Scale: scale},
+			vi.IWAE{Model: localModel, Guide: localGuide, K: 3, Scale: scale},
 		}
 	}
 	for i := range objs(0) {
@@ -375,6 +395,24 @@ func TestObjectiveScale(t *testing.T) {
 			_, err := objs(bad)[i].Run(ppl.Config{Rand: rand.New(rand.NewPCG(1, 2)), Batch: 4})
 			assert.ErrorContains(t, err, "field Scale must be finite and > 0")
 		}
+	}
+	for _, obj := range []vi.Objective{
+		vi.ELBO{Model: plateModel(0), Guide: plateGuide(0), Scale: 2},
+		vi.IWAE{Model: plateModel(0), Guide: plateGuide(0), K: 2, Scale: 2},
+		vi.ELBO{Model: sbn, Guide: forwardGuide, Scale: 2},
+	} {
+		_, err := obj.Run(ppl.Config{Rand: rand.New(rand.NewPCG(1, 2)), Batch: 4})
+		var se *ppl.SiteError
+		require.ErrorAs(t, err, &se)
+		assert.Contains(t, []string{"mu", "z1"}, se.Addr)
+		assert.ErrorContains(t, err, "outside every plate")
+		assert.ErrorContains(t, err, "ppl.Subsample")
+	}
+	// Averaging over particles weighs every cost alike.
+	tr, err := vi.ELBO{Model: sbn, Guide: forwardGuide, Scale: 0.5}.Run(ppl.Config{Rand: rand.New(rand.NewPCG(1, 2)), Batch: 4})
+	require.NoError(t, err)
+	for _, c := range tr.Graph().Costs() {
+		assert.Equal(t, 0.5, tr.Site(c).Scale, c)
 	}
 }
 

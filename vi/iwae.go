@@ -54,9 +54,11 @@ type IWAE struct {
 	Model, Guide ppl.Model
 	// K is the number of particles per data point, >= 1.
 	K int
-	// Scale, when not 0, is the Scale of the objective's cost, for
-	// minibatches (N/B), as in [ELBO]. It does not change the log weights,
-	// the bounds or the VIMCO signal. 0 means 1.
+	// Scale, when not 0, is the Scale of the objective's cost, and is
+	// refused above 1, as in [ELBO], when a latent is outside every plate.
+	// It does
+	// not change the log weights, the bounds or the VIMCO signal. 0 means
+	// 1.
 	Scale float64
 	// ModelHandlers and GuideHandlers are as in [ELBO].
 	ModelHandlers, GuideHandlers []ppl.Handler
@@ -150,7 +152,7 @@ func (w IWAE) Run(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, error)
 		&ppl.Site{Addr: LogWeightsAddr, Kind: ppl.KindDeterministic, ID: -1, Value: logw, Scale: 1, Parents: logw.Provenance()},
 		&ppl.Site{Addr: IWAEAddr, Kind: ppl.KindCost, ID: -1, Value: cost, Cost: cost, Scale: 1},
 	)
-	if err := scaleCosts(sites, w.Scale); err != nil {
+	if err := scaleCosts(sites, w.Scale, p.guide); err != nil {
 		return nil, fmt.Errorf("vi: IWAE: %w", err)
 	}
 	tr, err := trace.Compose(sites...)

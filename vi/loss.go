@@ -8,9 +8,13 @@ import (
 
 // Loss returns the loss of an objective's trace: the sum over its cost and
 // observe sites of their costs with Scale and Mask applied
-// ([ppl.Site.ScaledCost]) summed over rows, [1 x 1], with gradient paths
-// (for [ELBO] and [IWAE], -bound summed over data points). It returns nil
-// when tr has no costs.
+// ([ppl.Site.ScaledCost]) summed over rows, [1 x 1], with gradient paths.
+// For [ELBO] and [IWAE] it is minus the bound summed over the rows outside
+// every plate: over data points in a model whose rows are data points,
+// but over particles in a model whose data are in a plate (or in columns),
+// where each row estimates the whole data set's bound and the sum is P
+// times the bound for P particles (divide by P to report the bound). It
+// returns nil when tr has no costs.
 func Loss(tr *trace.Trace) *ad.Tensor {
 	c := RowCost(tr)
 	if c == nil {

@@ -189,3 +189,40 @@ func TestSubsampleScaleIsUnbiased(t *testing.T) {
 	}
 	assert.InDelta(t, loss(nil), sum/float64(count), 1e-12)
 }
+
+// Missing data: trace.MaskPlate in ModelHandlers leaves the masked points'
+// observations out of the ELBO and keeps the global latent's KL, so the
+// loss is that of the model on the other points, draw for draw. One mask
+// serves every run, whatever its tape.
+func TestELBOMaskPlateDropsMissingPoints(t *testing.T) {
+	model := func(xs []float64) ppl.Model {
+		return func(ctx *ppl.Ctx) {
+			tp := ctx.Tape()
+			p := ctx.Batch()
+			mu := ppl.Sample(ctx, "mu", dist.Normal{Loc: tp.Zeros(p, 1), Scale: tp.Full(p, 1, 2)})
+			data := ppl.Plate(ctx, "data", len(xs))
+			ppl.Observe(data, "x", dist.Normal{Loc: ppl.Broadcast(data, mu), Scale: tp.Full(data.Rows(), 1, 0.5)}, ppl.Data(data, tp.FromData(len(xs), 1, xs)))
+		}
+	}
+	guide := func(ctx *ppl.Ctx) {
+		tp := ctx.Tape()
+		ppl.Sample(ctx, "mu", dist.Normal{Loc: tp.Full(ctx.Batch(), 1, 0.4), Scale: tp.Full(ctx.Batch(), 1, 0.3)})
+	}
+	const p = 3
+	keep := []float64{1, 0, 1, 1, 0}
+	var kept []float64
+	for i, k := range keep {
+		if k == 1 {
+			kept = append(kept, plateData[i])
+		}
+	}
+	// The mask is made once, on its own tape, as for every step of SVI.
+	masked := vi.ELBO{Model: model(plateData), Guide: guide,
+		ModelHandlers: []ppl.Handler{trace.MaskPlate("data", ad.NewTape().FromData(len(keep), 1, keep))}}
+	got, err := masked.Run(ppl.Config{Rand: rand.New(rand.NewPCG(1, 2)), Batch: p})
+	require.NoError(t, err)
+	want, err := vi.ELBO{Model: model(kept), Guide: guide}.Run(ppl.Config{Rand: rand.New(rand.NewPCG(1, 2)), Batch: p})
+	require.NoError(t, err)
+	assert.Nil(t, got.Site(vi.KLAddr("mu")).Mask)
+	assert.InDelta(t, vi.Loss(want).Item(), vi.Loss(got).Item(), 1e-9)
+}

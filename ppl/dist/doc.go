@@ -49,7 +49,8 @@
 //     Relaxable, Finite.
 //   - [Poisson]{Rate}: counts 0, 1, 2, ..., elementwise; rate > 0.
 //   - [Binomial]{TotalCount, Logits or Probs}: counts 0..n, elementwise;
-//     total_count a non-negative integer, probs in [0, 1].
+//     total_count a non-negative integer, probs in [0, 1]. Finite (count
+//     encoding) when total_count is the same in every element.
 //   - [Geometric]{Probs}: failures before the first success, 0, 1, ...,
 //     elementwise; probs in (0, 1].
 //   - [NegativeBinomial]{TotalCount, Probs}: successes before r failures,

@@ -22,6 +22,10 @@ const (
 	// OneHot values are K columns holding a one-hot row
 	// ([OneHotCategorical]). A row takes K values.
 	OneHot
+	// Count values are counts 0..n held as floats, one independent count
+	// variable per column, each over the same n+1 values ([Binomial] with
+	// one total count). A row of D columns takes (n+1)^D values.
+	Count
 )
 
 // String returns the encoding's name: "binary", "index" or "one-hot".
@@ -33,6 +37,8 @@ func (e Encoding) String() string {
 		return "index"
 	case OneHot:
 		return "one-hot"
+	case Count:
+		return "count"
 	}
 	return fmt.Sprintf("Encoding(%d)", int(e))
 }
@@ -49,24 +55,28 @@ const MaxSupportSize = 1 << 20
 // by value: the implementations in this package have value receivers, so
 // both *Bernoulli and Bernoulli are Finite.
 //
-// [Bernoulli], [Categorical] and [OneHotCategorical] implement it.
+// [Bernoulli], [Categorical], [OneHotCategorical] and [Binomial] (when
+// its total count is the same everywhere) implement it.
 type Finite interface {
 	Distribution
 	// Encoding returns how a value encodes a point of the support.
 	Encoding() Encoding
 	// Classes returns the number of values one variable takes: 2 for
 	// [Binary] (each column is a variable), K for [Index] and [OneHot]
-	// (the row is one variable over K classes).
+	// (the row is one variable over K classes), n+1 for [Count] (each
+	// column is a variable).
 	Classes() int
 	// SupportSize returns the number of points of one row's support:
-	// 2^D for [Binary] with D columns, K for [Index] and [OneHot]. It
-	// saturates at math.MaxInt.
+	// 2^D for [Binary] with D columns, K for [Index] and [OneHot],
+	// (n+1)^D for [Count]. It saturates at math.MaxInt.
 	SupportSize() int
 	// EnumerateSupport returns every point of one row's support, in a
 	// fixed order, each a new constant [rows x D] tensor on tp that holds
 	// the same point in every row (D is the value's column count: the
-	// Bernoulli's D, 1 for Index, K for OneHot). For Binary, point n sets
-	// column j to bit j of n; for Index and OneHot, point k is class k.
+	// Bernoulli's D, 1 for Index, K for OneHot, the Binomial's D for
+	// Count). For Binary, point n sets column j to bit j of n; for Count,
+	// to digit j of n in base Classes; for Index and OneHot, point k is
+	// class k.
 	// It panics if SupportSize exceeds [MaxSupportSize]; callers that
 	// accept a smaller support check SupportSize first.
 	EnumerateSupport(tp *ad.Tape, rows int) []*ad.Tensor
@@ -80,6 +90,8 @@ var (
 	_ Finite = (*Categorical)(nil)
 	_ Finite = OneHotCategorical{}
 	_ Finite = (*OneHotCategorical)(nil)
+	_ Finite = Binomial{}
+	_ Finite = (*Binomial)(nil)
 )
 
 // Encoding returns [Binary].

@@ -22,6 +22,8 @@ func finiteCases(tp *ad.Tape) []struct {
 	bernProbs := BernoulliProbs(row(tp, 0.2, 0.9))
 	cat := Categorical{Logits: tp.FromData(2, 4, []float64{0.1, 0.2, -1, 3, 0, 0, 1, -2})}
 	oneHot := OneHotCategorical{Logits: row(tp, 1, -1, 0.5)}
+	binom := Binomial{TotalCount: tp.Scalar(3), Probs: tp.FromData(2, 1, []float64{0.3, 0.8})}
+	binom2 := Binomial{TotalCount: tp.Full(2, 2, 2), Logits: tp.FromData(2, 2, []float64{0.5, -1, 2, 0})}
 	return []struct {
 		name          string
 		value, ptr    Distribution
@@ -32,6 +34,8 @@ func finiteCases(tp *ad.Tape) []struct {
 		{"Bernoulli(probs)", bernProbs, &bernProbs, Binary, 2, 4},
 		{"Categorical", cat, &cat, Index, 4, 4},
 		{"OneHotCategorical", oneHot, &oneHot, OneHot, 3, 3},
+		{"Binomial", binom, &binom, Count, 4, 4},
+		{"Binomial(2 columns)", binom2, &binom2, Count, 3, 9},
 	}
 }
 
@@ -84,7 +88,7 @@ func TestEnumerateSupportCoversTheSupport(t *testing.T) {
 					require.Equal(t, 1, cols)
 				case OneHot:
 					require.Equal(t, f.Classes(), cols)
-				case Binary:
+				case Binary, Count:
 					_, d := f.Shape()
 					require.Equal(t, d, cols)
 				}
@@ -118,5 +122,16 @@ func TestEncodingString(t *testing.T) {
 	require.Equal(t, "binary", Binary.String())
 	require.Equal(t, "index", Index.String())
 	require.Equal(t, "one-hot", OneHot.String())
+	require.Equal(t, "count", Count.String())
 	require.Equal(t, "Encoding(0)", Encoding(0).String())
+}
+
+// A Binomial whose total count differs between elements has no one
+// support to enumerate: the Finite methods panic saying so.
+func TestBinomialSupportNeedsOneTotalCount(t *testing.T) {
+	tp := ad.NewTape()
+	d := Binomial{TotalCount: tp.FromData(2, 1, []float64{3, 5}), Probs: tp.Scalar(0.5)}
+	require.PanicsWithValue(t, "dist: Binomial: enumerating the support needs one TotalCount in every row and column, got 3 and 5", func() { d.Classes() })
+	require.Panics(t, func() { d.EnumerateSupport(tp, 2) })
+	require.Equal(t, math.MaxInt, Binomial{TotalCount: tp.Scalar(9), Probs: tp.Zeros(1, 30)}.SupportSize())
 }
