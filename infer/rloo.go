@@ -49,7 +49,7 @@ import (
 //
 // RLOO is also a [Baseline], so the leave-one-out baseline can center the
 // signal of another estimator that takes one (a [ScoreFunction], [PPO] or
-// the local-cost mode of [BackpropQ]). It is a value type, safe for
+// the local-cost mode of Backprop-Q, [QLocal]). It is a value type, safe for
 // concurrent use.
 type RLOO struct {
 	// K is the number of samples per data point, at least 2.
