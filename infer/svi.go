@@ -94,7 +94,11 @@ type Metrics struct {
 	// estimate of the objective times Rows.
 	Loss float64
 	// ELBO is -Loss when the objective is a [vi.Bounded] (its loss is the
-	// negative of a bound on the log-likelihood), NaN otherwise.
+	// negative of a bound on the log-likelihood), NaN otherwise. Like Loss
+	// it sums the rows: for a model whose rows are data points it is the
+	// bound of the step's data; for a model whose data sit in a plate, the
+	// rows are particles and ELBO is Rows times one estimate of the bound,
+	// so divide by Rows to read the bound itself.
 	ELBO float64
 	// GradNorm is the joint L2 norm of all gradients, before clipping.
 	GradNorm float64
