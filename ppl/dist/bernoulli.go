@@ -37,17 +37,21 @@ func (d Bernoulli) param() *ad.Tensor {
 // Shape returns the shape of the parameter.
 func (d Bernoulli) Shape() (batch, event int) { return shapeOf(d.param()) }
 
-// Sample draws a 0/1 value of shape [Bernoulli.Shape].
+// Sample draws a 0/1 value of shape [Bernoulli.Shape]: element k is 1
+// when the k-th uniform draw of rng, in row-major order, is below its
+// probability. With Logits the probabilities come from
+// [ad.SigmoidValues], within a few ulps of sigmoid.
 func (d Bernoulli) Sample(rng *rand.Rand) *ad.Tensor {
 	rows, cols := d.Shape()
-	p := viewOf(d.param())
-	isLogit := d.Logits != nil
+	p := d.param().Data()
+	if d.Logits != nil {
+		buf := getScratch(len(p))
+		defer scratchPool.Put(buf)
+		ad.SigmoidValues(*buf, p)
+		p = *buf
+	}
 	return fill(d.param().Tape(), rows, cols, func(i, j int) float64 {
-		pr := p.at(i, j)
-		if isLogit {
-			pr = sigmoid(pr)
-		}
-		return b2f(rng.Float64() < pr)
+		return b2f(rng.Float64() < p[i*cols+j])
 	})
 }
 
