@@ -33,8 +33,8 @@ func TestBackpropQNormalize(t *testing.T) {
 	obj := vi.Program{Model: wideCostModel}
 	// run returns the two updates of theta and the estimator, with the
 	// variance its statistics held after the first step.
-	run := func(normalize bool) (deltas []float64, est *BackpropQ, v1 float64) {
-		est = NewBackpropQ(QControlVariate, q.Config{Kind: q.TabularKind, LR: 0.5}, q.TD{})
+	run := func(normalize bool) (deltas []float64, est *QControlVariate, v1 float64) {
+		est = NewQControlVariate(q.Config{Kind: q.TabularKind, LR: 0.5}, q.TD{})
 		est.Normalize = normalize
 		s := &SVI{Objective: obj, Estimators: Estimators{Default: est}, Optimizer: &nn.SGD{LR: 0.01},
 			Params: initObjectiveStore(t, obj), Particles: 32, Seed: 7}
@@ -46,7 +46,7 @@ func TestBackpropQNormalize(t *testing.T) {
 			deltas = append(deltas, v-prev)
 			prev = v
 			if step == 0 {
-				v1 = est.norm["z"].variance
+				v1 = est.sites.norm["z"].variance
 			}
 		}
 		return deltas, est, v1
@@ -54,7 +54,7 @@ func TestBackpropQNormalize(t *testing.T) {
 	plain, _, _ := run(false)
 	norm, est, v1 := run(true)
 	require.Equal(t, plain[0], norm[0], "the first step has no statistics to normalize by")
-	st, ok := est.norm["z"]
+	st, ok := est.sites.norm["z"]
 	require.True(t, ok)
 	require.Greater(t, st.variance, 1.0, "the test needs a signal wider than 1")
 	require.NotZero(t, plain[1])
@@ -69,7 +69,7 @@ func TestBackpropQNormalize(t *testing.T) {
 // is counted with its error and changes no critic.
 func TestBackpropQSkippedUpdates(t *testing.T) {
 	obj := vi.Program{Model: chainModel}
-	est := NewBackpropQ(QLocal, q.Config{Kind: q.TabularKind, LR: 0.1}, q.TD{})
+	est := NewQLocal(q.Config{Kind: q.TabularKind, LR: 0.1}, q.TD{})
 	s := &SVI{Objective: obj, Estimators: Estimators{Default: est}, Optimizer: nn.NewAdam(0.01),
 		Params: initObjectiveStore(t, obj), Particles: 8, Seed: 3}
 	_, err := s.Step()
@@ -83,16 +83,16 @@ func TestBackpropQSkippedUpdates(t *testing.T) {
 	var cache q.Cache
 	net, err := cache.Network(tr.Graph())
 	require.NoError(t, err)
-	vals, err := est.Critics.Evaluate(net, tr)
+	vals, err := est.Critics.Set.Evaluate(net, tr)
 	require.NoError(t, err)
-	before, err := est.Critics.MarshalState()
+	before, err := est.Critics.Set.MarshalState()
 	require.NoError(t, err)
 	vals.Costs["f"][2] = math.NaN()
-	est.apply(tr, &qEval{net: net, vals: vals})
+	est.apply(&qEval{net: net, vals: vals}, nil)
 	n, err = est.SkippedUpdates()
 	require.Equal(t, 1, n)
 	require.ErrorContains(t, err, `"f"`)
-	after, err := est.Critics.MarshalState()
+	after, err := est.Critics.Set.MarshalState()
 	require.NoError(t, err)
 	require.Equal(t, before, after, "a skipped update changes no critic")
 }

@@ -49,20 +49,20 @@ var yChainSupport = []siteSupport{
 func TestBackpropQTemplatedCritics(t *testing.T) {
 	cases := []struct {
 		name  string
-		make  func() *BackpropQ
+		make  func() qEstimator
 		train int
 		rows  int
 	}{
-		{"local", func() *BackpropQ {
-			return NewBackpropQ(QLocal, q.Config{Kind: q.TabularKind, Templates: []string{"y[*]"}}, q.TD{Lambda: 1})
+		{"local", func() qEstimator {
+			return NewQLocal(q.Config{Kind: q.TabularKind, Templates: []string{"y[*]"}}, q.TD{Lambda: 1})
 		}, 100, 200},
-		{"control-variate", func() *BackpropQ {
-			return NewBackpropQ(QControlVariate, q.Config{Kind: q.TabularKind, LR: 0.05, Templates: []string{"y[*]"}}, q.TD{})
+		{"control-variate", func() qEstimator {
+			return NewQControlVariate(q.Config{Kind: q.TabularKind, LR: 0.05, Templates: []string{"y[*]"}}, q.TD{})
 		}, 50, 20},
-		{"control-variate-relaxed", func() *BackpropQ {
+		{"control-variate-relaxed", func() qEstimator {
 			cfg := mlpCritics(6)
 			cfg.Templates = []string{"y[*]"}
-			b := NewBackpropQ(QControlVariate, cfg, q.TD{})
+			b := NewQControlVariate(cfg, q.TD{})
 			b.Relaxed = true
 			return b
 		}, 50, 20},
@@ -78,11 +78,11 @@ func TestBackpropQTemplatedCritics(t *testing.T) {
 				Optimizer: nn.NewAdam(0.01), Params: store, Particles: c.rows, Seed: 3,
 			}
 			trainCritics(t, s, c.train)
-			require.Equal(t, []string{"y[*]|f"}, est.Critics.Keys(), "one critic serves every index")
-			require.Equal(t, "y[*]@-1:binary1 y[*]@0:binary1 index:index1", est.Critics.Critic("y[*]|f").Layout().String())
-			if est.Mode == QControlVariate {
+			require.Equal(t, []string{"y[*]|f"}, est.QCritics().Set.Keys(), "one critic serves every index")
+			require.Equal(t, "y[*]@-1:binary1 y[*]@0:binary1 index:index1", est.QCritics().Set.Critic("y[*]|f").Layout().String())
+			if cv, ok := est.(*QControlVariate); ok {
 				for i := range 4 {
-					a, _ := est.Coefficients(ppl.At("y", i))
+					a, _ := cv.Coefficients(ppl.At("y", i))
 					require.NotZero(t, a, "y[%d]: the control variate is in use", i)
 				}
 			}

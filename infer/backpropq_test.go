@@ -22,6 +22,14 @@ import (
 	"github.com/backpropq/backpropq/vi"
 )
 
+// qEstimator is what the tests use of every Backprop-Q estimator.
+type qEstimator interface {
+	Stateful
+	CriticHolder
+	TDError(addr string) (float64, bool)
+	Stats(addr string) (QSiteStats, bool)
+}
+
 // trainCritics takes steps of s with a zero learning rate, so that the
 // critics of est learn the Q-functions of the model's initial parameters.
 func trainCritics(t *testing.T, s *SVI, steps int) {
@@ -39,8 +47,8 @@ func trainCritics(t *testing.T, s *SVI, steps int) {
 // with critics trained for a few hundred steps (imperfect, constant step
 // size, one-step TD), agrees with the exact gradient.
 func TestBackpropQControlVariateUnbiased(t *testing.T) {
-	checkControlVariateUnbiased(t, 200, func() *BackpropQ {
-		return NewBackpropQ(QControlVariate, q.Config{Kind: q.TabularKind, LR: 0.05}, q.TD{})
+	checkControlVariateUnbiased(t, 200, func() *QControlVariate {
+		return NewQControlVariate(q.Config{Kind: q.TabularKind, LR: 0.05}, q.TD{})
 	})
 }
 
@@ -49,7 +57,7 @@ func TestBackpropQControlVariateUnbiased(t *testing.T) {
 // (chain, categorical, SBN ELBO), checks that the control variate is in
 // use and the critics trained, and compares the estimate with the exact
 // gradient.
-func checkControlVariateUnbiased(t *testing.T, steps int, newEst func() *BackpropQ) {
+func checkControlVariateUnbiased(t *testing.T, steps int, newEst func() *QControlVariate) {
 	t.Helper()
 	models := []struct {
 		name    string
@@ -86,12 +94,13 @@ func checkControlVariateUnbiased(t *testing.T, steps int, newEst func() *Backpro
 // enumeration over sup: E[sum of the node's sources | scope], and returns
 // the largest difference between the critics est had learned and the exact
 // values. Every layout field must be a one-column Binary one.
-func exactQ(t *testing.T, obj vi.Objective, store *nn.Store, sup []siteSupport, est *BackpropQ) float64 {
+func exactQ(t *testing.T, obj vi.Objective, store *nn.Store, sup []siteSupport, est CriticHolder) float64 {
 	t.Helper()
+	critics := est.QCritics().Set
 	tp := ad.NewTape()
 	tr, err := obj.Run(ppl.Config{Tape: tp, Params: store, Batch: 1, Rand: rand.New(rand.NewPCG(1, 2))})
 	require.NoError(t, err)
-	net, err := q.Build(tr.Graph(), q.Options{})
+	net, err := q.Build(tr.Graph(), q.NetworkOptions{})
 	require.NoError(t, err)
 	// Every configuration's probability, site values and costs.
 	type config struct {
@@ -125,8 +134,8 @@ func exactQ(t *testing.T, obj vi.Objective, store *nn.Store, sup []siteSupport, 
 	}
 	worst := 0.0
 	for _, nd := range net.Nodes {
-		key := est.Critics.Key(nd)
-		learned := est.Critics.Critic(key)
+		key := critics.Key(nd)
+		learned := critics.Critic(key)
 		require.NotNil(t, learned, key)
 		layout := learned.Layout()
 		w := layout.Width()
@@ -165,7 +174,7 @@ func exactQ(t *testing.T, obj vi.Objective, store *nn.Store, sup []siteSupport, 
 		tab, err := q.NewTabular(layout, 1)
 		require.NoError(t, err)
 		require.NoError(t, tab.Update(x, target))
-		est.Critics.Put(key, tab)
+		critics.Put(key, tab)
 	}
 	return worst
 }
@@ -180,7 +189,7 @@ func TestBackpropQLocalExactQ(t *testing.T) {
 			obj := vi.Program{Model: chainModel}
 			store := initObjectiveStore(t, obj)
 			exact := exactObjectiveGradient(t, obj, store, chainSupport)
-			est := NewBackpropQ(QLocal, q.Config{Kind: q.TabularKind}, q.TD{Lambda: 1})
+			est := NewQLocal(q.Config{Kind: q.TabularKind}, q.TD{Lambda: 1})
 			est.ValueBaseline = valueBaseline
 			s := &SVI{
 				Objective: obj, Estimators: Estimators{Default: est},
@@ -245,15 +254,26 @@ func (failingOptimizer) Step([]*nn.Param) error { return errors.New("test: optim
 // the exact expected cost falls, and that a failed step changes neither
 // the critics nor the estimator's state.
 func TestBackpropQSVI(t *testing.T) {
-	for _, mode := range []QMode{QLocal, QControlVariate, QAdvantage} {
-		t.Run(mode.String(), func(t *testing.T) {
+	cases := []struct {
+		name string
+		make func() qEstimator
+	}{
+		{"local", func() qEstimator {
+			b := NewQLocal(q.Config{Kind: q.TabularKind, LR: 0.1}, q.TD{Lambda: 0.5})
+			b.Baseline = NewMovingAverage(0.9)
+			return b
+		}},
+		{"control-variate", func() qEstimator {
+			return NewQControlVariate(q.Config{Kind: q.TabularKind, LR: 0.1}, q.TD{Lambda: 0.5})
+		}},
+		{"advantage", func() qEstimator { return NewQAdvantage(q.Config{Kind: q.TabularKind, LR: 0.1}, q.TD{Lambda: 0.5}) }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
 			obj := vi.Program{Model: chainModel}
 			store := initObjectiveStore(t, obj)
 			before := exactCost(t, obj, store, chainSupport)
-			est := NewBackpropQ(mode, q.Config{Kind: q.TabularKind, LR: 0.1}, q.TD{Lambda: 0.5})
-			if mode == QLocal {
-				est.Baseline = NewMovingAverage(0.9)
-			}
+			est := c.make()
 			s := &SVI{
 				Objective: obj, Estimators: Estimators{Default: est},
 				Optimizer: nn.NewAdam(0.05), Params: store, Particles: 16, Seed: 5,
@@ -287,10 +307,7 @@ func TestBackpropQSVI(t *testing.T) {
 			require.Equal(t, st, st2)
 
 			// The state round-trips into a fresh estimator.
-			est2 := NewBackpropQ(mode, q.Config{Kind: q.TabularKind, LR: 0.1}, q.TD{Lambda: 0.5})
-			if mode == QLocal {
-				est2.Baseline = NewMovingAverage(0.9)
-			}
+			est2 := c.make()
 			require.NoError(t, est2.UnmarshalState(state))
 			state3, err := est2.MarshalState()
 			require.NoError(t, err)
@@ -410,16 +427,16 @@ var chain20Estimators = []struct {
 		return ScoreFunction{Baseline: n}
 	}},
 	{"bpq control-variate", func(lr float64) Estimator {
-		return NewBackpropQ(QControlVariate, q.Config{Kind: q.TabularKind, LR: lr}, q.TD{Lambda: 1})
+		return NewQControlVariate(q.Config{Kind: q.TabularKind, LR: lr}, q.TD{Lambda: 1})
 	}},
 	{"bpq local", func(lr float64) Estimator {
-		return NewBackpropQ(QLocal, q.Config{Kind: q.TabularKind, LR: lr}, q.TD{Lambda: 1})
+		return NewQLocal(q.Config{Kind: q.TabularKind, LR: lr}, q.TD{Lambda: 1})
 	}},
 	{"bpq advantage", func(lr float64) Estimator {
-		return NewBackpropQ(QAdvantage, q.Config{Kind: q.TabularKind, LR: lr}, q.TD{Lambda: 1})
+		return NewQAdvantage(q.Config{Kind: q.TabularKind, LR: lr}, q.TD{Lambda: 1})
 	}},
 	{"bpq local+value", func(lr float64) Estimator {
-		b := NewBackpropQ(QLocal, q.Config{Kind: q.TabularKind, LR: lr}, q.TD{Lambda: 1})
+		b := NewQLocal(q.Config{Kind: q.TabularKind, LR: lr}, q.TD{Lambda: 1})
 		b.ValueBaseline = true
 		return b
 	}},
@@ -544,10 +561,10 @@ func TestBackpropQChain20Convergence(t *testing.T) {
 	}
 }
 
-// ExampleBackpropQ trains a two-site Bernoulli chain with a delayed cost:
+// ExampleQLocal trains a two-site Bernoulli chain with a delayed cost:
 // tabular critics learn Q_a and Q_b by TD, and each site's term uses its
 // critic as the local cost with the value baseline.
-func ExampleBackpropQ() {
+func ExampleQLocal() {
 	model := func(ctx *ppl.Ctx) {
 		theta := ppl.Param(ctx, "theta", 1, 2, nn.Zeros{})
 		a := ppl.Sample(ctx, "a", dist.BernoulliLogits(ppl.Expand(ctx, ad.Slice(theta, 0, 1))))
@@ -555,7 +572,7 @@ func ExampleBackpropQ() {
 		// The cost is lowest at a = 1, b = 0.
 		ppl.Cost(ctx, "f", ad.Square(ad.Sub(ad.Sub(b, a), ctx.Tape().Scalar(-1))))
 	}
-	est := NewBackpropQ(QLocal, q.Config{Kind: q.TabularKind}, q.TD{Lambda: 0})
+	est := NewQLocal(q.Config{Kind: q.TabularKind}, q.TD{Lambda: 0})
 	est.ValueBaseline = true
 	store := nn.NewStore()
 	svi := &SVI{
@@ -592,7 +609,7 @@ func TestBackpropQChunks(t *testing.T) {
 	run := func(workers int) []byte {
 		obj := vi.Program{Model: chainModel}
 		store := initObjectiveStore(t, obj)
-		est := NewBackpropQ(QControlVariate, q.Config{Kind: q.TabularKind, LR: 0.1}, q.TD{})
+		est := NewQControlVariate(q.Config{Kind: q.TabularKind, LR: 0.1}, q.TD{})
 		s := &SVI{
 			Objective: obj, Estimators: Estimators{Default: est},
 			Optimizer: nn.NewAdam(0.05), Params: store, Particles: 16, Chunks: 4, Workers: workers, Seed: 5,
@@ -603,7 +620,6 @@ func TestBackpropQChunks(t *testing.T) {
 		}
 		_, ok := est.TDError("z3")
 		require.True(t, ok)
-		require.Empty(t, est.evals, "every chunk's evaluation was applied")
 		state, err := est.MarshalState()
 		require.NoError(t, err)
 		return state
@@ -625,10 +641,20 @@ func TestBackpropQWithPathwise(t *testing.T) {
 		ppl.Cost(ctx, "fz", ad.Square(ad.Sub(z, tp.Scalar(1))))
 		ppl.Cost(ctx, "fb", ad.Scale(ad.Square(ad.Sub(b, tp.Scalar(0.1))), 3))
 	}
-	for _, mode := range []QMode{QLocal, QControlVariate} {
-		t.Run(mode.String(), func(t *testing.T) {
-			est := NewBackpropQ(mode, q.Config{Kind: q.Auto, Rand: rand.New(rand.NewPCG(1, 2))}, q.TD{})
-			est.ValueBaseline = true
+	cases := []struct {
+		name string
+		make func() qEstimator
+	}{
+		{"local", func() qEstimator {
+			b := NewQLocal(q.Config{Kind: q.Auto, Seed: 1}, q.TD{})
+			b.ValueBaseline = true
+			return b
+		}},
+		{"control-variate", func() qEstimator { return NewQControlVariate(q.Config{Kind: q.Auto, Seed: 1}, q.TD{}) }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			est := c.make()
 			store := nn.NewStore()
 			s := &SVI{
 				Objective:  vi.Program{Model: model},

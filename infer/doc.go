@@ -3,6 +3,13 @@
 // whose gradient is the estimate, and runs the training loop ([SVI]) with
 // checkpoints and parallel workers.
 //
+// Start with [SVI]: give it an objective, the estimators of the sites
+// ([Estimators]: a default and choices by address) and an optimizer, and
+// call [SVI.Step]. To write an estimator, implement [Estimator] (one term
+// per site) and, where needed, its optional interfaces: [TraceEstimator]
+// (work done once per trace, before the sites' terms), [Stateful],
+// [Drawer] and [Reparameterizing].
+//
 // # The surrogate loss
 //
 // An objective (vi.Objective: vi.Program for a program's own costs, vi.ELBO
@@ -50,9 +57,9 @@
 //	REBAR                  yes       Bernoulli, OneHot          2-4 re-runs                  binary/one-hot latents, low variance
 //	RELAX                  yes       discrete                   an MLP (+2 re-runs Concrete) learned control variates
 //	PPO                    no (3)    any                        one log-prob                 several steps on one batch
-//	BackpropQ (a) local    no        any                        critic evaluation + TD step  long chains: learned Q per node (package q)
-//	BackpropQ (b) cv       yes       discrete (4)               critic over the site values  unbiased with an imperfect critic
-//	BackpropQ (c) adv      no        any                        critic evaluation + TD step  advantages of appendix 4.4
+//	QLocal                 no        any                        critic evaluation + TD step  long chains: learned Q per node (package q)
+//	QControlVariate        yes       discrete (4)               critic over the site values  unbiased with an imperfect critic
+//	QAdvantage             no        any                        critic evaluation + TD step  advantages of appendix 4.4
 //
 // (1) NVIL's variance normalization multiplies the site's estimate by
 // 1/max(1, σ), a step size set by past steps only: unbiased in direction.
@@ -63,8 +70,8 @@
 // (4) Enumerated over the site's values for categorical sites and
 // Bernoulli sites of at most 12 columns; the relaxed form (eq. 26 with the
 // critic as c: two critic passes and a backward pass) for wider Bernoulli
-// sites or when [BackpropQ].Relaxed is set, with Linear or MLP critics.
-// [BackpropQ].Normalize applies NVIL's normalization (1) in any mode.
+// sites or when [QControlVariate].Relaxed is set, with Linear or MLP
+// critics. The Normalize field of each applies NVIL's normalization (1).
 // (5) K consecutive particles per data point (batch-major; inside plates,
 // each member's rows in those particles), whose learning signals do not
 // depend on each other's draws: not a site whose rows are tied (vi.IWAE, a
@@ -75,6 +82,16 @@
 // a forward pass of the whole objective each time: the sites that do not
 // descend from the site keep their values, but their computations are
 // done again.
+//
+// An estimator that needs the whole trace before its sites' terms
+// implements [TraceEstimator]: its per-trace phase runs once per trace for
+// all the sites it serves, returns the state they share, one commit (run
+// only once the step succeeded) and per-site diagnostics, which [SVI]
+// reports in [SiteMetrics]. The Backprop-Q estimators, one type per use
+// of the critics ([QLocal], [QControlVariate], [QAdvantage]), evaluate the
+// [Critics] they embed there, so that estimators of different types can
+// share one set of critics and serve different sites of one trace; [Critics].Replay adds experience
+// replay (appendix 4.2) to their training, under any objective.
 //
 // An estimator may keep state (running baselines: [Stateful]) and
 // parameters (NVIL's network, created in the training store under
@@ -102,6 +119,25 @@
 // chunks hold whole data points. Results are then identical for any number
 // of workers, but not for any number of chunks, which is part of the
 // configuration like the seed.
+//
+// # Automatic guides and prediction
+//
+// An automatic guide is built from one run of the model and covers its
+// latents by address: [AutoNormal] (mean-field Normal over the
+// unconstrained space, constrained supports through dist.BijectTo),
+// [AutoMultivariateNormal] (full rank over the global latents), [AutoDelta]
+// (MAP) and [AutoDiscrete] (Bernoulli and categorical logits); [Guides]
+// combines them with guides written by hand. A latent inside plates gets
+// parameters per member, trained on the members of each subsample. The
+// parameters live in the training store under the guide's prefix.
+//
+//	guide, err := infer.NewAutoNormal(model, infer.AutoOptions{})
+//	svi := &infer.SVI{Objective: vi.ELBO{Model: model, Guide: guide.Guide}, ...}
+//
+// [Predictive] draws chosen sites of a model from the prior, from a trained
+// guide or from recorded traces, its observations drawn afresh (the
+// posterior predictive), and [Samples.Summary] gives each site's mean, sd
+// and quantiles.
 //
 // # Concurrency
 //

@@ -72,68 +72,17 @@ func (e Enumerate) Surrogate(sc *SiteContext) (Term, error) {
 }
 
 // support returns the points of d's support as [rows x D] values, each the
-// same in every row, or an error for an unsupported distribution or a
-// support larger than limit.
+// same in every row, or an error for a distribution that is not
+// dist.Finite or a support larger than limit.
 func support(d dist.Distribution, rows int, limit int, tp *ad.Tape) ([]*ad.Tensor, error) {
-	switch d := d.(type) {
-	case dist.Bernoulli, *dist.Bernoulli:
-		_, cols := d.Shape()
-		if cols >= 31 || 1<<cols > limit {
-			return nil, fmt.Errorf("a Bernoulli site with %d columns has 2^%d configurations, more than %d", cols, cols, limit)
-		}
-		values := make([]*ad.Tensor, 0, 1<<cols)
-		data := make([]float64, rows*cols)
-		for cfg := 0; cfg < 1<<cols; cfg++ {
-			for r := 0; r < rows; r++ {
-				for j := 0; j < cols; j++ {
-					data[r*cols+j] = float64(cfg >> j & 1)
-				}
-			}
-			values = append(values, tp.FromData(rows, cols, data))
-		}
-		return values, nil
-	case dist.Categorical, *dist.Categorical:
-		k := categoricalLogits(d).Cols()
-		if k > limit {
-			return nil, fmt.Errorf("a Categorical site with %d classes, more than %d", k, limit)
-		}
-		values := make([]*ad.Tensor, k)
-		for c := range values {
-			values[c] = tp.Full(rows, 1, float64(c))
-		}
-		return values, nil
-	case dist.OneHotCategorical, *dist.OneHotCategorical:
-		k := categoricalLogits(d).Cols()
-		if k > limit {
-			return nil, fmt.Errorf("a OneHotCategorical site with %d classes, more than %d", k, limit)
-		}
-		values := make([]*ad.Tensor, k)
-		data := make([]float64, rows*k)
-		for c := range values {
-			clear(data)
-			for r := 0; r < rows; r++ {
-				data[r*k+c] = 1
-			}
-			values[c] = tp.FromData(rows, k, data)
-		}
-		return values, nil
+	f, ok := d.(dist.Finite)
+	if !ok {
+		return nil, fmt.Errorf("cannot enumerate the support of %T (not a dist.Finite distribution)", d)
 	}
-	return nil, fmt.Errorf("cannot enumerate the support of %T (Bernoulli, Categorical and OneHotCategorical only)", d)
-}
-
-// categoricalLogits returns the logits of a (OneHot)Categorical.
-func categoricalLogits(d dist.Distribution) *ad.Tensor {
-	switch d := d.(type) {
-	case dist.Categorical:
-		return d.Logits
-	case *dist.Categorical:
-		return d.Logits
-	case dist.OneHotCategorical:
-		return d.Logits
-	case *dist.OneHotCategorical:
-		return d.Logits
+	if n := f.SupportSize(); n > limit || n > dist.MaxSupportSize {
+		return nil, fmt.Errorf("a %T site with %d points of support, more than %d", d, n, min(limit, dist.MaxSupportSize))
 	}
-	return nil
+	return f.EnumerateSupport(tp, rows), nil
 }
 
 // bernoulliOf returns d as a Bernoulli.

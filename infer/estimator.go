@@ -27,15 +27,17 @@ type Estimator interface {
 
 // Term is an estimator's contribution to the surrogate loss.
 type Term struct {
-	// Loss is [B x 1] or [1 x 1]; its sum joins the surrogate loss. Its
-	// value is not meaningful, only its gradient. Nil adds nothing (a
-	// pathwise site, whose gradient flows through the costs).
+	// Loss has the site's rows and one column, or is [1 x 1]; its sum
+	// joins the surrogate loss. Its value is not meaningful, only its
+	// gradient. Nil adds nothing (a pathwise site, whose gradient flows
+	// through the costs).
 	Loss *ad.Tensor
 	// Commit applies the estimator's state update (running baselines, say)
 	// after the step succeeded; nil for none.
 	Commit func()
-	// Signal is the learning signal the term used ([B x 1], after any
-	// baseline or control variate), for per-site diagnostics; may be nil.
+	// Signal is the learning signal the term used (the site's rows, after
+	// any baseline or control variate), for per-site diagnostics; may be
+	// nil.
 	Signal *ad.Tensor
 }
 
@@ -80,7 +82,8 @@ type SiteContext struct {
 	Trace *trace.Trace
 	Graph *trace.Graph
 	// Signal is the sum of the costs reachable from the site in Graph,
-	// [B x 1], with no gradient path: the Rao-Blackwellized
+	// each moved to the site's plate level (ppl.Move), one column with the
+	// site's rows, with no gradient path: the Rao-Blackwellized
 	// score-function learning signal.
 	Signal *ad.Tensor
 	// Rerun runs the objective again on the step's tape with the given
@@ -100,6 +103,10 @@ type SiteContext struct {
 	// Rand is the step's random source (the random source of the site's
 	// chunk of particles; see [SVI]).
 	Rand *rand.Rand
+	// Shared is the state the per-trace phase of the site's estimator
+	// returned for this trace ([TraceState].Shared), or nil for an
+	// estimator without one (see [TraceEstimator]).
+	Shared any
 	// Params is the training run's parameter store. An estimator may
 	// create parameters in it lazily (a baseline network whose input size
 	// it learns from the first site it sees), under names that start with
@@ -117,4 +124,72 @@ type SiteContext struct {
 type Reparameterizing interface {
 	Estimator
 	Reparameterizes() bool
+}
+
+// TraceEstimator is an optional interface of an [Estimator] whose sites
+// share work done once per trace, before their terms: critics evaluated
+// on the whole trace (Backprop-Q), say. As with the optional interfaces of
+// database/sql/driver, an estimator without it gets only its per-site
+// calls.
+type TraceEstimator interface {
+	Estimator
+	// TracePhase returns the estimator's per-trace phase. Estimators
+	// whose phases are equal (==) share one call per trace: several
+	// estimators on one set of critics evaluate and train them once.
+	TracePhase() TracePhase
+}
+
+// TracePhase is the per-trace phase of one or more [TraceEstimator]s.
+type TracePhase interface {
+	// BeginTrace is called once per trace in which the phase's
+	// estimators serve some sites, before any of their terms. It must not
+	// change any state: changes go in the returned Commit.
+	BeginTrace(tc *TraceContext) (TraceState, error)
+}
+
+// TraceContext is what a [TracePhase] sees of one trace.
+type TraceContext struct {
+	// Trace is the objective's trace of this step and Graph its SCG.
+	Trace *trace.Trace
+	Graph *trace.Graph
+	// Sites are the contexts of the sites that the phase's estimators
+	// serve, in the order of the trace, with their learning signals;
+	// their Shared field is not set yet.
+	Sites []*SiteContext
+	// Rand is the step's random source, as in [SiteContext].
+	Rand *rand.Rand
+	// Params is the training run's parameter store, as in [SiteContext].
+	Params *nn.Store
+	// Run runs the objective anew under env and handlers (which apply to
+	// its stochastic part: the guide of a vi.ELBO), for work on fresh runs
+	// such as the critics' experience replay; env needs no tape.
+	Run func(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, error)
+}
+
+// TraceState is what a [TracePhase] returns for one trace.
+type TraceState struct {
+	// Shared is handed to each of the phase's sites in the trace
+	// ([SiteContext].Shared).
+	Shared any
+	// Commit applies the phase's state update once the whole step has
+	// succeeded, and returns its per-site diagnostics (for the sites of
+	// [TraceContext].Sites only); nil for none. It runs before the
+	// Commit functions of the sites' terms.
+	Commit func() []SiteDiagnostics
+}
+
+// SiteDiagnostics are a per-trace phase's diagnostics of one of its sites
+// in one trace, which [SVI] reports in [SiteMetrics].
+type SiteDiagnostics struct {
+	// Addr is the site's address.
+	Addr string
+	// TDError, when HasTDError is set, is the mean squared lambda-return
+	// error of the site's critics before their update (averaged over the
+	// site's Q-nodes).
+	TDError    float64
+	HasTDError bool
+	// Return is the site's plain REINFORCE learning signal in each row
+	// (the Rao-Blackwellized return R, with no baseline or critic); nil
+	// for none.
+	Return []float64
 }

@@ -31,18 +31,32 @@ type Surrogate struct {
 	// value of the objective being minimized.
 	Cost float64
 
-	terms []siteTerm
+	terms  []siteTerm
+	phases []TraceState
+	diags  []SiteDiagnostics
 }
 
-// Commit calls the Commit function of every term, in the order of the
-// sites. A training loop calls it once the step has succeeded.
+// Commit calls the Commit function of every per-trace phase, keeping the
+// diagnostics they return (see [Surrogate.Diagnostics]), then that of
+// every term, in the order of the sites. A training loop calls it once
+// the step has succeeded.
 func (s *Surrogate) Commit() {
+	s.diags = nil
+	for _, ph := range s.phases {
+		if ph.Commit != nil {
+			s.diags = append(s.diags, ph.Commit()...)
+		}
+	}
 	for _, t := range s.terms {
 		if t.term.Commit != nil {
 			t.term.Commit()
 		}
 	}
 }
+
+// Diagnostics returns the per-site diagnostics that the per-trace phases
+// returned when the surrogate was committed (see [TraceState]).
+func (s *Surrogate) Diagnostics() []SiteDiagnostics { return s.diags }
 
 // Signals returns, for each site whose term reported a learning signal,
 // its address and the signal, [B x 1], in the order of the sites.
@@ -96,20 +110,46 @@ func BuildSurrogate(obj vi.Objective, est Estimators, env ppl.Config) (sur *Surr
 		return nil, err
 	}
 	sur = &Surrogate{Trace: tr}
+	costs, total, err := checkedCosts(tr, sur, &current)
+	if err != nil {
+		return nil, err
+	}
+	sites, ests := siteContexts(obj, est, env, tr, graph, shared, costs, &current)
+	if sur.phases, err = beginTraces(sites, ests, obj.Run, &current); err != nil {
+		return nil, err
+	}
+	for i, sc := range sites {
+		current = sc.Site.Addr
+		term, err := ests[i].Surrogate(sc)
+		if err != nil {
+			return nil, fmt.Errorf("infer: site %q: %w", current, err)
+		}
+		if term.Loss != nil {
+			if err := checkFinite(term.Loss); err != nil {
+				return nil, fmt.Errorf("infer: site %q: estimator term %w", current, err)
+			}
+			total = addOrNil(total, ad.Sum(term.Loss))
+		}
+		sur.terms = append(sur.terms, siteTerm{addr: current, term: term})
+	}
+	if total == nil {
+		total = env.Tape.Scalar(0)
+	}
+	sur.Loss = total
+	return sur, nil
+}
+
+// checkedCosts checks that every log-probability and cost of tr is
+// finite, and returns the scaled costs by address and their sum, adding it
+// to sur.Cost. current tracks the site being checked.
+func checkedCosts(tr *trace.Trace, sur *Surrogate, current *string) (map[string]*ad.Tensor, *ad.Tensor, error) {
 	costs := make(map[string]*ad.Tensor)
 	var total *ad.Tensor
-	add := func(t *ad.Tensor) {
-		if total == nil {
-			total = t
-		} else {
-			total = ad.Add(total, t)
-		}
-	}
 	for _, s := range tr.Sites() {
-		current = s.Addr
+		*current = s.Addr
 		if s.Stochastic() && s.LogProb != nil {
 			if err := checkFinite(s.LogProb); err != nil {
-				return nil, fmt.Errorf("infer: site %q: log-probability %w", s.Addr, err)
+				return nil, nil, fmt.Errorf("infer: site %q: log-probability %w", s.Addr, err)
 			}
 		}
 		if !s.IsCost() {
@@ -117,18 +157,28 @@ func BuildSurrogate(obj vi.Objective, est Estimators, env ppl.Config) (sur *Surr
 		}
 		c := s.ScaledCost()
 		if err := checkFinite(c); err != nil {
-			return nil, fmt.Errorf("infer: site %q: cost %w", s.Addr, err)
+			return nil, nil, fmt.Errorf("infer: site %q: cost %w", s.Addr, err)
 		}
 		costs[s.Addr] = c
 		sum := ad.Sum(c)
 		sur.Cost += sum.Item()
-		add(sum)
+		total = addOrNil(total, sum)
 	}
+	return costs, total, nil
+}
+
+// siteContexts returns the context of every stochastic site of tr, with
+// its learning signal (the objective's shared one, or the costs it
+// reaches), and the site's estimator. current tracks the site.
+func siteContexts(obj vi.Objective, est Estimators, env ppl.Config, tr *trace.Trace, graph *trace.Graph,
+	shared *ad.Tensor, costs map[string]*ad.Tensor, current *string) ([]*SiteContext, []Estimator) {
+	var sites []*SiteContext
+	var ests []Estimator
 	for _, s := range tr.Sites() {
 		if !s.Stochastic() {
 			continue
 		}
-		current = s.Addr
+		*current = s.Addr
 		reach := graph.CostsFrom(s.Addr)
 		var signal *ad.Tensor
 		if shared != nil {
@@ -136,7 +186,7 @@ func BuildSurrogate(obj vi.Objective, est Estimators, env ppl.Config) (sur *Surr
 		} else {
 			signal = signalOf(s, reach, graph, costs)
 		}
-		sc := &SiteContext{
+		sites = append(sites, &SiteContext{
 			Site:     s,
 			Trace:    tr,
 			Graph:    graph,
@@ -145,25 +195,50 @@ func BuildSurrogate(obj vi.Objective, est Estimators, env ppl.Config) (sur *Surr
 			Rerun:    rerunner(obj, env, tr, graph, s.Addr),
 			Rand:     env.Rand,
 			Params:   env.Params,
+		})
+		ests = append(ests, est.For(s.Addr, s.Dist))
+	}
+	return sites, ests
+}
+
+// beginTraces runs the per-trace phase of the estimators ests of the sites
+// once for each distinct phase, in the order of the phases' first sites,
+// and hands each site its phase's shared state; run is the objective's
+// Run. current tracks the site an ad shape panic is attributed to: a
+// phase's first site.
+func beginTraces(sites []*SiteContext, ests []Estimator, run func(ppl.Config, ...ppl.Handler) (*trace.Trace, error), current *string) ([]TraceState, error) {
+	var phases []TracePhase
+	served := map[TracePhase][]int{}
+	for i, e := range ests {
+		te, ok := e.(TraceEstimator)
+		if !ok {
+			continue
 		}
-		e := est.For(s.Addr, s.Dist)
-		term, err := e.Surrogate(sc)
+		ph := te.TracePhase()
+		if _, seen := served[ph]; !seen {
+			phases = append(phases, ph)
+		}
+		served[ph] = append(served[ph], i)
+	}
+	states := make([]TraceState, len(phases))
+	for k, ph := range phases {
+		idx := served[ph]
+		first := sites[idx[0]]
+		*current = first.Site.Addr
+		tc := &TraceContext{Trace: first.Trace, Graph: first.Graph, Rand: first.Rand, Params: first.Params, Run: run}
+		for _, i := range idx {
+			tc.Sites = append(tc.Sites, sites[i])
+		}
+		st, err := ph.BeginTrace(tc)
 		if err != nil {
-			return nil, fmt.Errorf("infer: site %q: %w", s.Addr, err)
+			return nil, fmt.Errorf("infer: site %q: %w", first.Site.Addr, err)
 		}
-		if term.Loss != nil {
-			if err := checkFinite(term.Loss); err != nil {
-				return nil, fmt.Errorf("infer: site %q: estimator term %w", s.Addr, err)
-			}
-			add(ad.Sum(term.Loss))
+		for _, i := range idx {
+			sites[i].Shared = st.Shared
 		}
-		sur.terms = append(sur.terms, siteTerm{addr: s.Addr, term: term})
+		states[k] = st
 	}
-	if total == nil {
-		total = env.Tape.Scalar(0)
-	}
-	sur.Loss = total
-	return sur, nil
+	return states, nil
 }
 
 // VIMCOSignaler is an optional interface of a [vi.Objective] whose rows

@@ -11,7 +11,6 @@ import (
 	"github.com/backpropq/backpropq/ad"
 	"github.com/backpropq/backpropq/nn"
 	"github.com/backpropq/backpropq/ppl"
-	"github.com/backpropq/backpropq/trace"
 	"github.com/backpropq/backpropq/vi"
 )
 
@@ -73,7 +72,8 @@ type SVI struct {
 	Seed uint64
 	// ReturnVariance asks [Metrics] for the variance of the plain
 	// REINFORCE learning signal of the sites whose estimator records it
-	// ([BackpropQ]): see [SiteMetrics].ReturnVar.
+	// ([QLocal] and the other Backprop-Q estimators): see
+	// [SiteMetrics].ReturnVar.
 	ReturnVariance bool
 
 	step int64
@@ -113,24 +113,18 @@ type SiteMetrics struct {
 	SignalMean float64
 	SignalVar  float64
 	// TDError, when HasTDError is set (a site whose estimator learns
-	// critics, [BackpropQ]), is the mean squared TD (lambda-return) error
+	// critics, [Critics]), is the mean squared TD (lambda-return) error
 	// of the site's critics before this step's update, averaged over the
 	// site's Q-nodes and over the step's rows.
 	TDError    float64
 	HasTDError bool
 	// ReturnVar, when HasReturnVar is set ([SVI].ReturnVariance, and an
-	// estimator that records it, [BackpropQ]), is the unbiased variance
+	// estimator that records it, [Critics]), is the unbiased variance
 	// over the step's rows of the plain REINFORCE learning signal: the
 	// Rao-Blackwellized return R with no baseline or critic. SignalVar /
 	// ReturnVar is then the variance reduction of the site's signal.
 	ReturnVar    float64
 	HasReturnVar bool
-}
-
-// diagnoser is an estimator that records per-site diagnostics of the
-// traces it served ([BackpropQ]).
-type diagnoser interface {
-	diagnostics(tr *trace.Trace) map[string]*siteDiag
 }
 
 // StepCount returns the number of steps taken so far (restored by a
@@ -411,7 +405,7 @@ func (s *SVI) metrics(results []chunkResult, norm float64) Metrics {
 		// td sums the chunks' TD errors weighted by their rows (tdRows);
 		// ret sums the returns.
 		td, tdRows float64
-		ret        siteDiag
+		ret        struct{ n, sum, sum2 float64 }
 		// listed marks a site with a signal, which the metrics list.
 		listed bool
 	}
@@ -422,7 +416,6 @@ func (s *SVI) metrics(results []chunkResult, norm float64) Metrics {
 		rows := r.sur.Trace.Batch()
 		m.Rows += rows
 		addrs, signals := r.sur.Signals()
-		asked := map[diagnoser]bool{}
 		for i, a := range addrs {
 			st := accs[a]
 			if st == nil {
@@ -438,35 +431,28 @@ func (s *SVI) metrics(results []chunkResult, norm float64) Metrics {
 				st.sum += v
 				st.sum2 += v * v
 			}
-			site := r.sur.Trace.Site(a)
-			if site == nil {
-				continue
+		}
+		for _, d := range r.sur.Diagnostics() {
+			st := accs[d.Addr]
+			if st == nil {
+				st = &acc{}
+				accs[d.Addr] = st
 			}
-			dg, ok := s.Estimators.For(a, site.Dist).(diagnoser)
-			if !ok || asked[dg] {
-				continue
+			if d.HasTDError {
+				st.td += d.TDError * float64(rows)
+				st.tdRows += float64(rows)
 			}
-			asked[dg] = true
-			for da, d := range dg.diagnostics(r.sur.Trace) {
-				// Only the sites the estimator serves (its critics may
-				// cover others).
-				ds := r.sur.Trace.Site(da)
-				if ds == nil || any(s.Estimators.For(da, ds.Dist)) != any(dg) {
-					continue
-				}
-				dst := accs[da]
-				if dst == nil {
-					dst = &acc{}
-					accs[da] = dst
-				}
-				if d.hasTD {
-					dst.td += d.td * float64(rows)
-					dst.tdRows += float64(rows)
-				}
-				dst.ret.n += d.n
-				dst.ret.sum += d.sum
-				dst.ret.sum2 += d.sum2
+			// The sums of one trace are added whole, as the rows of one
+			// chunk.
+			var n, sum, sum2 float64
+			for _, v := range d.Return {
+				n++
+				sum += v
+				sum2 += v * v
 			}
+			st.ret.n += n
+			st.ret.sum += sum
+			st.ret.sum2 += sum2
 		}
 	}
 	if _, ok := s.objective().(vi.Bounded); ok {

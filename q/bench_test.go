@@ -45,7 +45,7 @@ func BenchmarkBuild(b *testing.B) {
 	g := tr.Graph()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := q.Build(g, q.Options{Merge: true, InlineCosts: true}); err != nil {
+		if _, err := q.Build(g, q.NetworkOptions{Merge: true, InlineCosts: true}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -73,7 +73,7 @@ func BenchmarkBuildSequence(b *testing.B) {
 	g := tr.Graph()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := q.Build(g, q.Options{Merge: true, Reduce: q.ReduceChain}); err != nil {
+		if _, err := q.Build(g, q.NetworkOptions{Merge: true, Reduce: q.ReduceChain}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -176,11 +176,11 @@ func checkTargets(target []float64) error {
 	return nil
 }
 
-// Net is a critic computed by a small network of package nn, trained by
+// NetCritic is a critic computed by a small network of package nn, trained by
 // Adam on the squared error: a linear function of the features
 // ([NewLinear]) or a multilayer perceptron ([NewMLP]). It owns its tape and
 // optimizer, and is not safe for concurrent use.
-type Net struct {
+type NetCritic struct {
 	layout Layout
 	mlp    *nn.MLP
 	opt    *nn.Adam
@@ -208,7 +208,7 @@ const normDecay = 0.99
 // whose targets are large (costs of hundreds of nats) then does not spend
 // its first thousands of steps growing its biases, nor saturate its hidden
 // units doing so. It must be called before the first update.
-func (n *Net) NormalizeTargets() {
+func (n *NetCritic) NormalizeTargets() {
 	if n.norm == nil {
 		n.norm = []float64{0, 1}
 	}
@@ -216,7 +216,7 @@ func (n *Net) NormalizeTargets() {
 
 // renormalize updates the running moments with target and rescales the
 // last layer for the new μ and σ.
-func (n *Net) renormalize(target []float64) {
+func (n *NetCritic) renormalize(target []float64) {
 	var m1, m2 float64
 	for _, y := range target {
 		m1 += y
@@ -256,7 +256,7 @@ func (n *Net) renormalize(target []float64) {
 
 // NewLinear returns a linear critic w·x + b for layout, trained by Adam with
 // learning rate lr, with weights drawn from rng.
-func NewLinear(layout Layout, lr float64, rng *rand.Rand) *Net {
+func NewLinear(layout Layout, lr float64, rng *rand.Rand) *NetCritic {
 	return NewMLP(layout, nil, lr, rng)
 }
 
@@ -264,21 +264,21 @@ func NewLinear(layout Layout, lr float64, rng *rand.Rand) *Net {
 // hidden layers of the given sizes, trained by Adam with learning rate lr,
 // with weights drawn from rng. It panics if rng is nil or a size is not
 // positive.
-func NewMLP(layout Layout, hidden []int, lr float64, rng *rand.Rand) *Net {
+func NewMLP(layout Layout, hidden []int, lr float64, rng *rand.Rand) *NetCritic {
 	sizes := append([]int{max(layout.Width(), 1)}, hidden...)
 	sizes = append(sizes, 1)
 	acts := make([]nn.Activation, len(hidden))
 	for i := range acts {
 		acts[i] = nn.Tanh
 	}
-	return &Net{layout: layout, mlp: nn.NewMLP(sizes, acts, rng), opt: nn.NewAdam(lr), tape: ad.NewTape(), steps: 1}
+	return &NetCritic{layout: layout, mlp: nn.NewMLP(sizes, acts, rng), opt: nn.NewAdam(lr), tape: ad.NewTape(), steps: 1}
 }
 
 // Layout returns the critic's layout.
-func (n *Net) Layout() Layout { return n.layout }
+func (n *NetCritic) Layout() Layout { return n.layout }
 
 // Predict writes the network's outputs into dst.
-func (n *Net) Predict(x *mat.Dense, dst []float64) {
+func (n *NetCritic) Predict(x *mat.Dense, dst []float64) {
 	defer n.tape.Reset()
 	out := n.mlp.Forward(n.tape.Const(x))
 	copy(dst, out.Data())
@@ -290,7 +290,7 @@ func (n *Net) Predict(x *mat.Dense, dst []float64) {
 }
 
 // Update takes one Adam step on the mean squared error.
-func (n *Net) Update(x *mat.Dense, target []float64) error {
+func (n *NetCritic) Update(x *mat.Dense, target []float64) error {
 	if err := checkTargets(target); err != nil {
 		return err
 	}
@@ -322,7 +322,7 @@ func (n *Net) Update(x *mat.Dense, target []float64) error {
 // parameters: what a control variate needs for dQ/dz (eq. 27). Backward
 // passes on x's tape add into the parameters' gradients, which the
 // critic's own Update clears first.
-func (n *Net) Forward(x *ad.Tensor) *ad.Tensor {
+func (n *NetCritic) Forward(x *ad.Tensor) *ad.Tensor {
 	out := n.mlp.Forward(x)
 	if n.norm != nil {
 		out = ad.Add(ad.Scale(out, n.norm[1]), x.Tape().Scalar(n.norm[0]))
@@ -331,11 +331,11 @@ func (n *Net) Forward(x *ad.Tensor) *ad.Tensor {
 }
 
 // Params returns the network's parameters; they alias the critic's.
-func (n *Net) Params() []*nn.Param { return n.mlp.Params() }
+func (n *NetCritic) Params() []*nn.Param { return n.mlp.Params() }
 
 // Weights returns the parameters' values, and with normalized targets
 // the slice {μ, σ} last.
-func (n *Net) Weights() [][]float64 {
+func (n *NetCritic) Weights() [][]float64 {
 	var w [][]float64
 	for _, p := range n.mlp.Params() {
 		w = append(w, p.Value.RawMatrix().Data)
@@ -347,7 +347,7 @@ func (n *Net) Weights() [][]float64 {
 }
 
 // Clone returns a copy, optimizer state included.
-func (n *Net) Clone() Critic {
+func (n *NetCritic) Clone() Critic {
 	opt := *n.opt
 	state := map[string]*nn.ParamState{}
 	for name, st := range n.opt.State() {
@@ -358,9 +358,9 @@ func (n *Net) Clone() Critic {
 		state[name] = cp
 	}
 	if err := opt.SetState(state); err != nil {
-		panic("q: Net.Clone: " + err.Error()) // a copy of valid state is valid
+		panic("q: NetCritic.Clone: " + err.Error()) // a copy of valid state is valid
 	}
-	c := &Net{layout: n.layout, opt: &opt, tape: ad.NewTape(), steps: n.steps, moments: n.moments}
+	c := &NetCritic{layout: n.layout, opt: &opt, tape: ad.NewTape(), steps: n.steps, moments: n.moments}
 	if n.norm != nil {
 		c.norm = append([]float64(nil), n.norm...)
 	}

@@ -21,7 +21,7 @@ import (
 )
 
 // train runs iters TD updates of set on s's model.
-func train(t *testing.T, s *scg, set *q.Set, opts q.Options, td q.TD, iters, b int, rng *rand.Rand) *q.Network {
+func train(t *testing.T, s *scg, set *q.Set, opts q.NetworkOptions, td q.TD, iters, b int, rng *rand.Rand) *q.Network {
 	t.Helper()
 	cache := q.Cache{Options: opts}
 	var net *q.Network
@@ -53,18 +53,18 @@ func TestFunctionCriticsConverge(t *testing.T) {
 	tests := []struct {
 		name  string
 		sh    shape
-		opts  q.Options
+		opts  q.NetworkOptions
 		kind  q.Kind
 		iters int
 	}{
-		{"linear chain5", chain(5), q.Options{}, q.LinearKind, 600},
-		{"mlp figure2", figure2(), q.Options{Merge: true}, q.MLPKind, 800},
+		{"linear chain5", chain(5), q.NetworkOptions{}, q.LinearKind, 600},
+		{"mlp figure2", figure2(), q.NetworkOptions{Merge: true}, q.MLPKind, 800},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, 2))
 			s := newSCG(tt.sh.sites, tt.sh.costs, rng)
-			set := q.NewSet(q.Config{Kind: tt.kind, LR: 0.01, Hidden: []int{16}, Rand: rng})
+			set := q.NewSet(q.Config{Kind: tt.kind, LR: 0.01, Hidden: []int{16}, Seed: 1})
 			net := train(t, s, set, tt.opts, q.TD{}, 1, 64, rng)
 			h0, _ := s.errorsByNode(net, set)
 			net = train(t, s, set, tt.opts, q.TD{}, tt.iters, 64, rng)
@@ -94,7 +94,7 @@ func TestTemplateCritic(t *testing.T) {
 	s := newSCG(sh.sites, sh.costs, rng)
 	set := q.NewSet(q.Config{Kind: q.TabularKind, Templates: []string{"y[*]"}})
 	const iters, b = 100, 256
-	net := train(t, s, set, q.Options{}, q.TD{}, iters, b, rng)
+	net := train(t, s, set, q.NetworkOptions{}, q.TD{}, iters, b, rng)
 	assert.Equal(t, []string{"y[*]|f"}, set.Keys())
 	layout := set.Critic("y[*]|f").Layout()
 	assert.Equal(t, "y[*]@0:binary1 index:index1", layout.String())
@@ -153,9 +153,9 @@ func TestInputProvenance(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, 2))
 			tr, err := trace.Run(model(tt.site, tt.from...), ppl.Config{Rand: rng, Batch: 4})
 			require.NoError(t, err)
-			net, err := q.Build(tr.Graph(), q.Options{})
+			net, err := q.Build(tr.Graph(), q.NetworkOptions{})
 			require.NoError(t, err)
-			set := q.NewSet(q.Config{Kind: q.LinearKind, Rand: rng})
+			set := q.NewSet(q.Config{Kind: q.LinearKind, Seed: 1})
 			_, err = set.Update(net, tr, q.TD{})
 			if tt.wantErr != "" {
 				require.Error(t, err)
@@ -178,12 +178,12 @@ func TestSaveLoad(t *testing.T) {
 	sh := figure2()
 	s := newSCG(sh.sites, sh.costs, rng)
 	for _, kind := range []q.Kind{q.TabularKind, q.MLPKind} {
-		set := q.NewSet(q.Config{Kind: kind, Rand: rng})
-		net := train(t, s, set, q.Options{Merge: true}, q.TD{}, 5, 32, rng)
+		set := q.NewSet(q.Config{Kind: kind, Seed: 1})
+		net := train(t, s, set, q.NetworkOptions{Merge: true}, q.TD{}, 5, 32, rng)
 		path := filepath.Join(dir, "critics.ckpt")
 		require.NoError(t, q.Save(path, set))
 
-		fresh := q.NewSet(q.Config{Kind: kind, Rand: rng})
+		fresh := q.NewSet(q.Config{Kind: kind, Seed: 1})
 		require.NoError(t, q.Load(path, fresh, q.LoadOptions{}))
 		tr, err := s.run(rng, 16)
 		require.NoError(t, err)
@@ -211,13 +211,13 @@ func TestSaveLoad(t *testing.T) {
 	// A changed scope: Y's cost f1 now also reads X, so Q^f1_Y's scope
 	// grows from (Y) to (X, Y).
 	set := q.NewSet(q.Config{Kind: q.TabularKind})
-	train(t, s, set, q.Options{Merge: true}, q.TD{}, 3, 32, rng)
+	train(t, s, set, q.NetworkOptions{Merge: true}, q.TD{}, 3, 32, rng)
 	path := filepath.Join(dir, "old.ckpt")
 	require.NoError(t, q.Save(path, set))
 	changed := newSCG(sh.sites, []scgNode{n("f1", 1, 0), n("f2", 1, 2), n("f3", 0)}, rng)
 	tr, err := changed.run(rng, 8)
 	require.NoError(t, err)
-	net, err := q.Build(tr.Graph(), q.Options{Merge: true})
+	net, err := q.Build(tr.Graph(), q.NetworkOptions{Merge: true})
 	require.NoError(t, err)
 
 	strict := q.NewSet(q.Config{Kind: q.TabularKind})
@@ -247,7 +247,7 @@ func TestSaveLoad(t *testing.T) {
 	copy(grown.table, s.table)
 	tr, err = grown.run(rng, 8)
 	require.NoError(t, err)
-	net, err = q.Build(tr.Graph(), q.Options{Merge: true})
+	net, err = q.Build(tr.Graph(), q.NetworkOptions{Merge: true})
 	require.NoError(t, err)
 	reuse := q.NewSet(q.Config{Kind: q.TabularKind})
 	require.NoError(t, q.Load(path, reuse, q.LoadOptions{}))
@@ -292,7 +292,7 @@ func TestTemplateUnionLayout(t *testing.T) {
 	// The chain reduction lets the per-cost networks merge into one
 	// Q-node per site (without it, c[t] and c[t+1] reach y[t] by different
 	// rules at y[t-1]).
-	net := train(t, s, set, q.Options{Merge: true, Reduce: q.ReduceChain}, q.TD{}, iters, b, rng)
+	net := train(t, s, set, q.NetworkOptions{Merge: true, Reduce: q.ReduceChain}, q.TD{}, iters, b, rng)
 	require.Equal(t, []string{"y[*]|c[*]"}, set.Keys())
 	c := set.Critic("y[*]|c[*]")
 	assert.Equal(t, "y[*]@-1:binary1 y[*]@0:binary1 index:index1", c.Layout().String())
@@ -320,7 +320,7 @@ func TestTemplateUnionLayout(t *testing.T) {
 	// Per-cost networks would give one site several nodes of one key.
 	tr, err := s.run(rng, 4)
 	require.NoError(t, err)
-	perCost, err := q.Build(tr.Graph(), q.Options{})
+	perCost, err := q.Build(tr.Graph(), q.NetworkOptions{})
 	require.NoError(t, err)
 	_, err = q.NewSet(q.Config{Kind: q.TabularKind, Templates: []string{"y[*]"}}).Evaluate(perCost, tr)
 	assert.ErrorContains(t, err, `would serve two Q-nodes of site "y[3]"`)
@@ -333,7 +333,7 @@ func TestMarshalState(t *testing.T) {
 	sh := figure5()
 	s := newSCG(sh.sites, sh.costs, rng)
 	set := q.NewSet(q.Config{Kind: q.TabularKind})
-	net := train(t, s, set, q.Options{}, q.TD{}, 3, 32, rng)
+	net := train(t, s, set, q.NetworkOptions{}, q.TD{}, 3, 32, rng)
 	data, err := set.MarshalState()
 	require.NoError(t, err)
 	other := q.NewSet(q.Config{Kind: q.TabularKind})

@@ -45,9 +45,9 @@ func ExampleBuild() {
 		fmt.Println(err)
 		return
 	}
-	perCost, _ := q.Build(tr.Graph(), q.Options{})
+	perCost, _ := q.Build(tr.Graph(), q.NetworkOptions{})
 	fmt.Print(perCost)
-	merged, _ := q.Build(tr.Graph(), q.Options{Merge: true})
+	merged, _ := q.Build(tr.Graph(), q.NetworkOptions{Merge: true})
 	fmt.Print(merged)
 	// Output:
 	// Q^{f2}_Z(X,Z) <- f2
@@ -72,7 +72,7 @@ func ExampleReduction() {
 	}
 	tr, _ := trace.Run(model, ppl.Config{Rand: rand.New(rand.NewPCG(1, 2)), Batch: 1})
 	for _, r := range []q.Reduction{q.ReduceNone, q.ReduceShortest, q.ReduceChain} {
-		net, _ := q.Build(tr.Graph(), q.Options{Reduce: r})
+		net, _ := q.Build(tr.Graph(), q.NetworkOptions{Reduce: r})
 		fmt.Printf("%s:\n%s", r, net)
 	}
 	// Output:
@@ -90,7 +90,7 @@ func ExampleReduction() {
 // Train tabular critics by TD and read the local cost of a site.
 func ExampleSet_Update() {
 	rng := rand.New(rand.NewPCG(1, 2))
-	cache := q.Cache{Options: q.Options{Merge: true}}
+	cache := q.Cache{Options: q.NetworkOptions{Merge: true}}
 	critics := q.NewSet(q.Config{Kind: q.TabularKind})
 	var net *q.Network
 	for range 100 {
@@ -117,7 +117,7 @@ func ExampleSet_Update() {
 // The graph lambda-return errors: lambda = 1 gives the Monte Carlo return.
 func ExampleErrors() {
 	tr, _ := trace.Run(figure2Model, ppl.Config{Rand: rand.New(rand.NewPCG(1, 2)), Batch: 1})
-	net, _ := q.Build(tr.Graph(), q.Options{Merge: true})
+	net, _ := q.Build(tr.Graph(), q.NetworkOptions{Merge: true})
 	v := &q.Values{Rows: 1, Costs: map[string][]float64{"f1": {1}, "f2": {2}, "f3": {4}}}
 	for range net.Nodes {
 		v.Q = append(v.Q, []float64{0.5})
@@ -138,7 +138,7 @@ func ExampleSave() {
 	rng := rand.New(rand.NewPCG(1, 2))
 	critics := q.NewSet(q.Config{Kind: q.TabularKind})
 	tr, _ := trace.Run(figure2Model, ppl.Config{Rand: rng, Batch: 64})
-	net, _ := q.Build(tr.Graph(), q.Options{})
+	net, _ := q.Build(tr.Graph(), q.NetworkOptions{})
 	if _, err := critics.Update(net, tr, q.TD{}); err != nil {
 		fmt.Println(err)
 		return
@@ -170,8 +170,8 @@ func ExampleInput() {
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	tr, _ := trace.Run(model, ppl.Config{Rand: rng, Batch: 2})
-	net, _ := q.Build(tr.Graph(), q.Options{})
-	_, err := q.NewSet(q.Config{Kind: q.LinearKind, Rand: rng}).Evaluate(net, tr)
+	net, _ := q.Build(tr.Graph(), q.NetworkOptions{})
+	_, err := q.NewSet(q.Config{Kind: q.LinearKind, Seed: 1}).Evaluate(net, tr)
 	fmt.Println(err)
 	// Output:
 	// q: site "b": critic inputs "b@q" depend on site "a", outside the scope [b]
@@ -190,7 +190,7 @@ func ExampleBuffer() {
 	buf := q.NewBuffer(1000)
 	tr, _ := trace.Run(figure2Model, ppl.Config{Rand: rng, Batch: 500})
 	_ = buf.Add(tr)
-	net, _ := q.Build(tr.Graph(), q.Options{Merge: true})
+	net, _ := q.Build(tr.Graph(), q.NetworkOptions{Merge: true})
 	critics := q.NewSet(q.Config{Kind: q.TabularKind})
 	for range 50 {
 		if _, err := critics.Replay(net, buf, figure2Model, ppl.Config{Rand: rng}, q.ReplayOptions{Rows: 256}); err != nil {
@@ -210,7 +210,7 @@ func ExampleBuffer() {
 // value: 1 + 0.2 + 0.5 - 1.5.
 func ExampleAdvantages() {
 	tr, _ := trace.Run(figure2Model, ppl.Config{Rand: rand.New(rand.NewPCG(1, 2)), Batch: 1})
-	net, _ := q.Build(tr.Graph(), q.Options{Merge: true})
+	net, _ := q.Build(tr.Graph(), q.NetworkOptions{Merge: true})
 	v := &q.Values{Rows: 1, Costs: map[string][]float64{"f1": {1}, "f2": {0}, "f3": {0.5}}}
 	for _, nd := range net.Nodes {
 		val := map[string]float64{"Z": 0.2, "Y": 0.3, "X": 1.5}[nd.Site]
@@ -233,7 +233,7 @@ func ExampleNetwork_DOT() {
 		ppl.Cost(ctx, "f", a)
 	}
 	tr, _ := trace.Run(model, ppl.Config{Rand: rand.New(rand.NewPCG(1, 2)), Batch: 1})
-	net, _ := q.Build(tr.Graph(), q.Options{})
+	net, _ := q.Build(tr.Graph(), q.NetworkOptions{})
 	fmt.Print(net.DOT())
 	// Output:
 	// digraph backpropq {
@@ -257,7 +257,7 @@ func ExampleNetwork_DOT() {
 // batch sizes share it.
 func ExampleCache() {
 	rng := rand.New(rand.NewPCG(1, 2))
-	cache := q.Cache{Options: q.Options{Merge: true}}
+	cache := q.Cache{Options: q.NetworkOptions{Merge: true}}
 	for _, b := range []int{1, 8, 64} {
 		tr, _ := trace.Run(figure2Model, ppl.Config{Rand: rng, Batch: b})
 		if _, err := cache.Network(tr.Graph()); err != nil {
@@ -289,8 +289,8 @@ func ExampleValues_Forward() {
 	rng := rand.New(rand.NewPCG(1, 2))
 	tp := ad.NewTape()
 	tr, _ := trace.Run(figure2Model, ppl.Config{Tape: tp, Rand: rng, Batch: 2})
-	net, _ := q.Build(tr.Graph(), q.Options{Merge: true})
-	critics := q.NewSet(q.Config{Kind: q.MLPKind, Rand: rng})
+	net, _ := q.Build(tr.Graph(), q.NetworkOptions{Merge: true})
+	critics := q.NewSet(q.Config{Kind: q.MLPKind, Seed: 1})
 	vals, _ := critics.Evaluate(net, tr)
 	x := net.NodesAt("X")[0].Index
 	relaxed := tp.FromData(2, 1, []float64{0.3, 0.8})

@@ -131,17 +131,21 @@ func Template(addr string) (string, []int) {
 	return t, idx
 }
 
-// fieldOf returns the field of site s.
+// fieldOf returns the field of site s: Binary or OneHot for a
+// dist.Finite distribution (a class index is featurized one-hot), Real
+// otherwise.
 func fieldOf(s *ppl.Site, name string) Field {
 	_, d := s.Value.Dims()
-	switch dd := s.Dist.(type) {
-	case dist.Bernoulli:
-		return Field{Addr: name, Kind: Binary, Width: d}
-	case dist.Categorical:
-		_, k := dd.Logits.Dims()
-		return Field{Addr: name, Kind: OneHot, Width: k, Classes: k}
-	case dist.OneHotCategorical:
-		return Field{Addr: name, Kind: OneHot, Width: d, Classes: d}
+	if f, ok := s.Dist.(dist.Finite); ok {
+		switch f.Encoding() {
+		case dist.Binary:
+			return Field{Addr: name, Kind: Binary, Width: d}
+		case dist.Index:
+			k := f.Classes()
+			return Field{Addr: name, Kind: OneHot, Width: k, Classes: k}
+		case dist.OneHot:
+			return Field{Addr: name, Kind: OneHot, Width: d, Classes: d}
+		}
 	}
 	return Field{Addr: name, Kind: Real, Width: d}
 }
@@ -153,12 +157,14 @@ type featurizer struct {
 	sites  []*ppl.Site // per field; nil for Index
 	index  []int
 	rows   int
+	plates ppl.Stack // the node's site's, to which every field moves
 }
 
 // newFeaturizer prepares the input of node nd in trace tr; templated says
 // whether the critic is shared by a template.
 func newFeaturizer(nd *Node, tr *trace.Trace, g *trace.Graph, templated bool) (*featurizer, error) {
-	fz := &featurizer{rows: tr.Batch()}
+	own := g.Site(nd.Site)
+	fz := &featurizer{rows: own.Value.Rows(), plates: own.Plates}
 	_, siteIdx := Template(nd.Site)
 	name := func(a string) string {
 		if templated {
@@ -201,7 +207,7 @@ func newFeaturizer(nd *Node, tr *trace.Trace, g *trace.Graph, templated bool) (*
 	if in != nil {
 		r, c := in.Value.Dims()
 		if r != fz.rows {
-			return nil, fmt.Errorf("q: site %q: critic inputs have %d rows, the trace %d", nd.Site, r, fz.rows)
+			return nil, fmt.Errorf("q: site %q: critic inputs have %d rows, the site %d", nd.Site, r, fz.rows)
 		}
 		fz.layout.Fields = append(fz.layout.Fields, Field{Addr: name(in.Addr), Kind: Extra, Width: c})
 		fz.sites = append(fz.sites, in)
@@ -303,16 +309,18 @@ func (fz *featurizer) features() *mat.Dense {
 				}
 			}
 		case f.Kind == OneHot && s.Value.Cols() == 1 && f.Classes > 1:
+			val := moveValue(s, fz.plates)
 			for r := 0; r < fz.rows; r++ {
-				k := int(s.Value.At(r, 0))
+				k := int(val.At(r, 0))
 				if k >= 0 && k < f.Classes {
 					x.Set(r, col+k, 1)
 				}
 			}
 		default:
+			val := moveValue(s, fz.plates)
 			for r := 0; r < fz.rows; r++ {
 				for j := 0; j < f.Width; j++ {
-					x.Set(r, col+j, s.Value.At(r, j))
+					x.Set(r, col+j, val.At(r, j))
 				}
 			}
 		}

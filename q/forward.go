@@ -4,11 +4,12 @@ import (
 	"fmt"
 
 	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/ppl"
 	"github.com/backpropq/backpropq/trace"
 )
 
 // Differentiable is a [Critic] that can run on a tape, so that its value
-// has gradient paths to its input: [Net] critics are, [Tabular] ones are
+// has gradient paths to its input: [NetCritic] critics are, [Tabular] ones are
 // not.
 type Differentiable interface {
 	Critic
@@ -63,10 +64,13 @@ func (v *Values) Forward(net *Network, tr *trace.Trace, i int, values map[string
 			t = tp.FromData(fz.rows, f.Width, data)
 		case values[s.Addr] != nil:
 			t = values[s.Addr]
+			if !(len(s.Plates) == len(fz.plates) && s.Plates.Common(fz.plates) == len(fz.plates)) {
+				t = ppl.Move(t, s.Plates, fz.plates)
+			}
 		case f.Kind == OneHot && s.Value.Cols() == 1 && f.Classes > 1:
-			t = ad.OneHot(s.Value, f.Classes)
+			t = ad.OneHot(moveValue(s, fz.plates), f.Classes)
 		default:
-			t = s.Value
+			t = moveValue(s, fz.plates)
 		}
 		if r, c := t.Dims(); r != fz.rows || c != f.Width {
 			return nil, fmt.Errorf("q: Forward: value of %q is [%dx%d], the critic reads [%dx%d]", s.Addr, r, c, fz.rows, f.Width)

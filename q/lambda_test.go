@@ -48,21 +48,21 @@ func TestLambdaReturnClosedForms(t *testing.T) {
 	tests := []struct {
 		name   string
 		sh     shape
-		opts   q.Options
+		opts   q.NetworkOptions
 		lambda float64
 		want   func(net *q.Network, v *q.Values, r int) float64
 	}{
-		{"figure5 lambda=1", figure5(), q.Options{}, 1, func(net *q.Network, v *q.Values, r int) float64 {
+		{"figure5 lambda=1", figure5(), q.NetworkOptions{}, 1, func(net *q.Network, v *q.Values, r int) float64 {
 			return math.Pow(gamma, 3)*v.Costs["f"][r] - v.Q[nodeAt(t, net, "X1")][r]
 		}},
-		{"figure5 lambda=0", figure5(), q.Options{}, 0, func(net *q.Network, v *q.Values, r int) float64 {
+		{"figure5 lambda=0", figure5(), q.NetworkOptions{}, 0, func(net *q.Network, v *q.Values, r int) float64 {
 			y1, y2 := v.Q[nodeAt(t, net, "Y1")][r], v.Q[nodeAt(t, net, "Y2")][r]
 			return gamma*(y1+y2)/2 - v.Q[nodeAt(t, net, "X1")][r]
 		}},
-		{"figure6 lambda=1", figure6(), q.Options{Merge: true, Reduce: q.ReduceChain}, 1, func(net *q.Network, v *q.Values, r int) float64 {
+		{"figure6 lambda=1", figure6(), q.NetworkOptions{Merge: true, Reduce: q.ReduceChain}, 1, func(net *q.Network, v *q.Values, r int) float64 {
 			return math.Pow(gamma, 3)*v.Costs["fa"][r] + math.Pow(gamma, 4)*v.Costs["fb"][r] - v.Q[nodeAt(t, net, "X1")][r]
 		}},
-		{"figure6 lambda=0", figure6(), q.Options{Merge: true, Reduce: q.ReduceChain}, 0, func(net *q.Network, v *q.Values, r int) float64 {
+		{"figure6 lambda=0", figure6(), q.NetworkOptions{Merge: true, Reduce: q.ReduceChain}, 0, func(net *q.Network, v *q.Values, r int) float64 {
 			return gamma*v.Q[nodeAt(t, net, "X2")][r] - v.Q[nodeAt(t, net, "X1")][r]
 		}},
 	}
@@ -88,7 +88,7 @@ func TestLambdaReturnClosedForms(t *testing.T) {
 func TestLambdaExtremes(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	shapes := []shape{figure1(), figure2(), figure3(), layered(3, 2), figure5(), figure6(), figure7(), chain(10)}
-	opts := []q.Options{{}, {Merge: true}, {Merge: true, Reduce: q.ReduceChain}, {Merge: true, Reduce: q.ReduceShortest, InlineCosts: true}}
+	opts := []q.NetworkOptions{{}, {Merge: true}, {Merge: true, Reduce: q.ReduceChain}, {Merge: true, Reduce: q.ReduceShortest, InlineCosts: true}}
 	for _, sh := range shapes {
 		_, tr := graphOf(t, sh)
 		for _, o := range opts {
@@ -122,7 +122,7 @@ func TestTabularLambdaConverges(t *testing.T) {
 		sh := chain(10)
 		s := newSCG(sh.sites, sh.costs, rng)
 		const iters, b = 100, 256
-		net, set := trainTabular(t, s, q.Options{}, q.TD{Lambda: lambda}, iters, b, rng)
+		net, set := trainTabular(t, s, q.NetworkOptions{}, q.TD{Lambda: lambda}, iters, b, rng)
 		h, _ := s.errorsByNode(net, set)
 		for i, nd := range net.Nodes {
 			// Monte Carlo targets: the variance of f given one cell is at

@@ -45,8 +45,8 @@ func (r Reduction) String() string {
 	return "Reduction(" + strconv.Itoa(int(r)) + ")"
 }
 
-// Options configure [Build].
-type Options struct {
+// NetworkOptions configure [Build].
+type NetworkOptions struct {
 	// Merge merges the per-cost networks wherever Theorem 3 allows: the
 	// Q-functions of several cost sources at a site become one (their sum)
 	// when every network that takes them as an update target can express
@@ -109,14 +109,39 @@ type Node struct {
 // A Network is immutable and safe for concurrent use.
 type Network struct {
 	Nodes   []*Node
-	Options Options
+	Options NetworkOptions
 
 	shape  string
 	sites  []string
 	costs  []string
 	local  map[string][]Ref
-	graph  *trace.Graph
+	scg    scg
 	inline map[string]bool
+}
+
+// scg is the structure of the graph a network was built from: its nodes
+// in execution order, which of them are stochastic, their parents and
+// children, and the descendants of each stochastic site. It holds no site
+// and no tensor, so that a cached network keeps no trace alive, nor the
+// tape its values live on, which is reset every step.
+type scg struct {
+	nodes                          []string
+	stochastic                     map[string]bool
+	parents, children, descendants map[string][]string
+}
+
+// structureOf copies the structure of g.
+func structureOf(g *trace.Graph) scg {
+	s := scg{nodes: g.Nodes(), stochastic: map[string]bool{},
+		parents: map[string][]string{}, children: map[string][]string{}, descendants: map[string][]string{}}
+	for _, a := range s.nodes {
+		s.parents[a], s.children[a] = g.Parents(a), g.Children(a)
+		if g.Site(a).Stochastic() {
+			s.stochastic[a] = true
+			s.descendants[a] = g.Descendants(a)
+		}
+	}
+	return s
 }
 
 // Sites returns the addresses of the graph's stochastic sites, in execution
@@ -132,7 +157,7 @@ func (n *Network) Shape() string { return n.shape }
 
 // Local returns the terms whose sum is the total local cost of site addr
 // (Algorithm 1, line 16): the site's Q-nodes and the costs inlined in their
-// place ([Options.InlineCosts]). A site that reaches no cost has none.
+// place ([NetworkOptions.InlineCosts]). A site that reaches no cost has none.
 func (n *Network) Local(addr string) []Ref { return slices.Clone(n.local[addr]) }
 
 // NodesAt returns the Q-nodes of site addr.
@@ -166,294 +191,12 @@ func ShapeOf(g *trace.Graph) string {
 	return b.String()
 }
 
-// pcKey is a per-cost Q-node: site index and cost index.
-type pcKey struct{ site, cost int }
-
-// Build returns the Backprop-Q network of g: one Q-node per stochastic site
-// and cost reachable from it (or per merged group of costs), with the
-// update rules of section 3, reduced and merged as opts says. It returns an
-// error if g is nil.
-func Build(g *trace.Graph, opts Options) (*Network, error) {
-	if g == nil {
-		return nil, fmt.Errorf("q: Build: nil graph")
-	}
-	if opts.Reduce > ReduceChain {
-		return nil, fmt.Errorf("q: Build: unknown reduction %d", opts.Reduce)
-	}
-	sites := g.Stochastic()
-	costs := g.Costs()
-	siteIdx := make(map[string]int, len(sites))
-	for i, s := range sites {
-		siteIdx[s] = i
-	}
-	costIdx := make(map[string]int, len(costs))
-	for i, c := range costs {
-		costIdx[c] = i
-	}
-	// reach[x] lists the costs reachable from site x; reaches tests it.
-	reach := make([][]int, len(sites))
-	reaches := make([]map[int]bool, len(sites))
-	for i, s := range sites {
-		reaches[i] = map[int]bool{}
-		for _, c := range g.CostsFrom(s) {
-			reach[i] = append(reach[i], costIdx[c])
-			reaches[i][costIdx[c]] = true
-		}
-	}
-	// Per-cost edges: edge target -1-c for the cost c itself, else a site.
-	edges := make(map[pcKey][]int)
-	for i, s := range sites {
-		for _, f := range reach[i] {
-			var e []int
-			for _, ch := range g.Children(s) {
-				if j, ok := siteIdx[ch]; ok {
-					if reaches[j][f] {
-						e = append(e, j)
-					}
-				} else if costIdx[ch] == f {
-					e = append(e, -1-f)
-				}
-			}
-			edges[pcKey{i, f}] = e
-		}
-	}
-	// Depths in the per-cost networks; sites later in execution order are
-	// never ancestors of earlier ones, so a reverse sweep sees children
-	// first.
-	depth := make(map[pcKey]int)
-	depthOf := func(e, f int) int {
-		if e < 0 {
-			return 0
-		}
-		return depth[pcKey{e, f}]
-	}
-	for i := len(sites) - 1; i >= 0; i-- {
-		for _, f := range reach[i] {
-			k := pcKey{i, f}
-			e := edges[k]
-			switch opts.Reduce {
-			case ReduceShortest:
-				best := e[0]
-				for _, c := range e[1:] {
-					if depthOf(c, f) < depthOf(best, f) {
-						best = c
-					}
-				}
-				e = []int{best}
-			case ReduceChain:
-				best := e[0]
-				for _, c := range e[1:] {
-					if d, db := depthOf(c, f), depthOf(best, f); d > db || d == db && c > best {
-						best = c
-					}
-				}
-				e = []int{best}
-			}
-			edges[k] = e
-			d := 0
-			for _, c := range e {
-				d = max(d, depthOf(c, f))
-			}
-			depth[k] = d + 1
-		}
-	}
-
-	// Partition refinement: block[i][f] is the merged Q-node of cost f at
-	// site i. Start from the coarsest partition (everything merged) or the
-	// finest (per-cost networks), then split a child's block whenever a
-	// parent could not express its own target through it: every cost of
-	// the block must have the same rule at the parent, and lie in one of
-	// the parent's blocks (Theorem 3, applied until nothing changes).
-	block := make([]map[int]int, len(sites))
-	for i := range sites {
-		block[i] = map[int]int{}
-		for k, f := range reach[i] {
-			if opts.Merge {
-				block[i][f] = 0
-			} else {
-				block[i][f] = k
-			}
-		}
-	}
-	signature := func(i, f int) string {
-		var b strings.Builder
-		b.WriteString(strconv.Itoa(block[i][f]))
-		for _, e := range edges[pcKey{i, f}] {
-			if e < 0 {
-				fmt.Fprintf(&b, " c%d", -1-e)
-			} else {
-				fmt.Fprintf(&b, " s%d.%d", e, block[e][f])
-			}
-		}
-		return b.String()
-	}
-	if opts.Merge {
-		for changed := true; changed; {
-			changed = false
-			for i := range sites {
-				for _, ch := range g.Children(sites[i]) {
-					j, ok := siteIdx[ch]
-					if !ok {
-						continue
-					}
-					if splitBlocks(block[j], reach[j], func(f int) string {
-						if !reaches[i][f] {
-							return "-"
-						}
-						return signature(i, f)
-					}) {
-						changed = true
-					}
-				}
-			}
-		}
-	}
-
-	// Nodes, from the last site to the first so that the nodes an update
-	// rule reads already exist.
-	net := &Network{Options: opts, shape: ShapeOf(g), sites: sites, costs: costs,
-		local: map[string][]Ref{}, graph: g, inline: map[string]bool{}}
-	nodeOf := make(map[[2]int]int) // (site, block) -> node index
-	refOf := func(e, f int) Ref {
-		if e < 0 {
-			return Ref{Node: -1, Cost: costs[-1-e]}
-		}
-		return Ref{Node: nodeOf[[2]int{e, block[e][f]}]}
-	}
-	for i := len(sites) - 1; i >= 0; i-- {
-		x := sites[i]
-		an := map[string]bool{x: true}
-		for _, a := range g.Ancestors(x) {
-			an[a] = true
-		}
-		var ids []int
-		members := map[int][]int{}
-		for _, f := range reach[i] {
-			b := block[i][f]
-			if _, ok := members[b]; !ok {
-				ids = append(ids, b)
-			}
-			members[b] = append(members[b], f)
-		}
-		for _, b := range ids {
-			fs := members[b]
-			if opts.InlineCosts && len(fs) == 1 {
-				f := fs[0]
-				e := edges[pcKey{i, f}]
-				if len(e) == 1 && e[0] == -1-f && subset(g.Parents(costs[f]), an) {
-					nodeOf[[2]int{i, b}] = -1
-					net.local[x] = append(net.local[x], Ref{Node: -1, Cost: costs[f]})
-					net.inline[x+"\x00"+costs[f]] = true
-					continue
-				}
-			}
-			nd := &Node{Index: len(net.Nodes), Site: x}
-			scope := map[string]bool{}
-			groupAt := map[string]int{}
-			for _, f := range fs {
-				nd.Sources = append(nd.Sources, costs[f])
-				for _, a := range g.Scope(x, costs[f]) {
-					scope[a] = true
-				}
-				var refs []Ref
-				var key strings.Builder
-				for _, e := range edges[pcKey{i, f}] {
-					r := refOf(e, f)
-					if r.Node == -1 && e >= 0 {
-						// The child's Q-node for f was inlined: its
-						// cost is the value.
-						r = Ref{Node: -1, Cost: costs[f]}
-					}
-					refs = append(refs, r)
-					fmt.Fprintf(&key, "%d/%s;", r.Node, r.Cost)
-				}
-				gi, ok := groupAt[key.String()]
-				if !ok {
-					gi = len(nd.Groups)
-					groupAt[key.String()] = gi
-					nd.Groups = append(nd.Groups, Group{From: refs})
-				}
-				nd.Groups[gi].Sources = append(nd.Groups[gi].Sources, costs[f])
-				nd.Depth = max(nd.Depth, depth[pcKey{i, f}])
-			}
-			for _, s := range g.Nodes() {
-				if scope[s] {
-					nd.Scope = append(nd.Scope, s)
-				}
-			}
-			nodeOf[[2]int{i, b}] = nd.Index
-			net.Nodes = append(net.Nodes, nd)
-			net.local[x] = append(net.local[x], Ref{Node: nd.Index})
-		}
-	}
-	// Depths count inlined costs as roots: recompute from the rules.
-	for _, nd := range net.Nodes {
-		nd.Depth = 0
-		for _, gr := range nd.Groups {
-			for _, r := range gr.From {
-				d := 0
-				if !r.IsCost() {
-					d = net.Nodes[r.Node].Depth
-				}
-				nd.Depth = max(nd.Depth, d+1)
-			}
-		}
-	}
-	return net, nil
-}
-
-// splitBlocks refines the partition block (cost -> block id) of the costs
-// fs so that costs of one block share their key; it reports whether a
-// block was split.
-func splitBlocks(block map[int]int, fs []int, key func(f int) string) bool {
-	type bk struct {
-		b int
-		k string
-	}
-	next := 0
-	for _, b := range block {
-		next = max(next, b+1)
-	}
-	first := map[int]string{}
-	assigned := map[bk]int{}
-	changed := false
-	for _, f := range fs {
-		b := block[f]
-		k := key(f)
-		if k0, ok := first[b]; !ok {
-			first[b] = k
-			assigned[bk{b, k}] = b
-			continue
-		} else if k0 == k {
-			continue
-		}
-		id, ok := assigned[bk{b, k}]
-		if !ok {
-			id = next
-			next++
-			assigned[bk{b, k}] = id
-		}
-		block[f] = id
-		changed = true
-	}
-	return changed
-}
-
-func subset(xs []string, set map[string]bool) bool {
-	for _, x := range xs {
-		if !set[x] {
-			return false
-		}
-	}
-	return true
-}
-
 // Cache holds networks by trace shape (the sequence of addresses, kinds and
 // parents of the graph), so a training loop builds a network once per
-// shape. The zero value is ready to use with zero [Options]; a Cache is safe
+// shape. The zero value is ready to use with zero [NetworkOptions]; a Cache is safe
 // for concurrent use.
 type Cache struct {
-	Options Options
+	Options NetworkOptions
 
 	mu   sync.Mutex
 	nets map[string]*Network
@@ -496,19 +239,19 @@ func (c *Cache) Len() int {
 // labelled by the cost sources they carry.
 func (n *Network) DOT() string {
 	var b strings.Builder
-	g := n.graph
+	g := n.scg
 	b.WriteString("digraph backpropq {\n\tcompound=true;\n\tsubgraph cluster_scg {\n\t\tlabel=\"SCG\";\n")
 	id := map[string]int{}
-	for i, a := range g.Nodes() {
+	for i, a := range g.nodes {
 		id[a] = i
-		if g.Site(a).Stochastic() {
+		if g.stochastic[a] {
 			fmt.Fprintf(&b, "\t\ts%d [label=%q, shape=circle];\n", i, a)
 		} else {
 			fmt.Fprintf(&b, "\t\ts%d [label=%q, shape=square, peripheries=2];\n", i, a)
 		}
 	}
-	for _, a := range g.Nodes() {
-		for _, c := range g.Children(a) {
+	for _, a := range g.nodes {
+		for _, c := range g.children[a] {
 			fmt.Fprintf(&b, "\t\ts%d -> s%d;\n", id[a], id[c])
 		}
 	}

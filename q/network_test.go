@@ -25,22 +25,22 @@ func graphOf(t *testing.T, sh shape) (*scg, *trace.Trace) {
 // rule per child reaching the cost, averages within a source and sums
 // across) and from the figures' descriptions.
 func TestBuildNetworks(t *testing.T) {
-	merged := q.Options{Merge: true}
-	chain := q.Options{Merge: true, Reduce: q.ReduceChain}
+	merged := q.NetworkOptions{Merge: true}
+	chain := q.NetworkOptions{Merge: true, Reduce: q.ReduceChain}
 	tests := []struct {
 		name string
 		sh   shape
-		opts q.Options
+		opts q.NetworkOptions
 		want string
 	}{
-		{"figure1 equivalent rules averaged, bypass scopes", figure1(), q.Options{}, `
+		{"figure1 equivalent rules averaged, bypass scopes", figure1(), q.NetworkOptions{}, `
 Q^{f}_Z2(X2,Y1,Z2) <- f
 Q^{f}_Z1(X1,Y1,Z1) <- f
 Q^{f}_Y2(X1,X2,Y2) <- Q^{f}_Z2
 Q^{f}_Y1(X1,Y1) <- avg(Q^{f}_Z1, Q^{f}_Z2)
 Q^{f}_X2(X2) <- avg(Q^{f}_Y2, f)
 Q^{f}_X1(X1) <- avg(Q^{f}_Y1, Q^{f}_Y2)`},
-		{"figure2 per-cost networks", figure2(), q.Options{}, `
+		{"figure2 per-cost networks", figure2(), q.NetworkOptions{}, `
 Q^{f2}_Z(X,Z) <- f2
 Q^{f1}_Y(Y) <- f1
 Q^{f2}_Y(X,Y) <- f2
@@ -61,7 +61,7 @@ Q^{f1}_C(B,C) <- avg(Q^{f1}_D, f1)
 Q^{f2}_C(B,C) <- Q^{f2}_D
 Q^{f1,f2}_B(B) <- avg(Q^{f1}_C, Q^{f1}_D) + avg(Q^{f2}_C, Q^{f2}_D)
 Q^{f1,f2}_A(A) <- Q^{f1,f2}_B`},
-		{"figure3(c) shortest paths", figure3(), q.Options{Merge: true, Reduce: q.ReduceShortest}, `
+		{"figure3(c) shortest paths", figure3(), q.NetworkOptions{Merge: true, Reduce: q.ReduceShortest}, `
 Q^{f1}_D(C,D) <- f1
 Q^{f2}_D(D) <- f2
 Q^{f1}_C(B,C) <- f1
@@ -73,7 +73,7 @@ Q^{f1,f2}_D(C,D) <- f1 + f2
 Q^{f1,f2}_C(B,C) <- Q^{f1,f2}_D
 Q^{f1,f2}_B(B) <- Q^{f1,f2}_C
 Q^{f1,f2}_A(A) <- Q^{f1,f2}_B`},
-		{"figure5", figure5(), q.Options{}, `
+		{"figure5", figure5(), q.NetworkOptions{}, `
 Q^{f}_Z(Z) <- f
 Q^{f}_Y2(X1,Y2) <- Q^{f}_Z
 Q^{f}_Y1(X1,Y1) <- Q^{f}_Z
@@ -93,7 +93,7 @@ Q^{f1,f2}_X(A,X) <- Q^{f1}_Y1 + Q^{f2}_Y2
 Q^{f2}_B2(B2) <- Q^{f2}_Y2
 Q^{f1}_B1(B1) <- Q^{f1}_Y1
 Q^{f1,f2}_A(A) <- Q^{f1,f2}_X`},
-		{"inlined immediate costs", figure7(), q.Options{Merge: true, Reduce: q.ReduceChain, InlineCosts: true}, `
+		{"inlined immediate costs", figure7(), q.NetworkOptions{Merge: true, Reduce: q.ReduceChain, InlineCosts: true}, `
 Q^{f1,f2}_X(A,X) <- f1 + f2
 Q^{f2}_B2(B2) <- f2
 Q^{f1}_B1(B1) <- f1
@@ -128,9 +128,9 @@ func TestFigure4OneQPerNode(t *testing.T) {
 	for _, layers := range []int{3, 4} {
 		sh := layered(layers, 2)
 		_, tr := graphOf(t, sh)
-		net, err := q.Build(tr.Graph(), q.Options{Merge: true, InlineCosts: true})
+		net, err := q.Build(tr.Graph(), q.NetworkOptions{Merge: true, InlineCosts: true})
 		require.NoError(t, err)
-		perCost, err := q.Build(tr.Graph(), q.Options{})
+		perCost, err := q.Build(tr.Graph(), q.NetworkOptions{})
 		require.NoError(t, err)
 		for l := 1; l <= layers; l++ {
 			for _, x := range []string{"X", "Y"} {
@@ -228,7 +228,7 @@ func TestCacheByShape(t *testing.T) {
 
 func TestDOT(t *testing.T) {
 	_, tr := graphOf(t, figure2())
-	net, err := q.Build(tr.Graph(), q.Options{Merge: true})
+	net, err := q.Build(tr.Graph(), q.NetworkOptions{Merge: true})
 	require.NoError(t, err)
 	dot := net.DOT()
 	for _, want := range []string{

@@ -53,12 +53,12 @@ func TestResumeIsExact(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			for _, viaFile := range []bool{false, true} {
 				cfg := func() q.Config {
-					return q.Config{Kind: c.kind, LR: 0.02, SlowTarget: c.slow, Normalize: c.normalize, Rand: rand.New(rand.NewPCG(3, 4))}
+					return q.Config{Kind: c.kind, LR: 0.02, SlowTarget: c.slow, Normalize: c.normalize, Seed: 3}
 				}
 				s := newSCG(sh.sites, sh.costs, rand.New(rand.NewPCG(1, 2)))
 				set := q.NewSet(cfg())
 				td := q.TD{Lambda: 0.5}
-				train(t, s, set, q.Options{Merge: true}, td, 6, 16, rand.New(rand.NewPCG(5, 6)))
+				train(t, s, set, q.NetworkOptions{Merge: true}, td, 6, 16, rand.New(rand.NewPCG(5, 6)))
 				restored := q.NewSet(cfg())
 				if viaFile {
 					path := filepath.Join(t.TempDir(), "critics.ckpt")
@@ -69,8 +69,8 @@ func TestResumeIsExact(t *testing.T) {
 					require.NoError(t, err)
 					require.NoError(t, restored.UnmarshalState(state))
 				}
-				train(t, s, set, q.Options{Merge: true}, td, 8, 16, rand.New(rand.NewPCG(7, 8)))
-				train(t, s, restored, q.Options{Merge: true}, td, 8, 16, rand.New(rand.NewPCG(7, 8)))
+				train(t, s, set, q.NetworkOptions{Merge: true}, td, 8, 16, rand.New(rand.NewPCG(7, 8)))
+				train(t, s, restored, q.NetworkOptions{Merge: true}, td, 8, 16, rand.New(rand.NewPCG(7, 8)))
 				want, got := weightsOf(set), weightsOf(restored)
 				require.NotEmpty(t, want)
 				require.Equal(t, want, got, "file %v", viaFile)
@@ -132,9 +132,9 @@ func TestEvaluateSharesNewCritics(t *testing.T) {
 	s := newSCG(sh.sites, sh.costs, rng)
 	tr, err := s.run(rng, 8)
 	require.NoError(t, err)
-	net, err := q.Build(tr.Graph(), q.Options{Merge: true})
+	net, err := q.Build(tr.Graph(), q.NetworkOptions{Merge: true})
 	require.NoError(t, err)
-	set := q.NewSet(q.Config{Kind: q.MLPKind, Rand: rand.New(rand.NewPCG(3, 4))})
+	set := q.NewSet(q.Config{Kind: q.MLPKind, Seed: 3})
 	v1, err := set.Evaluate(net, tr)
 	require.NoError(t, err)
 	v2, err := set.Evaluate(net, tr)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/internal/ckpt"
 	"github.com/backpropq/backpropq/ppl"
 	"github.com/backpropq/backpropq/trace"
 )
@@ -32,6 +33,10 @@ func NewBuffer(capacity int) *Buffer {
 	return &Buffer{capacity: capacity}
 }
 
+// Shape returns the shape ([ShapeOf]) of the traces the buffer holds, ""
+// while it is empty.
+func (b *Buffer) Shape() string { return b.shape }
+
 // Len returns the number of rows held.
 func (b *Buffer) Len() int { return len(b.rows) }
 
@@ -39,6 +44,11 @@ func (b *Buffer) Len() int { return len(b.rows) }
 // of another shape than the buffer's first is an error.
 func (b *Buffer) Add(tr *trace.Trace) error {
 	g := tr.Graph()
+	for _, a := range g.Stochastic() {
+		if len(g.Site(a).Plates) > 0 {
+			return fmt.Errorf("q: Buffer.Add: site %q is inside plates, which replay does not support", a)
+		}
+	}
 	shape := ShapeOf(g)
 	if b.shape == "" {
 		b.shape = shape
@@ -89,6 +99,22 @@ type ReplayOptions struct {
 // with env.Batch replaced). A re-run of another shape than net's is an
 // error.
 func (s *Set) Replay(net *Network, buf *Buffer, model ppl.Model, env ppl.Config, opts ReplayOptions) (*Stats, error) {
+	run := func(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, error) {
+		return trace.Run(model, append([]ppl.Handler{env}, handlers...)...)
+	}
+	return s.ReplayRuns(net, buf, run, env, opts)
+}
+
+// Runner runs a stochastic computation once under env and handlers and
+// returns its trace: trace.Run of a model, or the Run method of an
+// objective of package vi (an ELBO runs its guide under the handlers).
+type Runner func(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, error)
+
+// ReplayRuns is [Set.Replay] with the re-runs made by run, so that traces
+// of any objective can be replayed: the values of the sites that are not
+// descendants of a Q-node's site are fixed by trace.ReplayValues among
+// run's handlers.
+func (s *Set) ReplayRuns(net *Network, buf *Buffer, run Runner, env ppl.Config, opts ReplayOptions) (*Stats, error) {
 	if buf.Len() == 0 {
 		return nil, fmt.Errorf("q: Replay: empty buffer")
 	}
@@ -112,7 +138,7 @@ func (s *Set) Replay(net *Network, buf *Buffer, model ppl.Model, env ppl.Config,
 	n := opts.Rows * opts.Draws
 	for i, nd := range net.Nodes {
 		desc := map[string]bool{}
-		for _, d := range net.graph.Descendants(nd.Site) {
+		for _, d := range net.scg.descendants[nd.Site] {
 			desc[d] = true
 		}
 		picks := make([]int, opts.Rows)
@@ -134,9 +160,9 @@ func (s *Set) Replay(net *Network, buf *Buffer, model ppl.Model, env ppl.Config,
 			}
 			values[a] = tp.FromData(n, c, data)
 		}
-		run := env
-		run.Tape, run.Batch = tp, n
-		tr, err := trace.Run(model, run, trace.ReplayValues(values))
+		renv := env
+		renv.Tape, renv.Batch = tp, n
+		tr, err := run(renv, trace.ReplayValues(values))
 		if err != nil {
 			return nil, fmt.Errorf("q: Replay: %w", err)
 		}
@@ -152,4 +178,59 @@ func (s *Set) Replay(net *Network, buf *Buffer, model ppl.Model, env ppl.Config,
 		st.MSE[i] = one.MSE[i]
 	}
 	return st, nil
+}
+
+// MarshalBinary encodes the buffer's capacity, shape and rows, so that a
+// training run that replays resumes bit for bit.
+func (b *Buffer) MarshalBinary() ([]byte, error) {
+	var e ckpt.Encoder
+	e.Uint32(uint32(b.capacity))
+	e.String(b.shape)
+	e.Uint32(uint32(len(b.sites)))
+	for i, a := range b.sites {
+		e.String(a)
+		e.Uint32(uint32(b.cols[i]))
+	}
+	e.Uint32(uint32(len(b.rows)))
+	e.Uint32(uint32(b.next))
+	for _, row := range b.rows {
+		for _, v := range row {
+			e.Float64s(v)
+		}
+	}
+	return e.Bytes(), nil
+}
+
+// UnmarshalBinary restores what MarshalBinary returned; on error b is
+// unchanged.
+func (b *Buffer) UnmarshalBinary(data []byte) error {
+	d := ckpt.NewDecoder("q: Buffer", data)
+	var n Buffer
+	n.capacity = int(d.Uint32())
+	n.shape = d.String()
+	for range d.Count(8) {
+		n.sites = append(n.sites, d.String())
+		n.cols = append(n.cols, int(d.Uint32()))
+	}
+	rowBytes := 0
+	for _, c := range n.cols {
+		rowBytes += 8 * c
+	}
+	rows, next := d.Count(max(rowBytes, 1)), int(d.Uint32())
+	for r := 0; r < rows && d.Err() == nil; r++ {
+		row := make([][]float64, len(n.sites))
+		for i := range row {
+			row[i] = d.Float64s(uint64(n.cols[i]))
+		}
+		n.rows = append(n.rows, row)
+	}
+	if d.Err() == nil && (n.capacity <= 0 || rows > n.capacity || next < 0 || next >= max(n.capacity, 1) || (rows < n.capacity && next != 0)) {
+		d.Fail("capacity %d, %d rows, next %d", n.capacity, rows, next)
+	}
+	if err := d.Finish(); err != nil {
+		return err
+	}
+	n.next = next
+	*b = n
+	return nil
 }

@@ -23,10 +23,10 @@ func TestSlowTargetScheme(t *testing.T) {
 	sh := chain(3)
 	s := newSCG(sh.sites, sh.costs, rng)
 	for _, kind := range []q.Kind{q.TabularKind, q.LinearKind} {
-		set := q.NewSet(q.Config{Kind: kind, SlowTarget: alpha, LR: 0.05, Rand: rng})
+		set := q.NewSet(q.Config{Kind: kind, SlowTarget: alpha, LR: 0.05, Seed: 1})
 		var ema map[string][][]float64
 		for it := range 30 {
-			net := train(t, s, set, q.Options{}, q.TD{}, 1, 16, rng)
+			net := train(t, s, set, q.NetworkOptions{}, q.TD{}, 1, 16, rng)
 			if it == 0 {
 				// After the first update: theta_1 = theta_0 + alpha*(w_1 -
 				// theta_0), with theta_0 the weights before any update (zero
@@ -82,7 +82,7 @@ func TestChain10ReplayAndSlowTarget(t *testing.T) {
 			tr, err := s.run(rng, 256)
 			require.NoError(t, err)
 			require.NoError(t, buf.Add(tr))
-			net, err = q.Build(tr.Graph(), q.Options{})
+			net, err = q.Build(tr.Graph(), q.NetworkOptions{})
 			require.NoError(t, err)
 		}
 		assert.Equal(t, 4096, buf.Len())
@@ -106,10 +106,10 @@ func TestChain10ReplayAndSlowTarget(t *testing.T) {
 	t.Run("slow target", func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(1, 2))
 		s := newSCG(sh.sites, sh.costs, rng)
-		set := q.NewSet(q.Config{Kind: q.LinearKind, LR: 0.01, SlowTarget: 0.1, Rand: rng})
-		net := train(t, s, set, q.Options{}, q.TD{}, 1, 64, rng)
+		set := q.NewSet(q.Config{Kind: q.LinearKind, LR: 0.01, SlowTarget: 0.1, Seed: 1})
+		net := train(t, s, set, q.NetworkOptions{}, q.TD{}, 1, 64, rng)
 		h0, _ := s.errorsByNode(net, set)
-		net = train(t, s, set, q.Options{}, q.TD{}, 1500, 64, rng)
+		net = train(t, s, set, q.NetworkOptions{}, q.TD{}, 1500, 64, rng)
 		h, _ := s.errorsByNode(net, set)
 		for i, nd := range net.Nodes {
 			t.Logf("%s: squared error %.2g (untrained %.2g)", nd.Site, h[i], h0[i])
@@ -162,7 +162,7 @@ func TestAdvantages(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, tr := graphOf(t, tt.sh)
-			net, err := q.Build(tr.Graph(), q.Options{Merge: true})
+			net, err := q.Build(tr.Graph(), q.NetworkOptions{Merge: true})
 			require.NoError(t, err)
 			v := randomValues(net, 6, rng)
 			adv, err := q.Advantages(net, v, q.TD{Lambda: tt.lambda, Gamma: gamma}, tt.fromErrors)
@@ -181,7 +181,7 @@ func TestAdvantageIsCentred(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	sh := shape{"8a", []scgNode{n("X"), n("Y", 0)}, []scgNode{n("f", 1)}}
 	s := newSCG(sh.sites, sh.costs, rng)
-	net, set := trainTabular(t, s, q.Options{}, q.TD{}, 100, 256, rng)
+	net, set := trainTabular(t, s, q.NetworkOptions{}, q.TD{}, 100, 256, rng)
 	// E[A_Y | x] = sum_y p(y|x) (Q_Y(y) - Q_X(x)).
 	for x := range 2 {
 		p1 := s.cpt[1][x]

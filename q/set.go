@@ -2,13 +2,10 @@ package q
 
 import (
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"slices"
 	"strings"
-
-	"gonum.org/v1/gonum/mat"
-
-	"github.com/backpropq/backpropq/trace"
 )
 
 // Kind selects the critic implementation a [Set] creates.
@@ -42,15 +39,18 @@ type Config struct {
 	// feature.
 	Templates []string
 	// Normalize makes Linear and MLP critics learn in normalized units
-	// ([Net.NormalizeTargets]).
+	// ([NetCritic.NormalizeTargets]).
 	Normalize bool
 	// SlowTarget, when positive, is the alpha of the slow-tracking target
 	// (appendix 4.3): update targets read a copy of each critic whose
 	// weights slowly track the learned ones.
 	SlowTarget float64
-	// Rand initializes the weights of Linear and MLP critics; required
-	// when such a critic must be created.
-	Rand *rand.Rand
+	// Seed determines the initial weights of Linear and MLP critics: the
+	// critic of a key draws them from a source seeded by Seed and the key
+	// alone, so that they do not depend on the step, or the goroutine, in
+	// which the key is first seen, and a resumed run creates the critics
+	// the uninterrupted run would have.
+	Seed uint64
 }
 
 // entry is one critic of a set with its slow-tracking state.
@@ -198,14 +198,12 @@ func (s *Set) newCritic(key string, layout Layout) (Critic, error) {
 		}
 		return t, nil
 	case LinearKind, MLPKind:
-		if s.cfg.Rand == nil {
-			return nil, fmt.Errorf("q: critic %q: Config.Rand is nil", key)
-		}
-		var n *Net
+		rng := criticRand(s.cfg.Seed, key)
+		var n *NetCritic
 		if kind == LinearKind {
-			n = NewLinear(layout, s.cfg.LR, s.cfg.Rand)
+			n = NewLinear(layout, s.cfg.LR, rng)
 		} else {
-			n = NewMLP(layout, s.cfg.Hidden, s.cfg.LR, s.cfg.Rand)
+			n = NewMLP(layout, s.cfg.Hidden, s.cfg.LR, rng)
 		}
 		if s.cfg.Normalize {
 			n.NormalizeTargets()
@@ -215,6 +213,15 @@ func (s *Set) newCritic(key string, layout Layout) (Critic, error) {
 	return nil, fmt.Errorf("q: critic %q: unknown kind %d", key, kind)
 }
 
+// criticRand returns the random source of the initial weights of the
+// critic of key: a PCG stream seeded by seed and the FNV-1a hash of key.
+func criticRand(seed uint64, key string) *rand.Rand {
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	return rand.New(rand.NewPCG(seed, h.Sum64()))
+}
+
+// cells returns the number of cells of a tabular critic of l.
 func cells(l Layout) float64 {
 	n := 1.0
 	for _, f := range l.Fields {
@@ -280,164 +287,3 @@ func (s *Set) lookup(key string, layout Layout, fresh map[string]*entry) (*entry
 	s.created[key] = e
 	return e, nil
 }
-
-// Values holds the network's values on one trace: per Q-node the online
-// critic's values, the values update targets read (the slow-tracking copy
-// when there is one, else the same), and per cost its scaled values.
-type Values struct {
-	// Q[i][r] is node i's critic at row r.
-	Q [][]float64
-	// Target[i][r] is node i's value as read by update rules.
-	Target [][]float64
-	// Costs maps a cost address to its [Site.ScaledCost] values.
-	Costs map[string][]float64
-	// Rows is the batch size B.
-	Rows int
-	// Counted maps a cost whose site has a mask to the rows that count;
-	// rows a mask leaves out of any of a node's sources are left out of
-	// that node's update. A cost without a mask is absent.
-	Counted map[string][]bool
-
-	x     []*mat.Dense
-	keys  []string
-	fresh map[string]*entry
-	set   *Set
-}
-
-// install adds the critics first seen in v to its set, unless the set
-// gained a critic of the key meanwhile.
-func (v *Values) install() {
-	for key, e := range v.fresh {
-		if _, ok := v.set.critics[key]; !ok {
-			v.set.critics[key] = e
-			delete(v.set.pending, key)
-		}
-		delete(v.set.created, key)
-	}
-	v.fresh = nil
-}
-
-// Evaluate returns the values of net's Q-nodes and costs on tr. It does not
-// change the set's critics: a key seen for the first time gets a new
-// critic (or a loaded one awaiting first sight, see [Load]) that joins s
-// only when the values are used for an update ([Set.Apply]), so a training
-// step that fails leaves the critics as they were. Creating a Linear or MLP
-// critic draws from [Config].Rand; until it joins s, later evaluations use
-// the same new critic, so that the traces of one step (evaluated in any
-// order after the first) see the same critics. tr must have net's shape.
-func (s *Set) Evaluate(net *Network, tr *trace.Trace) (*Values, error) {
-	if tr == nil || net == nil {
-		return nil, fmt.Errorf("q: Evaluate: nil network or trace")
-	}
-	g := tr.Graph()
-	if ShapeOf(g) != net.shape {
-		return nil, fmt.Errorf("q: Evaluate: trace shape differs from the network's")
-	}
-	b := tr.Batch()
-	v := &Values{Q: make([][]float64, len(net.Nodes)), Target: make([][]float64, len(net.Nodes)),
-		Costs: map[string][]float64{}, Rows: b, x: make([]*mat.Dense, len(net.Nodes)), keys: make([]string, len(net.Nodes)),
-		fresh: map[string]*entry{}, set: s}
-	for _, c := range net.costs {
-		site := g.Site(c)
-		v.Costs[c] = append([]float64(nil), site.ScaledCost().Data()...)
-		if site.Mask != nil {
-			counted := make([]bool, b)
-			for r := range counted {
-				counted[r] = site.Mask.At(r, 0) != 0
-			}
-			if v.Counted == nil {
-				v.Counted = map[string][]bool{}
-			}
-			v.Counted[c] = counted
-		}
-	}
-	fzs := make([]*featurizer, len(net.Nodes))
-	byKey := map[string][]int{}
-	var order []string
-	for i, nd := range net.Nodes {
-		key := s.Key(nd)
-		fz, err := newFeaturizer(nd, tr, g, s.templated(nd.Site))
-		if err != nil {
-			return nil, err
-		}
-		fzs[i], v.keys[i] = fz, key
-		if _, ok := byKey[key]; !ok {
-			order = append(order, key)
-		}
-		byKey[key] = append(byKey[key], i)
-	}
-	for _, key := range order {
-		nodes := byKey[key]
-		sites := map[string]bool{}
-		for _, i := range nodes {
-			if a := net.Nodes[i].Site; sites[a] {
-				return nil, fmt.Errorf("q: critic %q would serve two Q-nodes of site %q; merge the network (Options.Merge, with a Reduce if needed) or drop the template", key, a)
-			} else {
-				sites[a] = true
-			}
-		}
-		layouts := make([]Layout, len(nodes))
-		for k, i := range nodes {
-			layouts[k] = fzs[i].layout
-		}
-		layout := layouts[0]
-		if len(nodes) > 1 {
-			var err error
-			if layout, err = unionLayout(layouts); err != nil {
-				return nil, fmt.Errorf("q: critic %q: %w", key, err)
-			}
-		}
-		var e *entry
-		if cur, ok := s.critics[key]; ok && s.templated(net.Nodes[nodes[0]].Site) {
-			// A template's critic keeps its layout; each node fills the
-			// fields it has.
-			e = cur
-		} else {
-			var err error
-			if e, err = s.lookup(key, layout, v.fresh); err != nil {
-				return nil, err
-			}
-		}
-		for _, i := range nodes {
-			x, err := fzs[i].into(e.critic.Layout())
-			if err != nil {
-				return nil, fmt.Errorf("q: critic %q: scope layout changed: %w", key, err)
-			}
-			v.x[i] = x
-			v.Q[i] = make([]float64, b)
-			e.critic.Predict(x, v.Q[i])
-			if e.slow != nil {
-				v.Target[i] = make([]float64, b)
-				e.slow.target.Predict(x, v.Target[i])
-			} else {
-				v.Target[i] = v.Q[i]
-			}
-		}
-	}
-	return v, nil
-}
-
-// Local returns the total local cost of site addr at each row (Algorithm 1,
-// line 16): the sum of its Q-nodes' values and of the costs inlined in
-// their place; nil when the site reaches no cost.
-func (v *Values) Local(net *Network, addr string) []float64 {
-	terms := net.local[addr]
-	if len(terms) == 0 {
-		return nil
-	}
-	out := make([]float64, v.Rows)
-	for _, r := range terms {
-		src := v.Costs[r.Cost]
-		if !r.IsCost() {
-			src = v.Q[r.Node]
-		}
-		for i := range out {
-			out[i] += src[i]
-		}
-	}
-	return out
-}
-
-// Inputs returns the featurized scope of node i, the critic's input rows
-// [B x W]; it aliases v.
-func (v *Values) Inputs(i int) *mat.Dense { return v.x[i] }

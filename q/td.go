@@ -36,12 +36,25 @@ func (td TD) check() error {
 	return nil
 }
 
-// value returns the values of ref r as update rules read them.
-func (v *Values) value(r Ref) []float64 {
-	if r.IsCost() {
-		return v.Costs[r.Cost]
+// value returns the values of ref r as the update rule of a node of site
+// to reads them: at that site's plate level.
+func (v *Values) value(r Ref, to string) []float64 {
+	switch {
+	case r.IsCost():
+		return v.lv.at(v.Costs[r.Cost], r.Cost, to)
+	case v.lv == nil:
+		return v.Target[r.Node]
 	}
-	return v.Target[r.Node]
+	return v.lv.at(v.Target[r.Node], v.sites[r.Node], to)
+}
+
+// below returns xs, per-row values of node j, at the plate level of site
+// to.
+func (v *Values) below(xs []float64, j int, to string) []float64 {
+	if v.lv == nil {
+		return xs
+	}
+	return v.lv.at(xs, v.sites[j], to)
 }
 
 // Targets returns, for each node, its one-step sample target (Algorithm 1,
@@ -50,11 +63,11 @@ func (v *Values) value(r Ref) []float64 {
 func Targets(net *Network, v *Values) [][]float64 {
 	out := make([][]float64, len(net.Nodes))
 	for i, nd := range net.Nodes {
-		out[i] = make([]float64, v.Rows)
+		out[i] = make([]float64, len(v.Q[i]))
 		for _, gr := range nd.Groups {
 			w := 1 / float64(len(gr.From))
 			for _, r := range gr.From {
-				vals := v.value(r)
+				vals := v.value(r, nd.Site)
 				for k := range out[i] {
 					out[i][k] += w * vals[k]
 				}
@@ -82,7 +95,7 @@ func Errors(net *Network, v *Values, td TD) ([][]float64, error) {
 	tgt := Targets(net, v)
 	delta := make([][]float64, len(net.Nodes))
 	for i, nd := range net.Nodes {
-		d := make([]float64, v.Rows)
+		d := make([]float64, len(v.Q[i]))
 		for k := range d {
 			d[k] = gamma*tgt[i][k] - v.Q[i][k]
 		}
@@ -93,8 +106,9 @@ func Errors(net *Network, v *Values, td TD) ([][]float64, error) {
 					if r.IsCost() {
 						continue
 					}
+					up := v.below(delta[r.Node], r.Node, nd.Site)
 					for k := range d {
-						d[k] += w * delta[r.Node][k]
+						d[k] += w * up[k]
 					}
 				}
 			}
@@ -211,14 +225,14 @@ func (s *Set) sequential(net *Network, v *Values, td TD, only []int) (*Stats, er
 	ret := make([][]float64, len(net.Nodes))
 	for _, i := range nodes {
 		nd := net.Nodes[i]
-		target := make([]float64, v.Rows)
+		target := make([]float64, len(v.Q[i]))
 		for _, gr := range nd.Groups {
 			w := gamma / float64(len(gr.From))
 			for _, r := range gr.From {
-				vals := v.value(r)
+				vals := v.value(r, nd.Site)
 				var g []float64
 				if !r.IsCost() {
-					g = ret[r.Node]
+					g = v.below(ret[r.Node], r.Node, nd.Site)
 				}
 				for k := range target {
 					if g == nil || lambda == 0 {
@@ -232,7 +246,7 @@ func (s *Set) sequential(net *Network, v *Values, td TD, only []int) (*Stats, er
 		ret[i] = target
 		for k, y := range target {
 			d := y - v.Q[i][k]
-			st.MSE[i] += d * d / float64(v.Rows)
+			st.MSE[i] += d * d / float64(len(target))
 		}
 		key := v.keys[i]
 		e := s.critics[key]
@@ -268,115 +282,6 @@ func (s *Set) sequential(net *Network, v *Values, td TD, only []int) (*Stats, er
 	return st, nil
 }
 
-// Advantages returns, for each stochastic site of net with a parent in the
-// network, its advantage at each row (appendix 4.4, Figures 8 and 9).
-//
-// For a parent Q-node Q_X whose rule reads a term of the site Y (one of
-// Y's Q-nodes or inlined costs), the advantage is gamma*T - Q_X, where T is
-// X's one-step target with each group that reads Y's terms taking the
-// average of those terms only, and every other branch its sampled value
-// (the sample approximation of Figure 8(c)). With lambda-return errors
-// (fromErrors), it is X's lambda-return error delta_X instead (Figure 9:
-// at gamma*lambda = 1, R - Q_X). The parent nodes at one parent site are
-// summed (they carry disjoint cost sources) and the parent sites averaged
-// (Figure 8(b)). A site without a parent in the network gets its total
-// local cost, without baseline.
-func Advantages(net *Network, v *Values, td TD, fromErrors bool) (map[string][]float64, error) {
-	delta, err := Errors(net, v, td)
-	if err != nil {
-		return nil, err
-	}
-	gamma := td.gamma()
-	out := map[string][]float64{}
-	for _, y := range net.sites {
-		terms := net.local[y]
-		if len(terms) == 0 {
-			continue
-		}
-		isTerm := func(r Ref) bool {
-			for _, t := range terms {
-				if t == r {
-					return true
-				}
-			}
-			return false
-		}
-		bySite := map[string][]float64{}
-		var sites []string
-		for i, nd := range net.Nodes {
-			if nd.Site == y {
-				continue
-			}
-			reads := false
-			for _, gr := range nd.Groups {
-				for _, r := range gr.From {
-					if isTerm(r) && (!r.IsCost() || isParent(net.graph, nd.Site, y)) {
-						reads = true
-					}
-				}
-			}
-			if !reads {
-				continue
-			}
-			a := make([]float64, v.Rows)
-			if fromErrors {
-				copy(a, delta[i])
-			} else {
-				for _, gr := range nd.Groups {
-					var mine []Ref
-					for _, r := range gr.From {
-						if isTerm(r) {
-							mine = append(mine, r)
-						}
-					}
-					use := gr.From
-					if len(mine) > 0 {
-						use = mine
-					}
-					w := gamma / float64(len(use))
-					for _, r := range use {
-						vals := v.value(r)
-						for k := range a {
-							a[k] += w * vals[k]
-						}
-					}
-				}
-				for k := range a {
-					a[k] -= v.Q[i][k]
-				}
-			}
-			if _, ok := bySite[nd.Site]; !ok {
-				sites = append(sites, nd.Site)
-				bySite[nd.Site] = make([]float64, v.Rows)
-			}
-			for k := range a {
-				bySite[nd.Site][k] += a[k]
-			}
-		}
-		res := make([]float64, v.Rows)
-		if len(sites) == 0 {
-			copy(res, v.Local(net, y))
-		} else {
-			for _, p := range sites {
-				for k := range res {
-					res[k] += bySite[p][k] / float64(len(sites))
-				}
-			}
-		}
-		out[y] = res
-	}
-	return out, nil
-}
-
-func isParent(g *trace.Graph, x, y string) bool {
-	for _, p := range g.Parents(y) {
-		if p == x {
-			return true
-		}
-	}
-	return false
-}
-
 // countedRows returns the rows that count for node nd's update, or nil
 // when all do.
 func (v *Values) countedRows(nd *Node) []int {
@@ -392,11 +297,25 @@ func (v *Values) countedRows(nd *Node) []int {
 	if !masked {
 		return nil
 	}
+	// A row of the node counts when every masked source counts in a row
+	// that reaches it.
+	counts := map[string][]float64{}
+	for _, f := range nd.Sources {
+		if c := v.Counted[f]; c != nil {
+			flags := make([]float64, len(c))
+			for r, ok := range c {
+				if ok {
+					flags[r] = 1
+				}
+			}
+			counts[f] = v.lv.at(flags, f, nd.Site)
+		}
+	}
 	rows := []int{}
-	for r := 0; r < v.Rows; r++ {
+	for r := 0; r < v.rowsOf(nd.Site); r++ {
 		ok := true
-		for _, f := range nd.Sources {
-			if c := v.Counted[f]; c != nil && !c[r] {
+		for _, c := range counts {
+			if c[r] == 0 {
 				ok = false
 			}
 		}

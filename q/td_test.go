@@ -13,7 +13,7 @@ import (
 
 // trainTabular trains tabular critics by one-step TD on iters traced runs
 // of b rows each and returns the network and the set.
-func trainTabular(t *testing.T, s *scg, opts q.Options, td q.TD, iters, b int, rng *rand.Rand) (*q.Network, *q.Set) {
+func trainTabular(t *testing.T, s *scg, opts q.NetworkOptions, td q.TD, iters, b int, rng *rand.Rand) (*q.Network, *q.Set) {
 	t.Helper()
 	cache := q.Cache{Options: opts}
 	set := q.NewSet(q.Config{Kind: q.TabularKind})
@@ -41,24 +41,24 @@ func trainTabular(t *testing.T, s *scg, opts q.Options, td q.TD, iters, b int, r
 // (each level reads the persistent error of the next), so we allow
 // 9 * l * cells * sigma^2 / N: three standard errors in RMS terms.
 func TestTabularTDReachesExactQ(t *testing.T) {
-	merged := q.Options{Merge: true}
-	chainRed := q.Options{Merge: true, Reduce: q.ReduceChain}
+	merged := q.NetworkOptions{Merge: true}
+	chainRed := q.NetworkOptions{Merge: true, Reduce: q.ReduceChain}
 	tests := []struct {
 		name string
 		sh   shape
-		opts q.Options
+		opts q.NetworkOptions
 	}{
-		{"figure1", figure1(), q.Options{}},
-		{"figure2 per cost", figure2(), q.Options{}},
+		{"figure1", figure1(), q.NetworkOptions{}},
+		{"figure2 per cost", figure2(), q.NetworkOptions{}},
 		{"figure2 merged", figure2(), merged},
 		{"figure3 merged", figure3(), merged},
 		{"figure3 chain", figure3(), chainRed},
-		{"figure4 merged inline", layered(3, 2), q.Options{Merge: true, InlineCosts: true}},
-		{"figure5", figure5(), q.Options{}},
+		{"figure4 merged inline", layered(3, 2), q.NetworkOptions{Merge: true, InlineCosts: true}},
+		{"figure5", figure5(), q.NetworkOptions{}},
 		{"figure6 chain", figure6(), chainRed},
-		{"figure7 per cost", figure7(), q.Options{}},
+		{"figure7 per cost", figure7(), q.NetworkOptions{}},
 		{"figure7 chain", figure7(), chainRed},
-		{"chain10", chain(10), q.Options{}},
+		{"chain10", chain(10), q.NetworkOptions{}},
 	}
 	const iters, b = 200, 256
 	for _, tt := range tests {

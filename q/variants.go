@@ -8,7 +8,7 @@ import (
 
 // VariantPredictor is a [Critic] that evaluates one input at many values
 // of one field at once: what a control variate or a value baseline needs
-// when it sums a critic over the values of a discrete site. [Net] critics
+// when it sums a critic over the values of a discrete site. [NetCritic] critics
 // are VariantPredictors; a caller falls back to [Critic.Predict] once per
 // variant for others.
 type VariantPredictor interface {
@@ -19,7 +19,7 @@ type VariantPredictor interface {
 	PredictVariants(x *mat.Dense, from int, variants [][]float64, dst [][]float64)
 }
 
-var _ VariantPredictor = (*Net)(nil)
+var _ VariantPredictor = (*NetCritic)(nil)
 
 // PredictVariants evaluates n at every variant of the columns from x's
 // column from on (see [VariantPredictor]). The first layer's product with
@@ -27,7 +27,7 @@ var _ VariantPredictor = (*Net)(nil)
 // columns' share, and the layers above run on all variants in one batch.
 // It panics if the variants' widths differ or do not fit in x, or dst
 // does not have one row slice per variant.
-func (n *Net) PredictVariants(x *mat.Dense, from int, variants [][]float64, dst [][]float64) {
+func (n *NetCritic) PredictVariants(x *mat.Dense, from int, variants [][]float64, dst [][]float64) {
 	rows, cols := x.Dims()
 	if len(dst) != len(variants) {
 		panic(fmt.Sprintf("q: PredictVariants: %d variants, %d destinations", len(variants), len(dst)))

@@ -18,7 +18,7 @@ func TestPredictVariants(t *testing.T) {
 		{Addr: "x@q", Kind: Extra, Width: 5},
 	}}
 	rng := rand.New(rand.NewPCG(1, 2))
-	nets := map[string]*Net{
+	nets := map[string]*NetCritic{
 		"linear": NewLinear(layout, 0.01, rand.New(rand.NewPCG(3, 4))),
 		"mlp":    NewMLP(layout, []int{6, 3}, 0.01, rand.New(rand.NewPCG(5, 6))),
 	}

@@ -45,6 +45,15 @@
 // bounds sum each particle's plate rows into its own row; IWAE's particles
 // are the rows outside every plate.
 //
+// # Summing out discrete latents
+//
+// TraceEnum sums one discrete latent out of the ELBO exactly, per member
+// of its plates (a mixture's assignments), so it needs no guide and no
+// discrete estimator; TraceEnum.Posterior recovers its posterior. SumChain
+// sums the hidden states of a chain out inside a model with the forward
+// algorithm (a hidden Markov model), and Chain.Posterior and Chain.Viterbi
+// recover them.
+//
 // # Concurrency
 //
 // Objectives are values holding functions; Run uses only its arguments, so

@@ -28,9 +28,9 @@ func criticsCheck(o options) error {
 
 // criticsOf returns the critics of est, or an error when it has none.
 func criticsOf(est infer.Estimator) (*q.Set, error) {
-	b, ok := est.(*infer.BackpropQ)
-	if !ok || b.Critics == nil {
+	h, ok := est.(infer.CriticHolder)
+	if !ok || h.QCritics() == nil {
 		return nil, fmt.Errorf("-critics: estimator %T learns no critics", est)
 	}
-	return b.Critics, nil
+	return h.QCritics().Set, nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sort"
 	"strings"
 
@@ -57,26 +56,27 @@ var estimators = []estimatorSpec{
 	// trained by one-step TD. The control-variate form is the relaxed one
 	// (eq. 26 with the critic as c): a 200-unit layer cannot be
 	// enumerated.
-	{"bpq", "Backprop-Q, learned critic as the local cost (MLP critics, TD(0))", backpropQ(infer.QLocal), true},
-	{"bpq-cv", "Backprop-Q, critic as a relaxed control variate of the actual return (unbiased; MLP critics, TD(0), temperature 0.5)", backpropQ(infer.QControlVariate), true},
-	{"bpq-adv", "Backprop-Q, advantage (appendix 4.4)", backpropQ(infer.QAdvantage), true},
+	{"bpq", "Backprop-Q, learned critic as the local cost (MLP critics, TD(0))", backpropQ("local"), true},
+	{"bpq-cv", "Backprop-Q, critic as a relaxed control variate of the actual return (unbiased; MLP critics, TD(0), temperature 0.5)", backpropQ("cv"), true},
+	{"bpq-adv", "Backprop-Q, advantage (appendix 4.4)", backpropQ("adv"), true},
 }
 
-// backpropQ returns the maker of a Backprop-Q estimator in mode.
-func backpropQ(mode infer.QMode) func(*sbn, options) (infer.Estimator, error) {
+// backpropQ returns the maker of a Backprop-Q estimator in mode (local,
+// cv or adv).
+func backpropQ(mode string) func(*sbn, options) (infer.Estimator, error) {
 	return func(_ *sbn, o options) (infer.Estimator, error) {
 		// Critics in normalized units: the ELBO's costs are hundreds of
 		// nats, which plain MLP critics at this rate never reach.
-		cfg := q.Config{Kind: q.MLPKind, Hidden: []int{64}, LR: 1e-3, Normalize: true, Rand: rand.New(rand.NewPCG(o.seed, 0xb9))}
-		b := infer.NewBackpropQ(mode, cfg, q.TD{Lambda: 0})
-		if mode == infer.QControlVariate {
+		critics := infer.NewCritics(q.Config{Kind: q.MLPKind, Hidden: []int{64}, LR: 1e-3, Normalize: true, Seed: o.seed}, q.TD{Lambda: 0})
+		switch mode {
+		case "cv":
 			// The fitted a and b of the control variate take the
 			// baseline's place.
-			b.Relaxed, b.Temperature = true, 0.5
-			return b, nil
+			return &infer.QControlVariate{Critics: critics, Relaxed: true, Temperature: 0.5}, nil
+		case "adv":
+			return &infer.QAdvantage{Critics: critics}, nil
 		}
-		b.Baseline = infer.NewMovingAverage(0.9)
-		return b, nil
+		return &infer.QLocal{Critics: critics, Baseline: infer.NewMovingAverage(0.9)}, nil
 	}
 }
 

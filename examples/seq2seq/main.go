@@ -7,7 +7,7 @@
 // ppl.Sample until every row has ended or 14 tokens; the cost, through
 // ppl.Cost, is the Levenshtein distance to the sorted input. Trainers
 // (-trainer): mle (teacher forcing), reinforce (moving-average baseline),
-// self-critical (greedy decode as baseline), bpq (infer.BackpropQ with one
+// self-critical (greedy decode as baseline), bpq (a Backprop-Q estimator of infer with one
 // critic for all y[*], fed the decoder state), mle+bpq and its control
 // mle+self-critical.
 //

@@ -97,7 +97,7 @@ func newSession(o options) (*session, error) {
 		}
 		m = saved
 		o.trainer, o.bpqMode, o.lambda, o.warm, o.seed = m.Trainer, m.BPQMode, m.Lambda, m.Warm, m.Seed
-		o.valueBaseline, o.criticLR = m.ValueBaseline, m.CriticLR
+		o.valueBaseline, o.criticLR, o.criticWarmup = m.ValueBaseline, m.CriticLR, m.CriticWarmup
 	}
 	spec, err := findTrainer(m.Trainer)
 	if err != nil {
@@ -133,11 +133,11 @@ func newSession(o options) (*session, error) {
 		ests.Default = s.est
 	}
 	if o.critics != "" {
-		b, ok := s.est.(*infer.BackpropQ)
+		h, ok := s.est.(infer.CriticHolder)
 		if !ok {
 			return nil, fmt.Errorf("-critics %s: trainer %s learns no critics (only bpq and mle+bpq do)", o.critics, spec.name)
 		}
-		s.critics = b.Critics
+		s.critics = h.QCritics().Set
 		if s.criticsLoaded, err = exrun.LoadCritics(o.critics, s.critics, o.reinit); err != nil {
 			return nil, err
 		}
@@ -180,7 +180,7 @@ func (s *session) chunk(from, to int) vi.Objective {
 }
 
 func isBPQ(e infer.Estimator) bool {
-	_, ok := e.(*infer.BackpropQ)
+	_, ok := e.(infer.CriticHolder)
 	return ok
 }
 
@@ -192,15 +192,12 @@ func (s *session) save(path string) error {
 // step takes one training step, in the control-variate mode during the
 // -critic-warmup steps of Backprop-Q.
 func (s *session) step() (infer.Metrics, error) {
-	if b, ok := s.est.(*infer.BackpropQ); ok && !s.teacherForcing() {
-		b.Mode = bpqModes[s.meta.BPQMode]
+	if w, ok := s.est.(*warmupQ); ok && !s.teacherForcing() {
 		rlSteps := s.svi.StepCount()
 		if s.trainer.warm {
 			rlSteps -= int64(s.meta.Warm)
 		}
-		if rlSteps < int64(s.meta.CriticWarmup) {
-			b.Mode = infer.QControlVariate
-		}
+		w.warming = rlSteps < int64(s.meta.CriticWarmup)
 	}
 	return s.svi.Step()
 }
@@ -210,11 +207,11 @@ func (s *session) step() (infer.Metrics, error) {
 // (zero without critics).
 func (s *session) diagnostics(sm infer.Metrics) (signalVar, criticMSE float64) {
 	n := 0
-	b, _ := s.est.(*infer.BackpropQ)
+	h, _ := s.est.(infer.CriticHolder)
 	for _, site := range sm.Sites {
 		signalVar += site.SignalVar
-		if b != nil {
-			if e, ok := b.TDError(site.Addr); ok {
+		if h != nil {
+			if e, ok := h.QCritics().TDError(site.Addr); ok {
 				criticMSE += e
 			}
 		}

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 
 	"github.com/backpropq/backpropq/ad"
@@ -45,31 +44,38 @@ func selfCritical(options) (infer.Estimator, error) {
 // defaultBPQMode is the -bpq-mode of a run that does not give it.
 const defaultBPQMode = "cv"
 
-// bpqModes maps the -bpq-mode values to the estimator's modes.
-var bpqModes = map[string]infer.QMode{"local": infer.QLocal, "cv": infer.QControlVariate, "adv": infer.QAdvantage}
+// bpqModes are the values of -bpq-mode: the Backprop-Q estimator types
+// (infer.QLocal, infer.QControlVariate, infer.QAdvantage).
+var bpqModes = map[string]bool{"local": true, "cv": true, "adv": true}
 
 // backpropQ returns the Backprop-Q estimator that o describes: one MLP
 // critic (64 tanh units) serves every y[t] through the template "y[*]",
 // with the index and the decoder state before y[t] (q.Input) as extra
 // features, on the merged network reduced to a chain, trained toward the
-// graph lambda-return.
+// graph lambda-return. With -critic-warmup, a local or advantage
+// estimator starts as the control variate (see warmupQ).
 func backpropQ(o options) (infer.Estimator, error) {
-	mode, ok := bpqModes[o.bpqMode]
-	if !ok {
-		return nil, fmt.Errorf("unknown -bpq-mode %q (local, cv or adv)", o.bpqMode)
-	}
 	if !(o.lambda >= 0 && o.lambda <= 1) {
 		return nil, fmt.Errorf("-lambda must be in [0, 1], got %v", o.lambda)
 	}
-	cfg := q.Config{Kind: q.MLPKind, Hidden: []int{64}, LR: o.criticLR, Templates: []string{"y[*]"},
-		Rand: rand.New(rand.NewPCG(o.seed, 0xb9))}
-	b := infer.NewBackpropQ(mode, cfg, q.TD{Lambda: o.lambda})
-	b.Cache = &q.Cache{Options: q.Options{Merge: true, Reduce: q.ReduceChain}}
-	if mode == infer.QLocal {
-		b.ValueBaseline = o.valueBaseline
-		b.Baseline = infer.NewMovingAverage(0.9)
+	cfg := q.Config{Kind: q.MLPKind, Hidden: []int{64}, LR: o.criticLR, Templates: []string{"y[*]"}, Seed: o.seed}
+	critics := infer.NewCritics(cfg, q.TD{Lambda: o.lambda})
+	critics.Cache = &q.Cache{Options: q.NetworkOptions{Merge: true, Reduce: q.ReduceChain}}
+	var main bpqEstimator
+	switch o.bpqMode {
+	case "local":
+		main = &infer.QLocal{Critics: critics, ValueBaseline: o.valueBaseline, Baseline: infer.NewMovingAverage(0.9)}
+	case "cv":
+		return &infer.QControlVariate{Critics: critics}, nil
+	case "adv":
+		main = &infer.QAdvantage{Critics: critics}
+	default:
+		return nil, fmt.Errorf("unknown -bpq-mode %q (local, cv or adv)", o.bpqMode)
 	}
-	return b, nil
+	if o.criticWarmup > 0 {
+		return &warmupQ{warm: &infer.QControlVariate{Critics: critics}, main: main}, nil
+	}
+	return main, nil
 }
 
 // greedyBaseline is the self-critical baseline (Rennie et al., 2017): the

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"sort"
 	"strings"
 
@@ -41,28 +40,30 @@ var estimators = []estimatorSpec{
 	{"relax", "RELAX with a learned control variate c_phi of the relaxed value (no REBAR term)", func(*vae, options) infer.Estimator {
 		return infer.RELAX{}
 	}, false},
-	{"bpq", "Backprop-Q, learned critic as the local cost (MLP critics, TD(0)), moving-average baseline", backpropQ(infer.QLocal), true},
-	{"bpq-cv", "Backprop-Q, critic as control variate (sums the critic over the 10 classes of each latent)", backpropQ(infer.QControlVariate), true},
-	{"bpq-adv", "Backprop-Q, advantage (appendix 4.4)", backpropQ(infer.QAdvantage), true},
+	{"bpq", "Backprop-Q, learned critic as the local cost (MLP critics, TD(0)), moving-average baseline", backpropQ("local"), true},
+	{"bpq-cv", "Backprop-Q, critic as control variate (sums the critic over the 10 classes of each latent)", backpropQ("cv"), true},
+	{"bpq-adv", "Backprop-Q, advantage (appendix 4.4)", backpropQ("adv"), true},
 }
 
-// backpropQ returns the maker of a Backprop-Q estimator in mode.
-func backpropQ(mode infer.QMode) func(*vae, options) infer.Estimator {
+// backpropQ returns the maker of a Backprop-Q estimator in mode (local,
+// cv or adv).
+func backpropQ(mode string) func(*vae, options) infer.Estimator {
 	return func(_ *vae, o options) infer.Estimator {
 		// Normalized units: the costs are hundreds of nats, which an MLP
 		// critic at this rate would take many thousands of steps to reach.
-		cfg := q.Config{Kind: q.MLPKind, Hidden: []int{64}, LR: 1e-3, Normalize: true, Rand: rand.New(rand.NewPCG(o.seed, 0xb9))}
-		b := infer.NewBackpropQ(mode, cfg, q.TD{Lambda: 0})
-		// NVIL's variance normalization of each site's term: without it
-		// the guide drifts to a collapsed code before the critics learn.
-		b.Normalize = true
-		if mode == infer.QLocal {
-			// Q_c - Σ_c' p(c') Q_c': the critic's advantage of the code
-			// over the site's other values, for the same image.
-			b.ValueBaseline = true
-			b.Baseline = infer.NewMovingAverage(0.9)
+		critics := infer.NewCritics(q.Config{Kind: q.MLPKind, Hidden: []int{64}, LR: 1e-3, Normalize: true, Seed: o.seed}, q.TD{Lambda: 0})
+		// Normalize: NVIL's variance normalization of each site's term;
+		// without it the guide drifts to a collapsed code before the
+		// critics learn.
+		switch mode {
+		case "cv":
+			return &infer.QControlVariate{Critics: critics, Normalize: true}
+		case "adv":
+			return &infer.QAdvantage{Critics: critics, Normalize: true}
 		}
-		return b
+		// Q_c - Σ_c' p(c') Q_c': the critic's advantage of the code over
+		// the site's other values, for the same image.
+		return &infer.QLocal{Critics: critics, Normalize: true, ValueBaseline: true, Baseline: infer.NewMovingAverage(0.9)}
 	}
 }
 

@@ -46,8 +46,9 @@ type session struct {
 	data *mnist.Data
 	net  *vae
 	svi  *infer.SVI
-	// bpq is the run's Backprop-Q estimator, nil for the others.
-	bpq *infer.BackpropQ
+	// bpq holds the critics of the run's Backprop-Q estimator, nil for
+	// the others.
+	bpq *infer.Critics
 	// x is the current minibatch, which the objective reads by closure.
 	x *mat.Dense
 }
@@ -107,8 +108,8 @@ func newSession(o options, data *mnist.Data) (*session, error) {
 	s := &session{meta: m, data: data, net: net, x: mat.NewDense(m.Batch, mnist.Pixels, nil)}
 	net.criticInputs = spec.critics && o.criticImage
 	est := spec.make(net, o)
-	if b, ok := est.(*infer.BackpropQ); ok && m.Model != "gauss" {
-		s.bpq = b
+	if h, ok := est.(infer.CriticHolder); ok && m.Model != "gauss" {
+		s.bpq = h.QCritics()
 	}
 	s.svi = &infer.SVI{
 		Chunk: func(from, to int) vi.Objective {
@@ -129,7 +130,7 @@ func newSession(o options, data *mnist.Data) (*session, error) {
 		Seed:       m.Seed,
 	}
 	if s.bpq != nil && o.critics != "" {
-		err := q.Load(o.critics, s.bpq.Critics, q.LoadOptions{Reinit: true})
+		err := q.Load(o.critics, s.bpq.Set, q.LoadOptions{Reinit: true})
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("critics %s: %w", o.critics, err)
 		}

@@ -144,10 +144,10 @@ func trainOn(ctx context.Context, o options, data *mnist.Data, out io.Writer) (*
 		logf("saved %s at step %d", o.save, res.steps)
 	}
 	if s.bpq != nil && o.critics != "" {
-		if err := q.Save(o.critics, s.bpq.Critics); err != nil {
+		if err := q.Save(o.critics, s.bpq.Set); err != nil {
 			return nil, fmt.Errorf("critics %s: %w", o.critics, err)
 		}
-		logf("saved critics %s (%d)", o.critics, len(s.bpq.Critics.Keys()))
+		logf("saved critics %s (%d)", o.critics, len(s.bpq.Set.Keys()))
 	}
 	if interrupted {
 		fmt.Fprintf(out, "interrupted after step %d\n", res.steps)

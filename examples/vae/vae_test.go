@@ -207,7 +207,7 @@ func TestCriticsRoundTripAndAreReused(t *testing.T) {
 		t.Run(model, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "critics.q")
 			a := run(t, opts(t, "-model", model, "-estimator", "bpq", "-steps", "6", "-critics", file))
-			keys := a.s.bpq.Critics.Keys()
+			keys := a.s.bpq.Set.Keys()
 			require.NotEmpty(t, keys)
 
 			// A new run loads them before its first step: same keys, same
@@ -215,10 +215,10 @@ func TestCriticsRoundTripAndAreReused(t *testing.T) {
 			o := opts(t, "-model", model, "-estimator", "bpq", "-steps", "0", "-seed", "9", "-critics", file)
 			b, err := newSession(o, mnistSlice(t))
 			require.NoError(t, err)
-			require.Equal(t, keys, b.bpq.Critics.Keys())
+			require.Equal(t, keys, b.bpq.Set.Keys())
 			rng := rand.New(rand.NewPCG(1, 2))
 			for _, k := range keys {
-				ca, cb := a.s.bpq.Critics.Critic(k), b.bpq.Critics.Critic(k)
+				ca, cb := a.s.bpq.Set.Critic(k), b.bpq.Set.Critic(k)
 				require.NotNil(t, cb, k)
 				width := ca.Layout().Width()
 				x := mat.NewDense(5, width, nil)
@@ -239,9 +239,9 @@ func TestCriticsRoundTripAndAreReused(t *testing.T) {
 			o.steps = 1
 			res, err := trainOn(context.Background(), o, mnistSlice(t), io.Discard)
 			require.NoError(t, err)
-			require.Equal(t, keys, res.s.bpq.Critics.Keys())
+			require.Equal(t, keys, res.s.bpq.Set.Keys())
 			for _, k := range keys {
-				wa, wb := a.s.bpq.Critics.Critic(k).Weights(), res.s.bpq.Critics.Critic(k).Weights()
+				wa, wb := a.s.bpq.Set.Critic(k).Weights(), res.s.bpq.Set.Critic(k).Weights()
 				require.Len(t, wb, len(wa))
 				for i := range wa[:2] { // W and b of the hidden layer
 					for j := range wa[i] {

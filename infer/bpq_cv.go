@@ -1,0 +1,354 @@
+package infer
+
+import (
+	"fmt"
+	"math"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/ppl"
+	"github.com/backpropq/backpropq/ppl/dist"
+	"github.com/backpropq/backpropq/q"
+)
+
+// cvMoments are running moments of the return R and the critic's value Q
+// of one site: means of R, Q, R·Q and Q².
+type cvMoments struct {
+	r, q, rq, qq float64
+}
+
+// coefficients returns a = Cov(R, Q)/Var(Q) and b = E[R] - a·E[Q].
+func (m cvMoments) coefficients() (a, b float64) {
+	v := m.qq - m.q*m.q
+	if v > 1e-12 {
+		a = (m.rq - m.r*m.q) / v
+	}
+	return a, m.r - a*m.q
+}
+
+// Coefficients returns the a and b of the control variate of the site at
+// addr (mode QControlVariate) that the next step will use; a is zero
+// before the first step.
+func (e *QControlVariate) Coefficients(addr string) (a, b float64) {
+	e.sites.mu.Lock()
+	defer e.sites.mu.Unlock()
+	m, ok := e.moments[addr]
+	if !ok {
+		return 0, 0
+	}
+	return m.coefficients()
+}
+
+// maxEnumBits bounds the columns of a Bernoulli site whose values mode
+// QControlVariate enumerates.
+const maxEnumBits = 12
+
+// controlVariate is mode QControlVariate: the centered signal R - a·Q -
+// b, the correction term of the enumerated form (per row, extra) or of the
+// relaxed form ([1 x 1], post, already masked), and the commit of the
+// running moments.
+func (e *QControlVariate) controlVariate(sc *SiteContext, ev *qEval) (modeTerm, error) {
+	s := sc.Site
+	rows := s.LogProb.Rows()
+	r := sc.Signal.Data()
+	for _, ref := range ev.net.Local(s.Addr) {
+		if ref.IsCost() {
+			return modeTerm{}, fmt.Errorf("BackpropQ: control variate: site %q: the network inlines cost %q; use a Cache without InlineCosts", s.Addr, ref.Cost)
+		}
+	}
+	decay := e.Decay
+	if decay == 0 {
+		decay = 0.95
+	}
+	if !(decay > 0 && decay < 1) {
+		return modeTerm{}, fmt.Errorf("BackpropQ: decay must be in [0, 1), got %v", e.Decay)
+	}
+	var rc *relaxedQ
+	local := make([]float64, rows)
+	if e.relaxedForm(s) {
+		var err error
+		if rc, err = e.relaxedCritics(sc, ev); err != nil {
+			return modeTerm{}, err
+		}
+		if rc.czt != nil {
+			copy(local, rc.czt.Data())
+		}
+	} else {
+		for _, ref := range ev.net.Local(s.Addr) {
+			for i, v := range ev.vals.Q[ref.Node] {
+				local[i] += v
+			}
+		}
+	}
+	a, b := e.Coefficients(s.Addr)
+	// A critic first seen in this step is not in the set yet; it gets
+	// a = 0 (plain REINFORCE with baseline b) until it is.
+	if !e.known(ev, s.Addr) {
+		a = 0
+	}
+	centered := make([]float64, rows)
+	for i := range centered {
+		centered[i] = r[i] - a*local[i] - b
+	}
+	mt := modeTerm{signal: s.LogProb.Tape().FromData(rows, 1, centered)}
+	if a != 0 && rc != nil {
+		mt.post = rc.correction(s, a)
+	} else if a != 0 {
+		extra, err := e.expectedQ(sc, ev)
+		if err != nil {
+			return modeTerm{}, err
+		}
+		if extra != nil {
+			mt.extra = ad.Scale(extra, a)
+		}
+	}
+	mt.commit = e.commitMoments(s.Addr, momentsOf(r, local), decay)
+	return mt, nil
+}
+
+// momentsOf returns the means of R, Q, R·Q and Q² over the rows.
+func momentsOf(r, local []float64) cvMoments {
+	var cur cvMoments
+	for i := range r {
+		cur.r += r[i]
+		cur.q += local[i]
+		cur.rq += r[i] * local[i]
+		cur.qq += local[i] * local[i]
+	}
+	n := float64(len(r))
+	return cvMoments{cur.r / n, cur.q / n, cur.rq / n, cur.qq / n}
+}
+
+// commitMoments returns the commit that folds the step's moments cur of
+// the site at addr into its running moments.
+func (e *QControlVariate) commitMoments(addr string, cur cvMoments, decay float64) func() {
+	return func() {
+		e.sites.mu.Lock()
+		defer e.sites.mu.Unlock()
+		if e.moments == nil {
+			e.moments = map[string]cvMoments{}
+		}
+		if old, ok := e.moments[addr]; ok {
+			cur = cvMoments{
+				decay*old.r + (1-decay)*cur.r,
+				decay*old.q + (1-decay)*cur.q,
+				decay*old.rq + (1-decay)*cur.rq,
+				decay*old.qq + (1-decay)*cur.qq,
+			}
+		}
+		e.moments[addr] = cur
+	}
+}
+
+// relaxedForm reports whether mode QControlVariate uses the relaxed form
+// for site s: always with Relaxed, otherwise for a Bernoulli site too wide
+// to enumerate.
+func (e *QControlVariate) relaxedForm(s *ppl.Site) bool {
+	if e.Relaxed {
+		return true
+	}
+	f, ok := s.Dist.(dist.Finite)
+	return ok && f.Encoding() == dist.Binary && s.Value.Cols() > maxEnumBits
+}
+
+// relaxedQ holds the site's critics evaluated at the two relaxed samples of
+// the relaxed control variate.
+type relaxedQ struct {
+	rx relaxation
+	// cz and czt are Σ Q_X(soft(z)) and Σ Q_X(soft(z~)) over the site's
+	// Q-nodes, per row of the site, nil when the site reaches no cost.
+	cz, czt *ad.Tensor
+}
+
+// relaxedCritics draws z (with the unconditional reparameterization's
+// gradient path) and z~ ~ p(z | b) for the site's value b and evaluates
+// the site's critics at their relaxations on the site's tape.
+func (e *QControlVariate) relaxedCritics(sc *SiteContext, ev *qEval) (*relaxedQ, error) {
+	s := sc.Site
+	rx, err := newRelaxation(s.Dist)
+	if err != nil {
+		return nil, fmt.Errorf("BackpropQ: control variate: site %q: relaxed form: %w", s.Addr, err)
+	}
+	temp := e.Temperature
+	if temp == 0 {
+		temp = 0.5
+	}
+	if !(temp > 0) || math.IsInf(temp, 0) {
+		return nil, fmt.Errorf("BackpropQ: control variate: site %q: temperature must be > 0 and finite, got %v", s.Addr, e.Temperature)
+	}
+	tp := s.LogProb.Tape()
+	z := rx.reparam(rx.d.ConditionalRelaxedSample(s.Value, sc.Rand))
+	zt := rx.d.ConditionalRelaxedSample(s.Value, sc.Rand)
+	tt := tp.Scalar(temp)
+	refs := ev.net.Local(s.Addr)
+	critics := func(zz *ad.Tensor) (*ad.Tensor, error) {
+		vals := map[string]*ad.Tensor{s.Addr: rx.soft(zz, tt)}
+		e.Critics.mu.Lock()
+		defer e.Critics.mu.Unlock()
+		var total *ad.Tensor
+		for _, ref := range refs {
+			qv, err := ev.vals.Forward(ev.net, sc.Trace, ref.Node, vals)
+			if err != nil {
+				return nil, fmt.Errorf("BackpropQ: control variate: site %q: relaxed form: %w", s.Addr, err)
+			}
+			total = addOrNil(total, qv)
+		}
+		return total, nil
+	}
+	rc := &relaxedQ{rx: rx}
+	if rc.cz, err = critics(z); err != nil {
+		return nil, err
+	}
+	if rc.czt, err = critics(zt); err != nil {
+		return nil, err
+	}
+	return rc, nil
+}
+
+// correction returns the relaxed form's pathwise term a·Σ(Q_X(z) -
+// Q_X(z~)) over the rows the site's mask keeps, as a [1 x 1] loss whose
+// gradient reaches the site's distribution parameter (and what it is
+// computed from) and nothing else: not the critics' weights, nor the other
+// scope values.
+func (rc *relaxedQ) correction(s *ppl.Site, a float64) *ad.Tensor {
+	if rc.cz == nil {
+		return nil
+	}
+	diff := ad.Sum(rowMask(s, ad.Scale(ad.Sub(rc.cz, rc.czt), a)))
+	g := diff.Tape().Gradients(diff, rc.rx.param)[0]
+	return linearTerm(rc.rx.param, g)
+}
+
+// expectedQ returns Σ_x' p(x') stopgrad(Q(x')), per row of the site, summing over
+// the values x' of the site at each row with the other scope values fixed;
+// nil when the critics do not read the site's value (Q(x') = Q(x)).
+func (c *Critics) expectedQ(sc *SiteContext, ev *qEval) (*ad.Tensor, error) {
+	s := sc.Site
+	tp := s.LogProb.Tape()
+	rows := s.LogProb.Rows()
+	nodes, kind, width := c.siteColumns(s.Addr, ev)
+	if kind == 0 {
+		// The critics do not read the site's value: Q(x') = Q(x) for every
+		// x', and the correction a·Q·∇Σp(x') is zero.
+		return nil, nil
+	}
+	if kind == q.Binary && width > maxEnumBits {
+		return nil, fmt.Errorf("BackpropQ: control variate: site %q has %d columns, at most %d are enumerated", s.Addr, width, maxEnumBits)
+	}
+	alts, values := alternatives(kind, width, s.Value.Cols())
+	c.mu.Lock()
+	qs := predictAlternatives(nodes, alts, rows)
+	c.mu.Unlock()
+	var total *ad.Tensor
+	for k := range alts {
+		v := values[k]
+		val := tp.FromData(1, len(v), v)
+		if rows > 1 {
+			val = ad.Add(tp.Zeros(rows, len(v)), val)
+		}
+		p := ad.Exp(s.Dist.LogProb(val))
+		term := ad.Mul(p, tp.FromData(rows, 1, qs[k]))
+		total = addOrNil(total, term)
+	}
+	return total, nil
+}
+
+// nodeCols is one critic of a site's total local cost, with a copy of its
+// input rows and where the site's value sits in them.
+type nodeCols struct {
+	critic q.Critic
+	x      *mat.Dense
+	from   int
+	found  bool
+}
+
+// siteColumns finds the site's columns in the input of each critic of its
+// total local cost, and the kind and width of the site's field (kind 0
+// when no critic reads the site's value as a discrete field).
+func (c *Critics) siteColumns(addr string, ev *qEval) (nodes []nodeCols, kind q.FieldKind, width int) {
+	refs := ev.net.Local(addr)
+	nodes = make([]nodeCols, len(refs))
+	for j, ref := range refs {
+		nd := ev.net.Nodes[ref.Node]
+		critic := c.Set.Critic(c.Set.Key(nd))
+		nodes[j] = nodeCols{critic: critic, x: mat.DenseCopyOf(ev.vals.Inputs(ref.Node))}
+		name := c.Set.FieldName(nd, addr) // a template's critic names it relatively
+		col := 0
+		for _, f := range critic.Layout().Fields {
+			if f.Addr == name && (f.Kind == q.Binary || f.Kind == q.OneHot) {
+				nodes[j].from, nodes[j].found = col, true
+				kind, width = f.Kind, f.Width
+				break
+			}
+			col += f.Width
+		}
+	}
+	return nodes, kind, width
+}
+
+// alternatives returns every value of a site whose critic field has the
+// given kind and width: as the field's columns in a critic input (alts)
+// and as the site's value (values; a class index when the site's value
+// has one column, valueCols, and its field is one-hot).
+func alternatives(kind q.FieldKind, width, valueCols int) (alts, values [][]float64) {
+	switch kind {
+	case q.Binary:
+		for k := 0; k < 1<<width; k++ {
+			bits := make([]float64, width)
+			for c := range bits {
+				bits[c] = float64(k >> c & 1)
+			}
+			alts = append(alts, bits)
+			values = append(values, bits)
+		}
+	case q.OneHot:
+		for k := 0; k < width; k++ {
+			oh := make([]float64, width)
+			oh[k] = 1
+			alts = append(alts, oh)
+			if valueCols == 1 {
+				values = append(values, []float64{float64(k)})
+			} else {
+				values = append(values, oh)
+			}
+		}
+	}
+	return alts, values
+}
+
+// predictAlternatives returns qs[k][i], the sum over nodes of the critics
+// at row i with the site's columns set to alternative k. A NetCritic's
+// Predict uses its own tape: the caller holds the critics' lock.
+func predictAlternatives(nodes []nodeCols, alts [][]float64, rows int) [][]float64 {
+	qs := make([][]float64, len(alts))
+	preds := make([][]float64, len(alts))
+	for k := range alts {
+		qs[k] = make([]float64, rows)
+		preds[k] = make([]float64, rows)
+	}
+	for _, nd := range nodes {
+		switch vp, ok := nd.critic.(q.VariantPredictor); {
+		case !nd.found:
+			nd.critic.Predict(nd.x, preds[0])
+			for k := 1; k < len(alts); k++ {
+				copy(preds[k], preds[0])
+			}
+		case ok:
+			vp.PredictVariants(nd.x, nd.from, alts, preds)
+		default:
+			for k, alt := range alts {
+				for i := 0; i < rows; i++ {
+					copy(nd.x.RawRowView(i)[nd.from:], alt)
+				}
+				nd.critic.Predict(nd.x, preds[k])
+			}
+		}
+		for k := range alts {
+			for i, v := range preds[k] {
+				qs[k][i] += v
+			}
+		}
+	}
+	return qs
+}
