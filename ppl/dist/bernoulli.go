@@ -179,6 +179,9 @@ func (d Bernoulli) Validate() error {
 	case d.Logits != nil && d.Probs != nil:
 		return wholeErr("Bernoulli", "logits", "and probs are both set; set exactly one")
 	case d.Logits != nil:
+		if allFinite(d.Logits.Data()) {
+			return nil
+		}
 		return checkElems("Bernoulli", "logits", d.Logits, ruleFinite, isFinite)
 	}
 	return checkElems("Bernoulli", "probs", d.Probs, "must be in [0, 1]", func(v float64) bool {
@@ -192,7 +195,32 @@ func (d Bernoulli) ValidateValue(value *ad.Tensor) error {
 	if err := checkValueShape("Bernoulli", value, d.param(), rows, cols, false); err != nil {
 		return err
 	}
+	if allBinary(value.Data()) {
+		return nil
+	}
 	return checkElems("Bernoulli", "value", value, "must be 0 or 1", func(v float64) bool {
 		return v == 0 || v == 1
 	})
+}
+
+// allFinite reports whether no element of xs is infinite or NaN: v - v
+// is 0 for a finite v and NaN otherwise. Validate scans with it before
+// locating an offending element.
+func allFinite(xs []float64) bool {
+	for _, v := range xs {
+		if v-v != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// allBinary reports whether every element of xs is 0 or 1.
+func allBinary(xs []float64) bool {
+	for _, v := range xs {
+		if v != 0 && v != 1 {
+			return false
+		}
+	}
+	return true
 }

@@ -52,3 +52,17 @@ func TestBernoulliSampleMatchesScalarRule(t *testing.T) {
 		}
 	}
 }
+
+// TestBernoulliScansAgreeWithRules checks the validation scans against
+// the element rules they stand for, on the edge values of float64.
+func TestBernoulliScansAgreeWithRules(t *testing.T) {
+	for _, v := range []float64{0, math.Copysign(0, -1), 1, -1, 0.5, 1 + 0x1p-52, 5e-324, -math.MaxFloat64,
+		math.MaxFloat64, math.Inf(1), math.Inf(-1), math.NaN()} {
+		if got := allFinite([]float64{0, 1, v, 2}); got != isFinite(v) {
+			t.Errorf("allFinite with %v = %v, want %v", v, got, isFinite(v))
+		}
+		if got, want := allBinary([]float64{0, 1, v, 1}), v == 0 || v == 1; got != want {
+			t.Errorf("allBinary with %v = %v, want %v", v, got, want)
+		}
+	}
+}
