@@ -204,23 +204,40 @@ func (d Bernoulli) ValidateValue(value *ad.Tensor) error {
 }
 
 // allFinite reports whether no element of xs is infinite or NaN: v - v
-// is 0 for a finite v and NaN otherwise. Validate scans with it before
-// locating an offending element.
+// is 0 for a finite v and NaN otherwise, and a NaN stays in a sum.
+// Validate scans with it before locating an offending element.
 func allFinite(xs []float64) bool {
-	for _, v := range xs {
-		if v-v != 0 {
-			return false
-		}
+	var s0, s1, s2, s3 float64
+	n4 := len(xs) &^ 3
+	for i := 0; i < n4; i += 4 {
+		v := xs[i : i+4 : i+4]
+		s0 += v[0] - v[0]
+		s1 += v[1] - v[1]
+		s2 += v[2] - v[2]
+		s3 += v[3] - v[3]
 	}
-	return true
+	for _, v := range xs[n4:] {
+		s0 += v - v
+	}
+	return s0+s1+s2+s3 == 0
 }
 
-// allBinary reports whether every element of xs is 0 or 1.
+// allBinary reports whether every element of xs is 0 or 1: |v·(v-1)| is
+// 0 for those and otherwise positive (at least the smallest denormal, as
+// v-1 is exact near 1), infinite or NaN, so the sum stays 0 only when
+// every element is binary.
 func allBinary(xs []float64) bool {
-	for _, v := range xs {
-		if v != 0 && v != 1 {
-			return false
-		}
+	var s0, s1, s2, s3 float64
+	n4 := len(xs) &^ 3
+	for i := 0; i < n4; i += 4 {
+		v := xs[i : i+4 : i+4]
+		s0 += math.Abs(v[0] * (v[0] - 1))
+		s1 += math.Abs(v[1] * (v[1] - 1))
+		s2 += math.Abs(v[2] * (v[2] - 1))
+		s3 += math.Abs(v[3] * (v[3] - 1))
 	}
-	return true
+	for _, v := range xs[n4:] {
+		s0 += math.Abs(v * (v - 1))
+	}
+	return s0+s1+s2+s3 == 0
 }

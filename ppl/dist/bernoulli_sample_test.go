@@ -54,15 +54,25 @@ func TestBernoulliSampleMatchesScalarRule(t *testing.T) {
 }
 
 // TestBernoulliScansAgreeWithRules checks the validation scans against
-// the element rules they stand for, on the edge values of float64.
+// the element rules they stand for, on the edge values of float64 placed
+// at every position of buffers of 1 to 9 otherwise valid elements.
 func TestBernoulliScansAgreeWithRules(t *testing.T) {
-	for _, v := range []float64{0, math.Copysign(0, -1), 1, -1, 0.5, 1 + 0x1p-52, 5e-324, -math.MaxFloat64,
-		math.MaxFloat64, math.Inf(1), math.Inf(-1), math.NaN()} {
-		if got := allFinite([]float64{0, 1, v, 2}); got != isFinite(v) {
-			t.Errorf("allFinite with %v = %v, want %v", v, got, isFinite(v))
-		}
-		if got, want := allBinary([]float64{0, 1, v, 1}), v == 0 || v == 1; got != want {
-			t.Errorf("allBinary with %v = %v, want %v", v, got, want)
+	for _, v := range []float64{0, math.Copysign(0, -1), 1, -1, 0.5, 1 - 0x1p-53, 1 + 0x1p-52, 5e-324, -5e-324,
+		1e-300, -math.MaxFloat64, math.MaxFloat64, math.Inf(1), math.Inf(-1), math.NaN()} {
+		for n := 1; n <= 9; n++ {
+			for pos := range n {
+				xs := make([]float64, n)
+				for i := range xs {
+					xs[i] = float64(i % 2)
+				}
+				xs[pos] = v
+				if got := allFinite(xs); got != isFinite(v) {
+					t.Errorf("allFinite with %v at %d of %d = %v, want %v", v, pos, n, got, isFinite(v))
+				}
+				if got, want := allBinary(xs), v == 0 || v == 1; got != want {
+					t.Errorf("allBinary with %v at %d of %d = %v, want %v", v, pos, n, got, want)
+				}
+			}
 		}
 	}
 }
