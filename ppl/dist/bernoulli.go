@@ -43,16 +43,17 @@ func (d Bernoulli) Shape() (batch, event int) { return shapeOf(d.param()) }
 // [ad.SigmoidValues], within a few ulps of sigmoid.
 func (d Bernoulli) Sample(rng *rand.Rand) *ad.Tensor {
 	rows, cols := d.Shape()
-	p := d.param().Data()
+	buf := getScratch(rows * cols)
+	defer scratchPool.Put(buf)
+	out, p := *buf, d.param().Data()
 	if d.Logits != nil {
-		buf := getScratch(len(p))
-		defer scratchPool.Put(buf)
-		ad.SigmoidValues(*buf, p)
-		p = *buf
+		ad.SigmoidValues(out, p)
+		p = out // each draw reads its probability before overwriting it
 	}
-	return fill(d.param().Tape(), rows, cols, func(i, j int) float64 {
-		return b2f(rng.Float64() < p[i*cols+j])
-	})
+	for k := range out {
+		out[k] = b2f(rng.Float64() < p[k])
+	}
+	return d.param().Tape().FromData(rows, cols, out)
 }
 
 // LogProb returns Σ_j log p(value_j) per row, as [B x 1]. With Logits it
