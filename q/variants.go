@@ -77,6 +77,21 @@ func (n *NetCritic) PredictVariants(x *mat.Dense, from int, variants [][]float64
 			}
 		}
 	}
+	vals := n.fromFirst(pre)
+	for k := range variants {
+		for i := 0; i < rows; i++ {
+			y := vals[k*rows+i]
+			if n.norm != nil {
+				y = n.norm[0] + n.norm[1]*y
+			}
+			dst[k][i] = y
+		}
+	}
+}
+
+// fromFirst returns the network's outputs (before the normalization of
+// NormalizeTargets) given the first layer's pre-activations pre.
+func (n *NetCritic) fromFirst(pre *mat.Dense) []float64 {
 	defer n.tape.Reset()
 	t := n.tape.Const(pre)
 	m := n.mlp
@@ -88,14 +103,70 @@ func (n *NetCritic) PredictVariants(x *mat.Dense, from int, variants [][]float64
 			t = m.Activations[i].Apply(t)
 		}
 	}
-	vals := t.Data()
-	for k := range variants {
+	return append([]float64(nil), t.Data()...)
+}
+
+// FlipPredictor is a [Critic] that evaluates, for each of a run of binary
+// columns of its input, the difference the column makes at every row with
+// the other columns as they are: what a local-expectation estimator needs
+// to differentiate the critic's expectation over a factorized Bernoulli
+// site. [NetCritic] critics are FlipPredictors; a caller falls back to two
+// [Critic.Predict] calls per column for others.
+type FlipPredictor interface {
+	// PredictFlips writes to dst[c][i] the critic's value at row i of x
+	// with column from+c set to 1, less its value with that column set to
+	// 0, for every c < len(dst). dst needs one slice of x's rows per
+	// column. x is not modified.
+	PredictFlips(x *mat.Dense, from int, dst [][]float64)
+}
+
+var _ FlipPredictor = (*NetCritic)(nil)
+
+// PredictFlips evaluates n with each column from x's column from on set to
+// 1 and to 0 (see [FlipPredictor]). The first layer's product is computed
+// once; each flip adds or removes one row of its weights, and the layers
+// above run on all flips in one batch. It panics if the columns do not fit
+// in x or a destination does not have one value per row.
+func (n *NetCritic) PredictFlips(x *mat.Dense, from int, dst [][]float64) {
+	rows, cols := x.Dims()
+	w := len(dst)
+	if from < 0 || from+w > cols {
+		panic(fmt.Sprintf("q: PredictFlips: columns [%d, %d) outside %d", from, from+w, cols))
+	}
+	if w == 0 {
+		return
+	}
+	first := n.mlp.Layers[0]
+	wt := first.W.Value // [cols x h]
+	_, h := wt.Dims()
+	var base mat.Dense
+	base.Mul(x, wt)
+	bias := first.B.Value.RawRowView(0)
+	// Rows (2c)·rows+i and (2c+1)·rows+i hold row i with column from+c
+	// set to 1 and to 0.
+	pre := mat.NewDense(2*w*rows, h, nil)
+	for c := 0; c < w; c++ {
+		if len(dst[c]) != rows {
+			panic(fmt.Sprintf("q: PredictFlips: destination %d has %d values for %d rows", c, len(dst[c]), rows))
+		}
+		wr := wt.RawRowView(from + c)
 		for i := 0; i < rows; i++ {
-			y := vals[k*rows+i]
-			if n.norm != nil {
-				y = n.norm[0] + n.norm[1]*y
+			in, xc := base.RawRowView(i), x.At(i, from+c)
+			hi, lo := pre.RawRowView(2*c*rows+i), pre.RawRowView((2*c+1)*rows+i)
+			for j := range lo {
+				lo[j] = in[j] + bias[j] - xc*wr[j]
+				hi[j] = lo[j] + wr[j]
 			}
-			dst[k][i] = y
+		}
+	}
+	vals := n.fromFirst(pre)
+	scale := 1.0
+	if n.norm != nil {
+		scale = n.norm[1]
+	}
+	for c := range dst {
+		for i := 0; i < rows; i++ {
+			dst[c][i] = scale * (vals[2*c*rows+i] - vals[(2*c+1)*rows+i])
 		}
 	}
 }
