@@ -24,30 +24,48 @@ func bitVectors(n int) [][]float64 {
 }
 
 // leCase is a control-variate configuration of the local-expectation
-// tests: its critics and how many steps they train before the check.
+// tests: its critics, how many steps they train before the check, and the
+// form of the correction.
 type leCase struct {
 	name  string
 	cfg   q.Config
 	steps int
-	// relaxed uses the relaxed form instead, for comparison.
-	relaxed bool
+	form  cvForm
 }
+
+// cvForm is a form of mode QControlVariate.
+type cvForm int
+
+const (
+	formLocalExpectation cvForm = iota
+	formRelaxed
+	formEnumerated
+)
+
+// mlp8 is the configuration of the MLP critics of the local-expectation
+// tests, with learning rate lr.
+func mlp8(lr float64) q.Config { return q.Config{Kind: q.MLPKind, Hidden: []int{8}, LR: lr, Seed: 6} }
 
 var leCases = []leCase{
 	// Critics whose weights stay at their random initialization: the
 	// steps only fit the coefficients a and b.
-	{name: "untrained", cfg: q.Config{Kind: q.MLPKind, Hidden: []int{8}, LR: 1e-12, Seed: 6}, steps: 10},
-	{name: "partly-trained", cfg: q.Config{Kind: q.MLPKind, Hidden: []int{8}, LR: 0.01, Seed: 6}, steps: 100},
+	{name: "untrained", cfg: mlp8(1e-12), steps: 10},
+	{name: "partly-trained", cfg: mlp8(0.01), steps: 100},
 	// Tabular critics have no PredictFlips: two Predict calls per unit.
 	{name: "tabular", cfg: q.Config{Kind: q.TabularKind, LR: 0.05}, steps: 100},
-	{name: "relaxed-partly-trained", cfg: q.Config{Kind: q.MLPKind, Hidden: []int{8}, LR: 0.01, Seed: 6}, steps: 100, relaxed: true},
+	// For comparison: longer training, and the other forms.
+	{name: "trained", cfg: mlp8(0.01), steps: 1000},
+	{name: "relaxed-partly-trained", cfg: mlp8(0.01), steps: 100, form: formRelaxed},
+	{name: "relaxed-trained", cfg: mlp8(0.01), steps: 1000, form: formRelaxed},
+	{name: "enumerated-partly-trained", cfg: mlp8(0.01), steps: 100, form: formEnumerated},
+	{name: "enumerated-trained", cfg: mlp8(0.01), steps: 1000, form: formEnumerated},
 }
 
 // TestBackpropQLocalExpectationUnbiased checks the local-expectation form
 // of mode QControlVariate against the exact gradient of the ELBO, by
 // enumeration, of a two-layer SBN with 4 and 3 latent units, with
-// untrained and partly trained critics (and, for comparison, the relaxed
-// form on the same model). It logs the summed variance of the estimates of
+// untrained, partly trained and trained critics (and, for comparison, the
+// relaxed and enumerated forms on the same model). It logs the summed variance of the estimates of
 // the guide's gradient for each configuration.
 func TestBackpropQLocalExpectationUnbiased(t *testing.T) {
 	obj := sbnSizedELBO(4, 3)
@@ -57,8 +75,8 @@ func TestBackpropQLocalExpectationUnbiased(t *testing.T) {
 			store := initObjectiveStore(t, obj)
 			exact := exactObjectiveGradient(t, obj, store, support)
 			est := NewQControlVariate(c.cfg, q.TD{})
-			est.LocalExpectation = !c.relaxed
-			est.Relaxed = c.relaxed
+			est.LocalExpectation = c.form == formLocalExpectation
+			est.Relaxed = c.form == formRelaxed
 			s := &SVI{
 				Objective: obj, Estimators: Estimators{Default: est},
 				Optimizer: nn.NewAdam(0.01), Params: store, Particles: 20, Seed: 3,
