@@ -63,16 +63,7 @@ func wideInit(m *mat.Dense, _ *rand.Rand) {
 // p_j(1-p_j)(1 - 2p_j + 2(Σ p - 3)). The critic is an MLP trained for 150
 // steps.
 func TestBackpropQRelaxedWideSite(t *testing.T) {
-	p := make([]float64, wideUnits)
-	sum := 0.0
-	for j := range p {
-		p[j] = 1 / (1 + math.Exp(-wideLogit(j)))
-		sum += p[j]
-	}
-	exact := make([]float64, wideUnits)
-	for j := range exact {
-		exact[j] = p[j] * (1 - p[j]) * (1 - 2*p[j] + 2*(sum-3))
-	}
+	exact := wideExactGradient()
 	obj := vi.Program{Model: wideModel}
 	store := initObjectiveStore(t, obj)
 	cfg := mlpCritics(5)
@@ -101,6 +92,22 @@ func TestBackpropQRelaxedWideSite(t *testing.T) {
 	_, err := s2.Step()
 	require.ErrorContains(t, err, `site "z"`)
 	require.ErrorContains(t, err, "not differentiable")
+}
+
+// wideExactGradient returns the gradient of wideModel's expected cost in
+// its logits.
+func wideExactGradient() []float64 {
+	p := make([]float64, wideUnits)
+	sum := 0.0
+	for j := range p {
+		p[j] = 1 / (1 + math.Exp(-wideLogit(j)))
+		sum += p[j]
+	}
+	exact := make([]float64, wideUnits)
+	for j := range exact {
+		exact[j] = p[j] * (1 - p[j]) * (1 - 2*p[j] + 2*(sum-3))
+	}
+	return exact
 }
 
 // TestBackpropQRelaxedBadInput checks the relaxed control variate's errors:
