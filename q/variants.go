@@ -3,6 +3,7 @@ package q
 import (
 	"fmt"
 
+	"gonum.org/v1/gonum/floats"
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -115,18 +116,20 @@ func (n *NetCritic) fromFirst(pre *mat.Dense) []float64 {
 type FlipPredictor interface {
 	// PredictFlips writes to dst[c][i] the critic's value at row i of x
 	// with column from+c set to 1, less its value with that column set to
-	// 0, for every c < len(dst). dst needs one slice of x's rows per
-	// column. x is not modified.
+	// 0, for every c < len(dst). The columns must hold 0 or 1, and dst
+	// one slice of x's rows per column. x is not modified.
 	PredictFlips(x *mat.Dense, from int, dst [][]float64)
 }
 
 var _ FlipPredictor = (*NetCritic)(nil)
 
-// PredictFlips evaluates n with each column from x's column from on set to
-// 1 and to 0 (see [FlipPredictor]). The first layer's product is computed
-// once; each flip adds or removes one row of its weights, and the layers
-// above run on all flips in one batch. It panics if the columns do not fit
-// in x or a destination does not have one value per row.
+// PredictFlips evaluates n at x and at x with each column from x's column
+// from on flipped (see [FlipPredictor]): one of a column's two values is
+// the row's own. The first layer's product is computed once; each flip
+// adds or removes one row of its weights, and the layers above run on all
+// flips in one batch. It panics if the columns do not fit in x, hold a
+// value other than 0 or 1, or a destination does not have one value per
+// row.
 func (n *NetCritic) PredictFlips(x *mat.Dense, from int, dst [][]float64) {
 	rows, cols := x.Dims()
 	w := len(dst)
@@ -139,24 +142,23 @@ func (n *NetCritic) PredictFlips(x *mat.Dense, from int, dst [][]float64) {
 	first := n.mlp.Layers[0]
 	wt := first.W.Value // [cols x h]
 	_, h := wt.Dims()
-	var base mat.Dense
-	base.Mul(x, wt)
+	// Rows [0, rows) hold x itself; row (c+1)·rows+i holds row i with
+	// column from+c flipped.
+	pre := mat.NewDense((w+1)*rows, h, nil)
+	pre.Slice(0, rows, 0, h).(*mat.Dense).Mul(x, wt)
 	bias := first.B.Value.RawRowView(0)
-	// Rows (2c)·rows+i and (2c+1)·rows+i hold row i with column from+c
-	// set to 1 and to 0.
-	pre := mat.NewDense(2*w*rows, h, nil)
+	for i := 0; i < rows; i++ {
+		floats.Add(pre.RawRowView(i), bias)
+	}
 	for c := 0; c < w; c++ {
 		if len(dst[c]) != rows {
 			panic(fmt.Sprintf("q: PredictFlips: destination %d has %d values for %d rows", c, len(dst[c]), rows))
 		}
 		wr := wt.RawRowView(from + c)
 		for i := 0; i < rows; i++ {
-			in, xc := base.RawRowView(i), x.At(i, from+c)
-			hi, lo := pre.RawRowView(2*c*rows+i), pre.RawRowView((2*c+1)*rows+i)
-			for j := range lo {
-				lo[j] = in[j] + bias[j] - xc*wr[j]
-				hi[j] = lo[j] + wr[j]
-			}
+			sign := flipSign(x.At(i, from+c))
+			out := pre.RawRowView((c+1)*rows + i)
+			floats.AddScaledTo(out, pre.RawRowView(i), sign, wr)
 		}
 	}
 	vals := n.fromFirst(pre)
@@ -166,7 +168,20 @@ func (n *NetCritic) PredictFlips(x *mat.Dense, from int, dst [][]float64) {
 	}
 	for c := range dst {
 		for i := 0; i < rows; i++ {
-			dst[c][i] = scale * (vals[2*c*rows+i] - vals[(2*c+1)*rows+i])
+			// Q(flipped) - Q(x) is Q(1) - Q(0) where the row holds a 0.
+			dst[c][i] = flipSign(x.At(i, from+c)) * scale * (vals[(c+1)*rows+i] - vals[i])
 		}
 	}
+}
+
+// flipSign returns +1 for a binary column holding 0 (flipping it adds its
+// weights) and -1 for one holding 1; it panics on any other value.
+func flipSign(v float64) float64 {
+	switch v {
+	case 0:
+		return 1
+	case 1:
+		return -1
+	}
+	panic(fmt.Sprintf("q: PredictFlips: a flipped column holds %v, not 0 or 1", v))
 }
