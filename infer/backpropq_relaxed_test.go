@@ -136,21 +136,7 @@ func TestBackpropQRelaxedBadInput(t *testing.T) {
 			est := NewQControlVariate(c.cfg, q.TD{})
 			est.Relaxed = true
 			est.Temperature = c.temp
-			obj := vi.Program{Model: c.model}
-			store := initObjectiveStore(t, obj)
-			before := flatValues(store)
-			s := &SVI{
-				Objective: obj, Estimators: Estimators{Default: est},
-				Optimizer: nn.NewAdam(0.01), Params: store, Particles: 4, Seed: 3,
-			}
-			_, err := s.Step()
-			require.Error(t, err)
-			for _, w := range c.want {
-				require.ErrorContains(t, err, w)
-			}
-			require.Equal(t, before, flatValues(store))
-			require.Empty(t, est.Critics.Set.Keys(), "a failed step adds no critic")
-			require.Zero(t, s.StepCount())
+			requireFailedStep(t, vi.Program{Model: c.model}, est, c.want)
 		})
 	}
 }

@@ -118,23 +118,30 @@ func TestBackpropQLocalExpectationBadInput(t *testing.T) {
 			est := NewQControlVariate(mlpCritics(1), q.TD{})
 			est.LocalExpectation = true
 			est.Relaxed = c.relaxed
-			obj := vi.Program{Model: categoricalModel}
-			store := initObjectiveStore(t, obj)
-			before := flatValues(store)
-			s := &SVI{
-				Objective: obj, Estimators: Estimators{Default: est},
-				Optimizer: nn.NewAdam(0.01), Params: store, Particles: 4, Seed: 3,
-			}
-			_, err := s.Step()
-			require.Error(t, err)
-			for _, w := range c.want {
-				require.ErrorContains(t, err, w)
-			}
-			require.Equal(t, before, flatValues(store))
-			require.Empty(t, est.Critics.Set.Keys(), "a failed step adds no critic")
-			require.Zero(t, s.StepCount())
+			requireFailedStep(t, vi.Program{Model: categoricalModel}, est, c.want)
 		})
 	}
+}
+
+// requireFailedStep checks that a step of obj with the control-variate
+// estimator est fails with an error containing each of want, and changes
+// no parameter and adds no critic.
+func requireFailedStep(t *testing.T, obj vi.Objective, est *QControlVariate, want []string) {
+	t.Helper()
+	store := initObjectiveStore(t, obj)
+	before := flatValues(store)
+	s := &SVI{
+		Objective: obj, Estimators: Estimators{Default: est},
+		Optimizer: nn.NewAdam(0.01), Params: store, Particles: 4, Seed: 3,
+	}
+	_, err := s.Step()
+	require.Error(t, err)
+	for _, w := range want {
+		require.ErrorContains(t, err, w)
+	}
+	require.Equal(t, before, flatValues(store))
+	require.Empty(t, est.Critics.Set.Keys(), "a failed step adds no critic")
+	require.Zero(t, s.StepCount())
 }
 
 // componentNames returns, for each component of modelGrads(store), the
