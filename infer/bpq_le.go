@@ -1,7 +1,6 @@
 package infer
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/backpropq/backpropq/ad"
@@ -24,7 +23,7 @@ func (e *QControlVariate) checkLocalExpectation(s *ppl.Site) error {
 		return nil
 	}
 	if e.Relaxed {
-		return errors.New("BackpropQ: control variate: Relaxed and LocalExpectation choose different forms; set one")
+		return fmt.Errorf("BackpropQ: control variate: site %q: Relaxed and LocalExpectation choose different forms; set one", s.Addr)
 	}
 	f, ok := s.Dist.(dist.Finite)
 	_, hasMean := s.Dist.(meaner)

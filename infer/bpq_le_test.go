@@ -111,7 +111,7 @@ func TestBackpropQLocalExpectationBadInput(t *testing.T) {
 		want    []string
 	}{
 		{"categorical-site", false, []string{`site "z"`, "Bernoulli", "Categorical"}},
-		{"with-relaxed", true, []string{"Relaxed and LocalExpectation"}},
+		{"with-relaxed", true, []string{`site "z"`, "Relaxed and LocalExpectation"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
