@@ -63,16 +63,7 @@ func wideInit(m *mat.Dense, _ *rand.Rand) {
 // p_j(1-p_j)(1 - 2p_j + 2(Σ p - 3)). The critic is an MLP trained for 150
 // steps.
 func TestBackpropQRelaxedWideSite(t *testing.T) {
-	p := make([]float64, wideUnits)
-	sum := 0.0
-	for j := range p {
-		p[j] = 1 / (1 + math.Exp(-wideLogit(j)))
-		sum += p[j]
-	}
-	exact := make([]float64, wideUnits)
-	for j := range exact {
-		exact[j] = p[j] * (1 - p[j]) * (1 - 2*p[j] + 2*(sum-3))
-	}
+	exact := wideExactGradient()
 	obj := vi.Program{Model: wideModel}
 	store := initObjectiveStore(t, obj)
 	cfg := mlpCritics(5)
@@ -103,6 +94,22 @@ func TestBackpropQRelaxedWideSite(t *testing.T) {
 	require.ErrorContains(t, err, "not differentiable")
 }
 
+// wideExactGradient returns the gradient of wideModel's expected cost in
+// its logits.
+func wideExactGradient() []float64 {
+	p := make([]float64, wideUnits)
+	sum := 0.0
+	for j := range p {
+		p[j] = 1 / (1 + math.Exp(-wideLogit(j)))
+		sum += p[j]
+	}
+	exact := make([]float64, wideUnits)
+	for j := range exact {
+		exact[j] = p[j] * (1 - p[j]) * (1 - 2*p[j] + 2*(sum-3))
+	}
+	return exact
+}
+
 // TestBackpropQRelaxedBadInput checks the relaxed control variate's errors:
 // a site whose distribution has no relaxation, tabular critics, and a bad
 // temperature; each names the site, and the failed step changes nothing.
@@ -129,21 +136,7 @@ func TestBackpropQRelaxedBadInput(t *testing.T) {
 			est := NewQControlVariate(c.cfg, q.TD{})
 			est.Relaxed = true
 			est.Temperature = c.temp
-			obj := vi.Program{Model: c.model}
-			store := initObjectiveStore(t, obj)
-			before := flatValues(store)
-			s := &SVI{
-				Objective: obj, Estimators: Estimators{Default: est},
-				Optimizer: nn.NewAdam(0.01), Params: store, Particles: 4, Seed: 3,
-			}
-			_, err := s.Step()
-			require.Error(t, err)
-			for _, w := range c.want {
-				require.ErrorContains(t, err, w)
-			}
-			require.Equal(t, before, flatValues(store))
-			require.Empty(t, est.Critics.Set.Keys(), "a failed step adds no critic")
-			require.Zero(t, s.StepCount())
+			requireFailedStep(t, vi.Program{Model: c.model}, est, c.want)
 		})
 	}
 }

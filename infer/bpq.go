@@ -71,7 +71,20 @@ type QLocal struct {
 // relaxed form is used when Relaxed is set, and otherwise for Bernoulli
 // sites wider than 12 columns, which cannot be enumerated.
 //
-// In both forms a and b minimize the variance of R - c, fitted from past
+// The local-expectation form, for factorized Bernoulli sites of any width,
+// is the enumerated form with the sum over values replaced by
+//
+//	a · Σ_i p_i · stopgrad(Q_X(x with unit i set to 1) - Q_X(x with unit i set to 0))
+//
+// at the sampled values of the other units, p_i the probability of a 1 in
+// column i: its gradient is an unbiased estimate of the gradient of
+// E[Q_X], without relaxation, at the cost of one critic evaluation per
+// unit and value ([q.FlipPredictor] computes the first layer's product
+// once for all of them). It is used when LocalExpectation is set, for
+// every site the estimator serves; a site that is not Bernoulli is then
+// an error.
+//
+// In all forms a and b minimize the variance of R - c, fitted from past
 // steps by running least squares of R on the critic value the signal
 // subtracts (Q_X(x), or Q_X(z~) in the relaxed form). The network must not
 // inline costs.
@@ -84,6 +97,11 @@ type QControlVariate struct {
 	// Relaxed uses the relaxed form for every site instead of enumerating
 	// the site's values where that is possible.
 	Relaxed bool
+	// LocalExpectation uses the local-expectation form for every site,
+	// which must be Bernoulli; it excludes Relaxed. The forms are two
+	// switches rather than one choice because the default, which picks
+	// the enumerated or the relaxed form by the site's width, is neither.
+	LocalExpectation bool
 	// Temperature is the temperature λ of the relaxed form; zero means
 	// 0.5.
 	Temperature float64

@@ -57,6 +57,9 @@ func (e *QControlVariate) controlVariate(sc *SiteContext, ev *qEval) (modeTerm, 
 			return modeTerm{}, fmt.Errorf("BackpropQ: control variate: site %q: the network inlines cost %q; use a Cache without InlineCosts", s.Addr, ref.Cost)
 		}
 	}
+	if err := e.checkLocalExpectation(s); err != nil {
+		return modeTerm{}, err
+	}
 	decay := e.Decay
 	if decay == 0 {
 		decay = 0.95
@@ -95,7 +98,11 @@ func (e *QControlVariate) controlVariate(sc *SiteContext, ev *qEval) (modeTerm, 
 	if a != 0 && rc != nil {
 		mt.post = rc.correction(s, a)
 	} else if a != 0 {
-		extra, err := e.expectedQ(sc, ev)
+		expected := e.expectedQ
+		if e.LocalExpectation {
+			expected = e.localExpectation
+		}
+		extra, err := expected(sc, ev)
 		if err != nil {
 			return modeTerm{}, err
 		}
@@ -142,11 +149,11 @@ func (e *QControlVariate) commitMoments(addr string, cur cvMoments, decay float6
 }
 
 // relaxedForm reports whether mode QControlVariate uses the relaxed form
-// for site s: always with Relaxed, otherwise for a Bernoulli site too wide
-// to enumerate.
+// for site s: always with Relaxed, never with LocalExpectation, otherwise
+// for a Bernoulli site too wide to enumerate.
 func (e *QControlVariate) relaxedForm(s *ppl.Site) bool {
-	if e.Relaxed {
-		return true
+	if e.Relaxed || e.LocalExpectation {
+		return e.Relaxed
 	}
 	f, ok := s.Dist.(dist.Finite)
 	return ok && f.Encoding() == dist.Binary && s.Value.Cols() > maxEnumBits

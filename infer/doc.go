@@ -71,7 +71,10 @@
 // Bernoulli sites of at most 12 columns; the relaxed form (eq. 26 with the
 // critic as c: two critic passes and a backward pass) for wider Bernoulli
 // sites or when [QControlVariate].Relaxed is set, with Linear or MLP
-// critics. The Normalize field of each applies NVIL's normalization (1).
+// critics; with [QControlVariate].LocalExpectation, the local-expectation
+// form for Bernoulli sites of any width (each unit's two values, the
+// others at their samples: two critic passes per unit, one first-layer
+// product per site). The Normalize field of each applies NVIL's normalization (1).
 // (5) K consecutive particles per data point (batch-major; inside plates,
 // each member's rows in those particles), whose learning signals do not
 // depend on each other's draws: not a site whose rows are tied (vi.IWAE, a

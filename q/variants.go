@@ -3,6 +3,7 @@ package q
 import (
 	"fmt"
 
+	"gonum.org/v1/gonum/floats"
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -77,6 +78,21 @@ func (n *NetCritic) PredictVariants(x *mat.Dense, from int, variants [][]float64
 			}
 		}
 	}
+	vals := n.fromFirst(pre)
+	for k := range variants {
+		for i := 0; i < rows; i++ {
+			y := vals[k*rows+i]
+			if n.norm != nil {
+				y = n.norm[0] + n.norm[1]*y
+			}
+			dst[k][i] = y
+		}
+	}
+}
+
+// fromFirst returns the network's outputs (before the normalization of
+// NormalizeTargets) given the first layer's pre-activations pre.
+func (n *NetCritic) fromFirst(pre *mat.Dense) []float64 {
 	defer n.tape.Reset()
 	t := n.tape.Const(pre)
 	m := n.mlp
@@ -88,14 +104,84 @@ func (n *NetCritic) PredictVariants(x *mat.Dense, from int, variants [][]float64
 			t = m.Activations[i].Apply(t)
 		}
 	}
-	vals := t.Data()
-	for k := range variants {
+	return append([]float64(nil), t.Data()...)
+}
+
+// FlipPredictor is a [Critic] that evaluates, for each of a run of binary
+// columns of its input, the difference the column makes at every row with
+// the other columns as they are: what a local-expectation estimator needs
+// to differentiate the critic's expectation over a factorized Bernoulli
+// site. [NetCritic] critics are FlipPredictors; a caller falls back to two
+// [Critic.Predict] calls per column for others.
+type FlipPredictor interface {
+	// PredictFlips writes to dst[c][i] the critic's value at row i of x
+	// with column from+c set to 1, less its value with that column set to
+	// 0, for every c < len(dst). The columns must hold 0 or 1, and dst
+	// one slice of x's rows per column. x is not modified.
+	PredictFlips(x *mat.Dense, from int, dst [][]float64)
+}
+
+var _ FlipPredictor = (*NetCritic)(nil)
+
+// PredictFlips evaluates n at x and at x with each column from x's column
+// from on flipped (see [FlipPredictor]): one of a column's two values is
+// the row's own. The first layer's product is computed once; each flip
+// adds or removes one row of its weights, and the layers above run on all
+// flips in one batch. It panics if the columns do not fit in x, hold a
+// value other than 0 or 1, or a destination does not have one value per
+// row.
+func (n *NetCritic) PredictFlips(x *mat.Dense, from int, dst [][]float64) {
+	rows, cols := x.Dims()
+	w := len(dst)
+	if from < 0 || from+w > cols {
+		panic(fmt.Sprintf("q: PredictFlips: columns [%d, %d) outside %d", from, from+w, cols))
+	}
+	if w == 0 {
+		return
+	}
+	first := n.mlp.Layers[0]
+	wt := first.W.Value // [cols x h]
+	_, h := wt.Dims()
+	// Rows [0, rows) hold x itself; row (c+1)·rows+i holds row i with
+	// column from+c flipped.
+	pre := mat.NewDense((w+1)*rows, h, nil)
+	pre.Slice(0, rows, 0, h).(*mat.Dense).Mul(x, wt)
+	bias := first.B.Value.RawRowView(0)
+	for i := 0; i < rows; i++ {
+		floats.Add(pre.RawRowView(i), bias)
+	}
+	for c := 0; c < w; c++ {
+		if len(dst[c]) != rows {
+			panic(fmt.Sprintf("q: PredictFlips: destination %d has %d values for %d rows", c, len(dst[c]), rows))
+		}
+		wr := wt.RawRowView(from + c)
 		for i := 0; i < rows; i++ {
-			y := vals[k*rows+i]
-			if n.norm != nil {
-				y = n.norm[0] + n.norm[1]*y
-			}
-			dst[k][i] = y
+			sign := flipSign(x.At(i, from+c))
+			out := pre.RawRowView((c+1)*rows + i)
+			floats.AddScaledTo(out, pre.RawRowView(i), sign, wr)
 		}
 	}
+	vals := n.fromFirst(pre)
+	scale := 1.0
+	if n.norm != nil {
+		scale = n.norm[1]
+	}
+	for c := range dst {
+		for i := 0; i < rows; i++ {
+			// Q(flipped) - Q(x) is Q(1) - Q(0) where the row holds a 0.
+			dst[c][i] = flipSign(x.At(i, from+c)) * scale * (vals[(c+1)*rows+i] - vals[i])
+		}
+	}
+}
+
+// flipSign returns +1 for a binary column holding 0 (flipping it adds its
+// weights) and -1 for one holding 1; it panics on any other value.
+func flipSign(v float64) float64 {
+	switch v {
+	case 0:
+		return 1
+	case 1:
+		return -1
+	}
+	panic(fmt.Sprintf("q: PredictFlips: a flipped column holds %v, not 0 or 1", v))
 }
