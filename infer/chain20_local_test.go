@@ -113,8 +113,13 @@ func TestChain20LocalModes(t *testing.T) {
 	with := func(warmup, critic int) chain20Schedule {
 		return chain20Schedule{Warmup: warmup, Steps: base.Steps, CriticSteps: critic}
 	}
+	// slow(k) runs the policy k times slower for k times the steps.
+	slow := func(k int) chain20Schedule {
+		return chain20Schedule{Warmup: 200, Steps: k * base.Steps, CriticSteps: 1, PolicyLR: 0.01 / float64(k)}
+	}
+	reinforceMA := func() Estimator { return ScoreFunction{Baseline: NewMovingAverage(0.9)} }
 	variants := []variant{
-		{"REINFORCE+MA", func() Estimator { return ScoreFunction{Baseline: NewMovingAverage(0.9)} }, base},
+		{"REINFORCE+MA", reinforceMA, base},
 		{"control-variate lr 0.05", func() Estimator {
 			return NewQControlVariate(q.Config{Kind: q.TabularKind, LR: 0.05}, q.TD{Lambda: 1})
 		}, base},
@@ -123,8 +128,10 @@ func TestChain20LocalModes(t *testing.T) {
 		{"local+value lr 1.0", localValue(1), base},
 		{"local+value lr 0.05 warm 2000", localValue(0.05), with(2000, 1)},
 		{"local+value lr 0.3 warm 2000", localValue(0.3), with(2000, 1)},
-		{"local+value lr 0.05 policy/4", localValue(0.05), chain20Schedule{Warmup: 200, Steps: 1600, PolicyLR: 0.0025}},
-		{"local+value lr 0.05 policy/10", localValue(0.05), chain20Schedule{Warmup: 200, Steps: 4000, PolicyLR: 0.001}},
+		{"REINFORCE+MA policy/4", reinforceMA, slow(4)},
+		{"local+value lr 0.05 policy/2", localValue(0.05), slow(2)},
+		{"local+value lr 0.05 policy/4", localValue(0.05), slow(4)},
+		{"local+value lr 0.05 policy/10", localValue(0.05), slow(10)},
 		{"local+value lr 0.05 x4", localValue(0.05), with(200, 4)},
 		{"local+value lr 0.05 x10", localValue(0.05), with(200, 10)},
 		{"local+value lr 0.3 x4", localValue(0.3), with(200, 4)},
@@ -133,6 +140,8 @@ func TestChain20LocalModes(t *testing.T) {
 		{"local lr 0.05 x10", localMode(false, 0.05), with(200, 10)},
 		{"advantage lr 1.0", advantageMode(1), base},
 		{"advantage lr 0.05 x10", advantageMode(0.05), with(200, 10)},
+		{"local lr 0.05 policy/4", localMode(false, 0.05), slow(4)},
+		{"advantage lr 0.05 policy/4", advantageMode(0.05), slow(4)},
 	}
 	t.Logf("final expected cost per seed %v (policy: %d SGD steps at rate 0.01 unless the row says):", seeds, base.Steps)
 	for _, v := range variants {
