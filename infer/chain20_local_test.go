@@ -1,6 +1,7 @@
 package infer
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 	"testing"
@@ -14,12 +15,14 @@ import (
 
 // chain20Schedule is how one run of chain20 interleaves the critics'
 // training with the policy's: Warmup steps with the model fixed, then
-// Steps policy steps (plain SGD at rate PolicyLR, 0 meaning 0.01, 8
-// particles), each preceded by CriticSteps-1 steps that train only the
-// critics, on fresh samples.
+// Steps policy steps (plain SGD at rate PolicyLR, 0 meaning 0.01), each
+// preceded by CriticSteps-1 steps that train only the critics, on fresh
+// samples. Each step draws Particles samples (0 means 8); the policy's
+// rate is scaled by 8/Particles, so that its step follows the mean
+// gradient as at 8.
 type chain20Schedule struct {
-	Warmup, Steps, CriticSteps int
-	PolicyLR                   float64
+	Warmup, Steps, CriticSteps, Particles int
+	PolicyLR                              float64
 }
 
 // everyKth steps the model's parameters with Model on every K-th call
@@ -46,17 +49,15 @@ func runChain20(t *testing.T, newEst func() Estimator, sc chain20Schedule, seed 
 	t.Helper()
 	obj := vi.Program{Model: chain20}
 	store := initObjectiveStore(t, obj)
+	particles := cmp.Or(sc.Particles, 8)
 	s := &SVI{Objective: obj, Estimators: Estimators{Default: newEst()},
-		Optimizer: newEstimatorOnly(nil), Params: store, Particles: 8, Seed: seed}
+		Optimizer: newEstimatorOnly(nil), Params: store, Particles: particles, Seed: seed}
 	for range sc.Warmup {
 		_, err := s.Step()
 		require.NoError(t, err)
 	}
 	k := max(sc.CriticSteps, 1)
-	lr := sc.PolicyLR
-	if lr == 0 {
-		lr = 0.01
-	}
+	lr := cmp.Or(sc.PolicyLR, 0.01) * 8 / float64(particles)
 	s.Optimizer = everyKth{estimatorOnly: newEstimatorOnly(&nn.SGD{LR: lr}), K: k, calls: new(int)}
 	for range sc.Steps * k {
 		_, err := s.Step()
@@ -94,8 +95,9 @@ func advantageMode(lr float64) func() Estimator {
 
 // TestChain20LocalModes trains chain20 with the biased local-cost
 // Backprop-Q modes under several schedules (critic step size, warm-up
-// with the policy fixed, k critic steps per policy step, and a policy
-// k times slower for k times the steps, which uses the same samples),
+// with the policy fixed, k critic steps per policy step, a policy k
+// times slower for k times the steps, and k times the particles, which
+// all use k times the samples),
 // beside the control variate and REINFORCE with a moving average, over 5
 // seeds, and logs the final expected cost per seed (go test ./infer -run
 // Chain20Local -v). The sweep runs only with -v and not -short.
@@ -124,6 +126,7 @@ func TestChain20LocalModes(t *testing.T) {
 			return NewQControlVariate(q.Config{Kind: q.TabularKind, LR: 0.05}, q.TD{Lambda: 1})
 		}, base},
 		{"local+value lr 0.05", localValue(0.05), base},
+		{"local+value lr 0 (1/n)", localValue(0), base},
 		{"local+value lr 0.3", localValue(0.3), base},
 		{"local+value lr 1.0", localValue(1), base},
 		{"local+value lr 0.05 warm 2000", localValue(0.05), with(2000, 1)},
@@ -133,6 +136,7 @@ func TestChain20LocalModes(t *testing.T) {
 		{"local+value lr 0.05 policy/4", localValue(0.05), slow(4)},
 		{"local+value lr 0.05 policy/10", localValue(0.05), slow(10)},
 		{"local+value lr 0.05 x4", localValue(0.05), with(200, 4)},
+		{"local+value lr 0.05 32 particles", localValue(0.05), chain20Schedule{Warmup: 200, Steps: base.Steps, Particles: 32}},
 		{"local+value lr 0.05 x10", localValue(0.05), with(200, 10)},
 		{"local+value lr 0.3 x4", localValue(0.3), with(200, 4)},
 		{"local+value lr 1.0 x4", localValue(1), with(200, 4)},
