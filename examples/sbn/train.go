@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/google/uuid"
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/backpropq/backpropq/examples/internal/exrun"
@@ -57,7 +56,8 @@ type session struct {
 // checkpoint o.resume when given (whose configuration then wins over flags
 // not given on the command line, and must agree with those given).
 func newSession(o options, data *mnist.Data) (*session, error) {
-	m := meta{RunID: uuid.NewString(), Model: o.model, Estimator: o.estimator, Batch: o.batch, LR: o.lr, Seed: o.seed, Workers: o.workers}
+	m := meta{Model: o.model, Estimator: o.estimator, Batch: o.batch, LR: o.lr, Seed: o.seed, Workers: o.workers}
+	m.RunID = exrun.RunID(m) // the code version and a digest of the settings
 	var sections map[string][]byte
 	if o.resume != "" {
 		var saved meta

@@ -7,8 +7,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/backpropq/backpropq/ad"
 	"github.com/backpropq/backpropq/examples/internal/exrun"
 	"github.com/backpropq/backpropq/infer"
@@ -72,8 +70,9 @@ type session struct {
 // the flags not given on the command line, and must agree with those
 // given).
 func newSession(o options) (*session, error) {
-	m := meta{RunID: uuid.NewString(), Trainer: o.trainer, Cost: o.cost, BPQMode: o.bpqMode, Lambda: o.lambda, ValueBaseline: o.valueBaseline, CriticLR: o.criticLR, CriticWarmup: o.criticWarmup, Warm: o.warm,
+	m := meta{Trainer: o.trainer, Cost: o.cost, BPQMode: o.bpqMode, Lambda: o.lambda, ValueBaseline: o.valueBaseline, CriticLR: o.criticLR, CriticWarmup: o.criticWarmup, Warm: o.warm,
 		Batch: o.batch, LR: o.lr, Seed: o.seed, Workers: o.workers}
+	m.RunID = exrun.RunID(m) // the code version and a digest of the settings
 	var sections map[string][]byte
 	if o.resume != "" {
 		var saved meta

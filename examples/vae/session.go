@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"math/rand/v2"
 
-	"github.com/google/uuid"
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/backpropq/backpropq/examples/internal/exrun"
@@ -58,8 +57,9 @@ type session struct {
 // not given on the command line, and must agree with those given), and
 // loads the critics of o.critics when that file exists.
 func newSession(o options, data *mnist.Data) (*session, error) {
-	m := meta{RunID: uuid.NewString(), Model: o.model, Estimator: o.estimator, Batch: o.batch, LR: o.lr,
+	m := meta{Model: o.model, Estimator: o.estimator, Batch: o.batch, LR: o.lr,
 		Seed: o.seed, Workers: o.workers, AnalyticKL: o.analyticKL, IWAETrain: o.iwaeTrain}
+	m.RunID = exrun.RunID(m) // the code version and a digest of the settings
 	var sections map[string][]byte
 	if o.resume != "" {
 		var saved meta

@@ -37,18 +37,23 @@ func (d Bernoulli) param() *ad.Tensor {
 // Shape returns the shape of the parameter.
 func (d Bernoulli) Shape() (batch, event int) { return shapeOf(d.param()) }
 
-// Sample draws a 0/1 value of shape [Bernoulli.Shape].
+// Sample draws a 0/1 value of shape [Bernoulli.Shape]: element k is 1
+// when the k-th uniform draw of rng, in row-major order, is below its
+// probability. With Logits the probabilities come from
+// [ad.SigmoidValues], within a few ulps of sigmoid.
 func (d Bernoulli) Sample(rng *rand.Rand) *ad.Tensor {
 	rows, cols := d.Shape()
-	p := viewOf(d.param())
-	isLogit := d.Logits != nil
-	return fill(d.param().Tape(), rows, cols, func(i, j int) float64 {
-		pr := p.at(i, j)
-		if isLogit {
-			pr = sigmoid(pr)
-		}
-		return b2f(rng.Float64() < pr)
-	})
+	buf := getScratch(rows * cols)
+	defer scratchPool.Put(buf)
+	out, p := *buf, d.param().Data()
+	if d.Logits != nil {
+		ad.SigmoidValues(out, p)
+		p = out // each draw reads its probability before overwriting it
+	}
+	for k := range out {
+		out[k] = b2f(rng.Float64() < p[k])
+	}
+	return d.param().Tape().FromData(rows, cols, out)
 }
 
 // LogProb returns Σ_j log p(value_j) per row, as [B x 1]. With Logits it
@@ -175,6 +180,9 @@ func (d Bernoulli) Validate() error {
 	case d.Logits != nil && d.Probs != nil:
 		return wholeErr("Bernoulli", "logits", "and probs are both set; set exactly one")
 	case d.Logits != nil:
+		if allFinite(d.Logits.Data()) {
+			return nil
+		}
 		return checkElems("Bernoulli", "logits", d.Logits, ruleFinite, isFinite)
 	}
 	return checkElems("Bernoulli", "probs", d.Probs, "must be in [0, 1]", func(v float64) bool {
@@ -188,7 +196,49 @@ func (d Bernoulli) ValidateValue(value *ad.Tensor) error {
 	if err := checkValueShape("Bernoulli", value, d.param(), rows, cols, false); err != nil {
 		return err
 	}
+	if allBinary(value.Data()) {
+		return nil
+	}
 	return checkElems("Bernoulli", "value", value, "must be 0 or 1", func(v float64) bool {
 		return v == 0 || v == 1
 	})
+}
+
+// allFinite reports whether no element of xs is infinite or NaN: v - v
+// is 0 for a finite v and NaN otherwise, and a NaN stays in a sum.
+// Validate scans with it before locating an offending element.
+func allFinite(xs []float64) bool {
+	var s0, s1, s2, s3 float64
+	n4 := len(xs) &^ 3
+	for i := 0; i < n4; i += 4 {
+		v := xs[i : i+4 : i+4]
+		s0 += v[0] - v[0]
+		s1 += v[1] - v[1]
+		s2 += v[2] - v[2]
+		s3 += v[3] - v[3]
+	}
+	for _, v := range xs[n4:] {
+		s0 += v - v
+	}
+	return s0+s1+s2+s3 == 0
+}
+
+// allBinary reports whether every element of xs is 0 or 1: |v·(v-1)| is
+// 0 for those and otherwise positive (at least the smallest denormal, as
+// v-1 is exact near 1), infinite or NaN, so the sum stays 0 only when
+// every element is binary.
+func allBinary(xs []float64) bool {
+	var s0, s1, s2, s3 float64
+	n4 := len(xs) &^ 3
+	for i := 0; i < n4; i += 4 {
+		v := xs[i : i+4 : i+4]
+		s0 += math.Abs(v[0] * (v[0] - 1))
+		s1 += math.Abs(v[1] * (v[1] - 1))
+		s2 += math.Abs(v[2] * (v[2] - 1))
+		s3 += math.Abs(v[3] * (v[3] - 1))
+	}
+	for _, v := range xs[n4:] {
+		s0 += math.Abs(v * (v - 1))
+	}
+	return s0+s1+s2+s3 == 0
 }

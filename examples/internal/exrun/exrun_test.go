@@ -256,3 +256,10 @@ func TestCurvesByRun(t *testing.T) {
 	}, got)
 	require.Empty(t, CurvesByRun(nil))
 }
+
+func TestRunIDNamesTheCodeAndTheSettings(t *testing.T) {
+	a, b := RunID("linear", "disarm", 1), RunID("linear", "disarm", 2)
+	require.Equal(t, a, RunID("linear", "disarm", 1), "same settings, same id")
+	require.NotEqual(t, a, b, "other settings, other id")
+	require.True(t, strings.HasPrefix(a, CodeVersion()+"/"), "id %q starts with the code version %q", a, CodeVersion())
+}
