@@ -88,6 +88,49 @@ func antithetic(sc *SiteContext, name string, disarm bool) (Term, error) {
 	}
 	alpha := logits.Data()
 	drawn := s.Value.Data()
+	pair := drawAntithetic(sc, alpha, drawn, r, c, disarm)
+	g := make([]float64, r*c)
+	var signal *ad.Tensor
+	if pair.allSame {
+		signal = tp.Zeros(r, 1)
+	} else {
+		f, err := sc.Rerun(trace.ReplayValues(map[string]*ad.Tensor{s.Addr: tp.FromData(r, c, pair.other)}))
+		if err != nil {
+			return Term{}, fmt.Errorf("%s: %w", name, err)
+		}
+		// For DisARM the drawn value is b and the other b~; for ARM the
+		// drawn value is 1[u < σ(α)] and the other 1[u > σ(-α)]. Either
+		// way the signal is f(first) - f(second) of the estimator's
+		// formula.
+		if disarm {
+			signal = ad.StopGradient(ad.Sub(sc.Signal, f))
+		} else {
+			signal = ad.StopGradient(ad.Sub(f, sc.Signal))
+		}
+		pair.fillGrad(g, signal.Data(), alpha, drawn, disarm)
+	}
+	loss := ad.RowSum(ad.Mul(tp.FromData(r, c, g), logits))
+	if s.Mask != nil {
+		loss = ad.Where(s.Mask, loss, tp.Scalar(0))
+	}
+	return Term{Loss: loss, Signal: signal}, nil
+}
+
+// antitheticPair is the antithetic value of each element and the uniform
+// it was made from.
+type antitheticPair struct {
+	r, c int
+	// u and other are, per element, the uniform and the other value.
+	u, other []float64
+	// same marks a row whose other value equals the drawn one; allSame
+	// reports that every row does.
+	same    []bool
+	allSame bool
+}
+
+// drawAntithetic draws u given the drawn values and makes the other value
+// of each element (of the [r x c] logits alpha).
+func drawAntithetic(sc *SiteContext, alpha, drawn []float64, r, c int, disarm bool) antitheticPair {
 	u := make([]float64, r*c)
 	other := make([]float64, r*c)
 	same := make([]bool, r)
@@ -114,50 +157,32 @@ func antithetic(sc *SiteContext, name string, disarm bool) (Term, error) {
 		}
 		allSame = allSame && same[i]
 	}
-	g := make([]float64, r*c)
-	var signal *ad.Tensor
-	if allSame {
-		signal = tp.Zeros(r, 1)
-	} else {
-		f, err := sc.Rerun(trace.ReplayValues(map[string]*ad.Tensor{s.Addr: tp.FromData(r, c, other)}))
-		if err != nil {
-			return Term{}, fmt.Errorf("%s: %w", name, err)
+	return antitheticPair{r: r, c: c, u: u, other: other, same: same, allSame: allSame}
+}
+
+// fillGrad writes into g the estimate of the gradient with respect to
+// the logits alpha, from diff, the signal f(first) - f(second) per row.
+func (pr antitheticPair) fillGrad(g, diff, alpha, drawn []float64, disarm bool) {
+	r, c, u, other, same := pr.r, pr.c, pr.u, pr.other, pr.same
+	for i := 0; i < r; i++ {
+		if same[i] {
+			continue
 		}
-		// For DisARM the drawn value is b and the other b~; for ARM the
-		// drawn value is 1[u < σ(α)] and the other 1[u > σ(-α)]. Either
-		// way the signal is f(first) - f(second) of the estimator's
-		// formula.
-		if disarm {
-			signal = ad.StopGradient(ad.Sub(sc.Signal, f))
-		} else {
-			signal = ad.StopGradient(ad.Sub(f, sc.Signal))
-		}
-		diff := signal.Data()
-		for i := 0; i < r; i++ {
-			if same[i] {
-				continue
-			}
-			for j := 0; j < c; j++ {
-				k := i*c + j
-				if disarm {
-					if other[k] != indicator(drawn[k] != 0) {
-						sign := 1.0
-						if other[k] == 1 {
-							sign = -1
-						}
-						g[k] = 0.5 * diff[i] * sign * sigmoid(math.Abs(alpha[k]))
+		for j := 0; j < c; j++ {
+			k := i*c + j
+			if disarm {
+				if other[k] != indicator(drawn[k] != 0) {
+					sign := 1.0
+					if other[k] == 1 {
+						sign = -1
 					}
-				} else {
-					g[k] = diff[i] * (u[k] - 0.5)
+					g[k] = 0.5 * diff[i] * sign * sigmoid(math.Abs(alpha[k]))
 				}
+			} else {
+				g[k] = diff[i] * (u[k] - 0.5)
 			}
 		}
 	}
-	loss := ad.RowSum(ad.Mul(tp.FromData(r, c, g), logits))
-	if s.Mask != nil {
-		loss = ad.Where(s.Mask, loss, tp.Scalar(0))
-	}
-	return Term{Loss: loss, Signal: signal}, nil
 }
 
 // sigmoid is the logistic function, computed without overflow.

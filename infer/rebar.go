@@ -86,33 +86,13 @@ func (e REBAR) Surrogate(sc *SiteContext) (Term, error) {
 		return Term{}, errors.New("REBAR: the site has no log-probability (its value was substituted)")
 	}
 	tp := s.LogProb.Tape()
-	temp0, eta0, h := e.Temperature, e.Eta, e.FDStep
-	if temp0 == 0 {
-		temp0 = 0.5
+	temp0, eta0, h, err := e.settings()
+	if err != nil {
+		return Term{}, err
 	}
-	if eta0 == 0 {
-		eta0 = 1
-	}
-	if h == 0 {
-		h = 1e-3
-	}
-	if !(temp0 > 0) || math.IsInf(temp0, 0) || math.IsNaN(eta0) || math.IsInf(eta0, 0) || !(h > 0) {
-		return Term{}, fmt.Errorf("REBAR: need temperature > 0, finite eta and FDStep > 0, got %v, %v, %v", temp0, eta0, h)
-	}
-	var etaP, tempP *nn.Param
-	lambda, eta := temp0, eta0
-	if !e.Fixed {
-		if sc.Params == nil {
-			return Term{}, errors.New("REBAR: no parameter store in the site context for eta and the temperature (set Fixed to keep them constant)")
-		}
-		prefix := "infer/rebar/" + s.Addr + "/"
-		if etaP, err = storeScalar(sc.Params, prefix+"eta", eta0); err != nil {
-			return Term{}, fmt.Errorf("REBAR: %w", err)
-		}
-		if tempP, err = storeScalar(sc.Params, prefix+"log_temperature", math.Log(temp0)); err != nil {
-			return Term{}, fmt.Errorf("REBAR: %w", err)
-		}
-		eta, lambda = etaP.Value.At(0, 0), math.Exp(tempP.Value.At(0, 0))
+	etaP, tempP, eta, lambda, err := e.learned(sc, temp0, eta0)
+	if err != nil {
+		return Term{}, err
 	}
 
 	z := rx.reparam(rx.d.ConditionalRelaxedSample(s.Value, sc.Rand))
@@ -158,6 +138,47 @@ func (e REBAR) Surrogate(sc *SiteContext) (Term, error) {
 	}
 	signal := ad.StopGradient(ad.Sub(sc.Signal, ad.Scale(fzt, eta)))
 	return Term{Loss: loss, Signal: signal}, nil
+}
+
+// settings returns the initial temperature and eta and the
+// finite-difference step, with their defaults applied.
+func (e REBAR) settings() (temp0, eta0, h float64, err error) {
+	temp0, eta0, h = e.Temperature, e.Eta, e.FDStep
+	if temp0 == 0 {
+		temp0 = 0.5
+	}
+	if eta0 == 0 {
+		eta0 = 1
+	}
+	if h == 0 {
+		h = 1e-3
+	}
+	if !(temp0 > 0) || math.IsInf(temp0, 0) || math.IsNaN(eta0) || math.IsInf(eta0, 0) || !(h > 0) {
+		return 0, 0, 0, fmt.Errorf("REBAR: need temperature > 0, finite eta and FDStep > 0, got %v, %v, %v", temp0, eta0, h)
+	}
+	return temp0, eta0, h, nil
+}
+
+// learned returns eta and the temperature of the site: temp0 and eta0
+// when they are Fixed, else the values of their parameters in the store
+// (created from temp0 and eta0), which it also returns.
+func (e REBAR) learned(sc *SiteContext, temp0, eta0 float64) (etaP, tempP *nn.Param, eta, lambda float64, err error) {
+	s := sc.Site
+	lambda, eta = temp0, eta0
+	if !e.Fixed {
+		if sc.Params == nil {
+			return nil, nil, 0, 0, errors.New("REBAR: no parameter store in the site context for eta and the temperature (set Fixed to keep them constant)")
+		}
+		prefix := "infer/rebar/" + s.Addr + "/"
+		if etaP, err = storeScalar(sc.Params, prefix+"eta", eta0); err != nil {
+			return nil, nil, 0, 0, fmt.Errorf("REBAR: %w", err)
+		}
+		if tempP, err = storeScalar(sc.Params, prefix+"log_temperature", math.Log(temp0)); err != nil {
+			return nil, nil, 0, 0, fmt.Errorf("REBAR: %w", err)
+		}
+		eta, lambda = etaP.Value.At(0, 0), math.Exp(tempP.Value.At(0, 0))
+	}
+	return etaP, tempP, eta, lambda, nil
 }
 
 // elemMul returns the elementwise product of a and b in a new matrix.

@@ -84,53 +84,6 @@ type SVI struct {
 	tapes   []*ad.Tape
 }
 
-// Metrics describes one step.
-type Metrics struct {
-	// Step is the step's index, from 0.
-	Step int64
-	// Rows is the number of rows (particles or data points) of the step.
-	Rows int
-	// Loss is the sum over rows of the scaled costs: a Monte Carlo
-	// estimate of the objective times Rows.
-	Loss float64
-	// ELBO is -Loss when the objective is a [vi.Bounded] (its loss is the
-	// negative of a bound on the log-likelihood), NaN otherwise. Like Loss
-	// it sums the rows: for a model whose rows are data points it is the
-	// bound of the step's data; for a model whose data sit in a plate, the
-	// rows are particles and ELBO is Rows times one estimate of the bound,
-	// so divide by Rows to read the bound itself.
-	ELBO float64
-	// GradNorm is the joint L2 norm of all gradients, before clipping.
-	GradNorm float64
-	// Sites holds, for each site whose estimator reported a learning
-	// signal, its mean and variance over the step's rows, in the order of
-	// the sites.
-	Sites []SiteMetrics
-}
-
-// SiteMetrics is the learning signal of one site in one step.
-type SiteMetrics struct {
-	// Addr is the site's address.
-	Addr string
-	// SignalMean and SignalVar are the mean and the unbiased variance of
-	// the learning signal (Term.Signal) over the step's rows.
-	SignalMean float64
-	SignalVar  float64
-	// TDError, when HasTDError is set (a site whose estimator learns
-	// critics, [Critics]), is the mean squared TD (lambda-return) error
-	// of the site's critics before this step's update, averaged over the
-	// site's Q-nodes and over the step's rows.
-	TDError    float64
-	HasTDError bool
-	// ReturnVar, when HasReturnVar is set ([SVI].ReturnVariance, and an
-	// estimator that records it, [Critics]), is the unbiased variance
-	// over the step's rows of the plain REINFORCE learning signal: the
-	// Rao-Blackwellized return R with no baseline or critic. SignalVar /
-	// ReturnVar is then the variance reduction of the site's signal.
-	ReturnVar    float64
-	HasReturnVar bool
-}
-
 // StepCount returns the number of steps taken so far (restored by a
 // checkpoint).
 func (s *SVI) StepCount() int64 { return s.step }
@@ -278,62 +231,9 @@ func (s *SVI) compute() (results []chunkResult, norm float64, err error) {
 	}
 	before := s.Params.Len()
 	results = make([]chunkResult, n)
-	run := func(c int) {
-		r := &results[c]
-		defer func() {
-			if p := recover(); p != nil {
-				r.panicked, r.panicVal = true, capturePanic(p)
-			}
-		}()
-		tp := s.tapes[c]
-		tp.Reset()
-		from, to := s.chunkRows(c)
-		obj := s.Objective
-		if s.Chunk != nil {
-			obj = s.Chunk(from, to)
-		}
-		env := ppl.Config{Tape: tp, Rand: s.chunkRand(s.step, c), Params: s.Params, Batch: to - from}
-		sur, err := BuildSurrogate(obj, s.Estimators, env)
-		if err != nil {
-			r.err = err
-			return
-		}
-		tp.ComputeGradients(sur.Loss)
-		r.sur = sur
-	}
-	first := 0
-	if !s.warm {
-		// Parameters are created lazily from the random source of the
-		// chunk that first needs them; creating them in chunk 0 alone
-		// keeps their values independent of the number of workers.
-		run(0)
-		first = 1
-	}
-	workers := max(s.Workers, 1)
-	if workers == 1 || n-first <= 1 {
-		for c := first; c < n; c++ {
-			run(c)
-		}
-	} else {
-		var g errgroup.Group
-		g.SetLimit(workers)
-		for c := first; c < n; c++ {
-			g.Go(func() error { run(c); return nil })
-		}
-		_ = g.Wait()
-	}
-	for c := range results {
-		if results[c].panicked {
-			panic(results[c].panicVal)
-		}
-	}
-	for c := range results {
-		if err := results[c].err; err != nil {
-			if n > 1 {
-				return nil, 0, fmt.Errorf("infer: SVI step %d, chunk %d: %w", s.step, c, err)
-			}
-			return nil, 0, fmt.Errorf("infer: SVI step %d: %w", s.step, err)
-		}
+	s.runChunks(results)
+	if err := s.chunkError(results); err != nil {
+		return nil, 0, err
 	}
 	for c := range results {
 		s.tapes[c].AccumulateGradients()
@@ -341,6 +241,86 @@ func (s *SVI) compute() (results []chunkResult, norm float64, err error) {
 	if s.Params.Len() == before {
 		s.warm = true
 	}
+	norm, err = s.gradNorm()
+	if err != nil {
+		return nil, 0, err
+	}
+	return results, norm, nil
+}
+
+// runChunk runs chunk c on its tape and computes its gradients, recording
+// in r its surrogate, its error or its panic.
+func (s *SVI) runChunk(r *chunkResult, c int) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.panicked, r.panicVal = true, capturePanic(p)
+		}
+	}()
+	tp := s.tapes[c]
+	tp.Reset()
+	from, to := s.chunkRows(c)
+	obj := s.Objective
+	if s.Chunk != nil {
+		obj = s.Chunk(from, to)
+	}
+	env := ppl.Config{Tape: tp, Rand: s.chunkRand(s.step, c), Params: s.Params, Batch: to - from}
+	sur, err := BuildSurrogate(obj, s.Estimators, env)
+	if err != nil {
+		r.err = err
+		return
+	}
+	tp.ComputeGradients(sur.Loss)
+	r.sur = sur
+}
+
+// runChunks runs every chunk, on up to Workers goroutines, into results.
+func (s *SVI) runChunks(results []chunkResult) {
+	n := len(results)
+	first := 0
+	if !s.warm {
+		// Parameters are created lazily from the random source of the
+		// chunk that first needs them; creating them in chunk 0 alone
+		// keeps their values independent of the number of workers.
+		s.runChunk(&results[0], 0)
+		first = 1
+	}
+	workers := max(s.Workers, 1)
+	if workers == 1 || n-first <= 1 {
+		for c := first; c < n; c++ {
+			s.runChunk(&results[c], c)
+		}
+		return
+	}
+	var g errgroup.Group
+	g.SetLimit(workers)
+	for c := first; c < n; c++ {
+		g.Go(func() error { s.runChunk(&results[c], c); return nil })
+	}
+	_ = g.Wait()
+}
+
+// chunkError re-raises the first chunk's panic, on the caller's
+// goroutine, or returns the first chunk's error.
+func (s *SVI) chunkError(results []chunkResult) error {
+	for c := range results {
+		if results[c].panicked {
+			panic(results[c].panicVal)
+		}
+	}
+	for c := range results {
+		if err := results[c].err; err != nil {
+			if len(results) > 1 {
+				return fmt.Errorf("infer: SVI step %d, chunk %d: %w", s.step, c, err)
+			}
+			return fmt.Errorf("infer: SVI step %d: %w", s.step, err)
+		}
+	}
+	return nil
+}
+
+// gradNorm returns the joint L2 norm of the parameters' gradients, or an
+// error naming the first parameter with a NaN or infinite element.
+func (s *SVI) gradNorm() (float64, error) {
 	total := 0.0
 	for _, p := range s.allParams() {
 		if p.Grad == nil {
@@ -354,11 +334,11 @@ func (s *SVI) compute() (results []chunkResult, norm float64, err error) {
 		total += ss
 		if math.IsNaN(ss) || math.IsInf(ss, 0) {
 			if err := checkFiniteDense(raw.Data, raw.Cols); err != nil {
-				return nil, 0, fmt.Errorf("infer: SVI step %d: gradient of parameter %q %w", s.step, p.Name, err)
+				return 0, fmt.Errorf("infer: SVI step %d: gradient of parameter %q %w", s.step, p.Name, err)
 			}
 		}
 	}
-	return results, math.Sqrt(total), nil
+	return math.Sqrt(total), nil
 }
 
 // sumSquares returns the sum of the squares of xs. It keeps four partial
@@ -399,97 +379,4 @@ func checkFiniteDense(data []float64, cols int) error {
 		}
 	}
 	return nil
-}
-
-// metrics summarizes a successful step.
-func (s *SVI) metrics(results []chunkResult, norm float64) Metrics {
-	m := Metrics{Step: s.step, GradNorm: norm, ELBO: math.NaN()}
-	type acc struct {
-		n, sum, sum2 float64
-		// td sums the chunks' TD errors weighted by their rows (tdRows);
-		// ret sums the returns.
-		td, tdRows float64
-		ret        struct{ n, sum, sum2 float64 }
-		// listed marks a site with a signal, which the metrics list.
-		listed bool
-	}
-	var order []string
-	accs := map[string]*acc{}
-	for _, r := range results {
-		m.Loss += r.sur.Cost
-		rows := r.sur.Trace.Batch()
-		m.Rows += rows
-		addrs, signals := r.sur.Signals()
-		for i, a := range addrs {
-			st := accs[a]
-			if st == nil {
-				st = &acc{}
-				accs[a] = st
-			}
-			if !st.listed {
-				st.listed = true
-				order = append(order, a)
-			}
-			for _, v := range signals[i].Data() {
-				st.n++
-				st.sum += v
-				st.sum2 += v * v
-			}
-		}
-		for _, d := range r.sur.Diagnostics() {
-			st := accs[d.Addr]
-			if st == nil {
-				st = &acc{}
-				accs[d.Addr] = st
-			}
-			if d.HasTDError {
-				st.td += d.TDError * float64(rows)
-				st.tdRows += float64(rows)
-			}
-			// The sums of one trace are added whole, as the rows of one
-			// chunk.
-			var n, sum, sum2 float64
-			for _, v := range d.Return {
-				n++
-				sum += v
-				sum2 += v * v
-			}
-			st.ret.n += n
-			st.ret.sum += sum
-			st.ret.sum2 += sum2
-		}
-	}
-	if _, ok := s.objective().(vi.Bounded); ok {
-		m.ELBO = -m.Loss
-	}
-	for _, a := range order {
-		st := accs[a]
-		mean := st.sum / st.n
-		variance := 0.0
-		if st.n > 1 {
-			variance = max(st.sum2/st.n-mean*mean, 0) * st.n / (st.n - 1)
-		}
-		sm := SiteMetrics{Addr: a, SignalMean: mean, SignalVar: variance}
-		if st.tdRows > 0 {
-			sm.TDError, sm.HasTDError = st.td/st.tdRows, true
-		}
-		if s.ReturnVariance && st.ret.n > 0 {
-			rm := st.ret.sum / st.ret.n
-			if st.ret.n > 1 {
-				sm.ReturnVar = max(st.ret.sum2/st.ret.n-rm*rm, 0) * st.ret.n / (st.ret.n - 1)
-			}
-			sm.HasReturnVar = true
-		}
-		m.Sites = append(m.Sites, sm)
-	}
-	return m
-}
-
-// objective returns the objective for the vi.Bounded check.
-func (s *SVI) objective() vi.Objective {
-	if s.Objective != nil {
-		return s.Objective
-	}
-	from, to := s.chunkRows(0)
-	return s.Chunk(from, to)
 }
