@@ -221,15 +221,21 @@ func (t *Tensor) backwardSlice() {
 
 // IndexError is the panic of an op (Gather, OneHot) given an index that is
 // not an integer in [0, N): a value that is not a class index (a relaxed
-// or mean-field value, say) used as one. Like [ShapeError] it is a typed
-// panic, which callers that run user code can turn into an error.
+// or mean-field value, say) used as one; or, with Grad set, an index that
+// carries a gradient path (a straight-through value), whose gradient an
+// index cannot pass on. Like [ShapeError] it is a typed panic, which
+// callers that run user code can turn into an error.
 type IndexError struct {
 	Op    string
 	Value float64
 	N     int
+	Grad  bool
 }
 
 func (e *IndexError) Error() string {
+	if e.Grad {
+		return fmt.Sprintf("ad: %s: the index carries a gradient (a relaxed or straight-through value), which no gradient can pass through an index", e.Op)
+	}
 	return fmt.Sprintf("ad: %s: index %v is not an integer in [0, %d)", e.Op, e.Value, e.N)
 }
 
@@ -245,12 +251,16 @@ func index(o op, v float64, n int) int {
 
 // Gather returns a[i, idx_i] for each row i, as [Bx1]. idx is a [Bx1]
 // tensor of integer-valued column indices; it carries no gradient but its
-// provenance joins the output's. Gather panics if idx is not [Bx1] or an
-// index is not an integer in [0, cols).
+// provenance joins the output's. Gather panics if idx is not [Bx1], if an
+// index is not an integer in [0, cols), or if idx has a gradient path (no
+// gradient can pass through an index, so it would be lost without a word).
 func Gather(a, idx *Tensor) *Tensor {
 	tp := tapeOf(a, idx)
 	if idx.rows != a.rows || idx.cols != 1 {
 		panic(shapeErr("Gather", a, idx))
+	}
+	if idx.needsGrad {
+		panic(&IndexError{Op: opGather.String(), N: a.cols, Grad: true})
 	}
 	t := tp.node(opGather, a.rows, 1)
 	t.a, t.b = a, idx

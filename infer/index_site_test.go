@@ -25,7 +25,7 @@ func switchModel(ctx *ppl.Ctx) {
 // An estimator that puts a relaxed or mean-field value where the model
 // needs an index fails with a SiteError naming the site, not a panic.
 func TestIndexSiteNamedByRelaxingEstimators(t *testing.T) {
-	for _, est := range []Estimator{MuProp{}, &REBAR{}, GumbelSoftmax{}} {
+	for _, est := range []Estimator{MuProp{}, &REBAR{}, GumbelSoftmax{}, GumbelSoftmax{StraightThrough: true}} {
 		s := &SVI{Objective: vi.Program{Model: switchModel}, Estimators: Estimators{Default: est},
 			Optimizer: nn.NewAdam(0.1), Params: nn.NewStore(), Particles: 6, Seed: 5}
 		var err error
