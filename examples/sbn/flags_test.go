@@ -22,17 +22,12 @@ func TestBadFlagsExitStatus(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "no-such-folder", "x")
 	save := filepath.Join(dir, "run.ckpt")
-	cases := []exrun.BadFlag{
-		{Args: []string{"-steps", "-1"}, Want: "-steps must be at least 0"},
-		{Args: []string{"-duration", "-5s"}, Want: "-duration must not be negative"},
+	cases := append(exrun.CommonBadFlags(dir), []exrun.BadFlag{
 		{Args: []string{"-estimator", "arm,disarm"}, Want: "a list of estimators goes with -mode variance"},
 		{Args: []string{"-mode", "variance", "-estimator", "reinforce,nope,arm"}, Want: `"nope"`},
 		{Args: []string{"-estimator", "nope"}, Want: `"nope"`},
-		{Args: []string{"-save", missing}, Want: "-save " + missing},
-		{Args: []string{"-metrics", missing}, Want: "-metrics " + missing},
 		{Args: []string{"-critics", missing, "-estimator", "bpq"}, Want: "-critics " + missing},
 		{Args: []string{"-save", dir}, Want: "is a folder"},
-		{Args: []string{"-resume", filepath.Join(dir, "none.ckpt")}, Want: "-resume"},
 		{Args: []string{"-batch", "0"}, Want: "-batch must be at least 1"},
 		{Args: []string{"-workers", "30"}, Want: "-workers <= -batch"},
 		{Args: []string{"-lr", "-1"}, Want: "-lr must be positive"},
@@ -43,7 +38,7 @@ func TestBadFlagsExitStatus(t *testing.T) {
 		{Args: []string{"-mode", "eval"}, Want: "needs -resume"},
 		{Args: []string{"-M", "1", "-mode", "variance"}, Want: "-M must be at least 2"},
 		{Args: []string{"stray"}, Want: "unexpected arguments"},
-	}
+	}...)
 	// Flags given later win: a check that let a bad flag through would
 	// train for a millisecond and save.
 	for _, p := range exrun.BadFlagProblems("sbn", []string{"-quiet", "-duration", "1ms", "-save", save}, cases) {

@@ -20,15 +20,9 @@ func TestMain(m *testing.M) {
 // other flags name.
 func TestBadFlagsExitStatus(t *testing.T) {
 	dir := t.TempDir()
-	missing := filepath.Join(dir, "no-such-folder", "x")
 	save := filepath.Join(dir, "run.ckpt")
-	cases := []exrun.BadFlag{
-		{Args: []string{"-steps", "-1"}, Want: "-steps must be at least 0"},
-		{Args: []string{"-duration", "-1s"}, Want: "-duration must not be negative"},
+	cases := append(exrun.CommonBadFlags(dir), []exrun.BadFlag{
 		{Args: []string{"-trainer", "bpq,reinforce"}, Want: "bpq,reinforce"},
-		{Args: []string{"-save", missing}, Want: "-save " + missing},
-		{Args: []string{"-metrics", missing}, Want: "-metrics " + missing},
-		{Args: []string{"-resume", filepath.Join(dir, "none.ckpt")}, Want: "-resume"},
 		{Args: []string{"-lambda", "2"}, Want: "-lambda must be in [0, 1]"},
 		{Args: []string{"-critic-lr", "0"}, Want: "-critic-lr must be positive"},
 		{Args: []string{"-warm", "-3"}, Want: "-warm must be at least 0"},
@@ -36,7 +30,7 @@ func TestBadFlagsExitStatus(t *testing.T) {
 		{Args: []string{"-cost", "rouge"}, Want: `unknown -cost "rouge"`},
 		{Args: []string{"-mode", "nope"}, Want: `unknown -mode "nope"`},
 		{Args: []string{"-batch", "x"}, Want: "invalid value"},
-	}
+	}...)
 	// Flags given later win: a check that let a bad flag through would
 	// train for a millisecond and save.
 	for _, p := range exrun.BadFlagProblems("seq2seq", []string{"-quiet", "-duration", "1ms", "-save", save}, cases) {

@@ -22,21 +22,16 @@ func TestBadFlagsExitStatus(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "no-such-folder", "x")
 	save := filepath.Join(dir, "run.ckpt")
-	cases := []exrun.BadFlag{
-		{Args: []string{"-steps", "-1"}, Want: "-steps must be at least 0"},
-		{Args: []string{"-duration", "-1m"}, Want: "-duration must not be negative"},
+	cases := append(exrun.CommonBadFlags(dir), []exrun.BadFlag{
 		{Args: []string{"-estimator", "reinforce,nope"}, Want: "reinforce,nope"},
-		{Args: []string{"-save", missing}, Want: "-save " + missing},
-		{Args: []string{"-metrics", missing}, Want: "-metrics " + missing},
 		{Args: []string{"-grid", missing}, Want: "-grid " + missing},
-		{Args: []string{"-resume", filepath.Join(dir, "none.ckpt")}, Want: "-resume"},
 		{Args: []string{"-workers", "0"}, Want: "-workers must be at least 1"},
 		{Args: []string{"-lr", "0"}, Want: "-lr must be positive"},
 		{Args: []string{"-lr", "x"}, Want: "invalid value"},
 		{Args: []string{"-model", "nope"}, Want: "nope"},
 		{Args: []string{"-var-draws", "1"}, Want: "-var-draws"},
 		{Args: []string{"stray"}, Want: "unexpected arguments"},
-	}
+	}...)
 	// Flags given later win: a check that let a bad flag through would
 	// train for a millisecond and save.
 	for _, p := range exrun.BadFlagProblems("vae", []string{"-quiet", "-duration", "1ms", "-save", save}, cases) {

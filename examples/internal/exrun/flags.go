@@ -207,6 +207,20 @@ type BadFlag struct {
 	Want string
 }
 
+// CommonBadFlags returns the bad values of the flags every example takes
+// through [Common] (-steps, -duration, -save, -metrics, -resume), with the
+// error each must give; dir is a folder the test owns.
+func CommonBadFlags(dir string) []BadFlag {
+	missing := filepath.Join(dir, "no-such-folder", "x")
+	return []BadFlag{
+		{Args: []string{"-steps", "-1"}, Want: "-steps must be at least 0"},
+		{Args: []string{"-duration", "-5s"}, Want: "-duration must not be negative"},
+		{Args: []string{"-save", missing}, Want: "-save " + missing},
+		{Args: []string{"-metrics", missing}, Want: "-metrics " + missing},
+		{Args: []string{"-resume", filepath.Join(dir, "none.ckpt")}, Want: "-resume"},
+	}
+}
+
 // BadFlagProblems runs the command name (see [RunCommand]) on each case,
 // after the flags base (which a case's flags override), and returns what
 // is wrong with how it rejected them (see [FlagRejection]); and checks
