@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"gonum.org/v1/gonum/mat"
+
+	"github.com/backpropq/backpropq/nn"
 )
 
 // PredictFlips agrees with two Predict calls per column (the column set
@@ -19,10 +21,22 @@ func TestPredictFlips(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	norm := NewMLP(layout, []int{6}, 0.01, rand.New(rand.NewPCG(7, 8)))
 	norm.NormalizeTargets()
+	// Large first-layer weights saturate the tanh units, where the
+	// addition formula gives way to a direct evaluation.
+	saturated := NewMLP(layout, []int{6}, 0.01, rand.New(rand.NewPCG(9, 10)))
+	w := saturated.mlp.Layers[0].W.Value.RawMatrix().Data
+	for i := range w {
+		w[i] *= 60
+	}
+	// A first layer that is not tanh takes the general path.
+	relu := NewMLP(layout, []int{6}, 0.01, rand.New(rand.NewPCG(11, 12)))
+	relu.mlp.Activations[0] = nn.ReLU
 	nets := map[string]*NetCritic{
 		"linear":         NewLinear(layout, 0.01, rand.New(rand.NewPCG(3, 4))),
 		"mlp":            NewMLP(layout, []int{6, 3}, 0.01, rand.New(rand.NewPCG(5, 6))),
+		"mlp-relu":       relu,
 		"mlp-normalized": norm,
+		"mlp-saturated":  saturated,
 	}
 	const rows = 5
 	x := mat.NewDense(rows, layout.Width(), nil)

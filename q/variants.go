@@ -2,9 +2,13 @@ package q
 
 import (
 	"fmt"
+	"math"
 
 	"gonum.org/v1/gonum/floats"
 	"gonum.org/v1/gonum/mat"
+
+	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/nn"
 )
 
 // VariantPredictor is a [Critic] that evaluates one input at many values
@@ -95,11 +99,25 @@ func (n *NetCritic) PredictVariants(x *mat.Dense, from int, variants [][]float64
 func (n *NetCritic) fromFirst(pre *mat.Dense) []float64 {
 	defer n.tape.Reset()
 	t := n.tape.Const(pre)
+	if len(n.mlp.Activations) > 0 {
+		t = n.mlp.Activations[0].Apply(t)
+	}
+	return n.above(t, 1)
+}
+
+// fromHidden returns the network's outputs (before the normalization of
+// NormalizeTargets) given the activations of layer k-1, the input of
+// layer k.
+func (n *NetCritic) fromHidden(act *mat.Dense, k int) []float64 {
+	defer n.tape.Reset()
+	return n.above(n.tape.Const(act), k)
+}
+
+// above runs t through layers k on and their activations.
+func (n *NetCritic) above(t *ad.Tensor, k int) []float64 {
 	m := n.mlp
-	for i, l := range m.Layers {
-		if i > 0 {
-			t = l.Forward(t)
-		}
+	for i := k; i < len(m.Layers); i++ {
+		t = m.Layers[i].Forward(t)
 		if i < len(m.Activations) {
 			t = m.Activations[i].Apply(t)
 		}
@@ -126,8 +144,10 @@ var _ FlipPredictor = (*NetCritic)(nil)
 // PredictFlips evaluates n at x and at x with each column from x's column
 // from on flipped (see [FlipPredictor]): one of a column's two values is
 // the row's own. The first layer's product is computed once; each flip
-// adds or removes one row of its weights, and the layers above run on all
-// flips in one batch. It panics if the columns do not fit in x, hold a
+// adds or removes one row of its weights (with a tanh first layer, its
+// activations follow from tanh's addition formula, one multiply-add and
+// one division per flip, row and hidden unit), and the layers above run
+// on all flips in one batch. It panics if the columns do not fit in x, hold a
 // value other than 0 or 1, or a destination does not have one value per
 // row.
 func (n *NetCritic) PredictFlips(x *mat.Dense, from int, dst [][]float64) {
@@ -139,29 +159,17 @@ func (n *NetCritic) PredictFlips(x *mat.Dense, from int, dst [][]float64) {
 	if w == 0 {
 		return
 	}
-	first := n.mlp.Layers[0]
-	wt := first.W.Value // [cols x h]
-	_, h := wt.Dims()
-	// Rows [0, rows) hold x itself; row (c+1)·rows+i holds row i with
-	// column from+c flipped.
-	pre := mat.NewDense((w+1)*rows, h, nil)
-	pre.Slice(0, rows, 0, h).(*mat.Dense).Mul(x, wt)
-	bias := first.B.Value.RawRowView(0)
-	for i := 0; i < rows; i++ {
-		floats.Add(pre.RawRowView(i), bias)
-	}
-	for c := 0; c < w; c++ {
+	for c := range dst {
 		if len(dst[c]) != rows {
 			panic(fmt.Sprintf("q: PredictFlips: destination %d has %d values for %d rows", c, len(dst[c]), rows))
 		}
-		wr := wt.RawRowView(from + c)
-		for i := 0; i < rows; i++ {
-			sign := flipSign(x.At(i, from+c))
-			out := pre.RawRowView((c+1)*rows + i)
-			floats.AddScaledTo(out, pre.RawRowView(i), sign, wr)
-		}
 	}
-	vals := n.fromFirst(pre)
+	var vals []float64
+	if len(n.mlp.Activations) > 0 && n.mlp.Activations[0] == nn.Tanh {
+		vals = n.fromHidden(n.tanhFlips(x, from, w), 1)
+	} else {
+		vals = n.fromFirst(n.preFlips(x, from, w))
+	}
 	scale := 1.0
 	if n.norm != nil {
 		scale = n.norm[1]
@@ -172,6 +180,71 @@ func (n *NetCritic) PredictFlips(x *mat.Dense, from int, dst [][]float64) {
 			dst[c][i] = flipSign(x.At(i, from+c)) * scale * (vals[(c+1)*rows+i] - vals[i])
 		}
 	}
+}
+
+// preFlips returns the first layer's pre-activations at x, rows [0,
+// rows), and at x with column from+c flipped, rows (c+1)·rows+i: each
+// flip adds or removes one row of the weights.
+func (n *NetCritic) preFlips(x *mat.Dense, from, w int) *mat.Dense {
+	rows, _ := x.Dims()
+	first := n.mlp.Layers[0]
+	wt := first.W.Value // [cols x h]
+	_, h := wt.Dims()
+	pre := mat.NewDense((w+1)*rows, h, nil)
+	pre.Slice(0, rows, 0, h).(*mat.Dense).Mul(x, wt)
+	bias := first.B.Value.RawRowView(0)
+	for i := 0; i < rows; i++ {
+		floats.Add(pre.RawRowView(i), bias)
+	}
+	for c := 0; c < w; c++ {
+		wr := wt.RawRowView(from + c)
+		for i := 0; i < rows; i++ {
+			sign := flipSign(x.At(i, from+c))
+			floats.AddScaledTo(pre.RawRowView((c+1)*rows+i), pre.RawRowView(i), sign, wr)
+		}
+	}
+	return pre
+}
+
+// tanhFlips returns the first layer's tanh activations in the layout of
+// preFlips, by the addition formula tanh(a ± b) = (tanh a ± tanh b) / (1 ±
+// tanh a · tanh b): one tanh per row and hidden unit and one per weight of
+// the flipped columns, rather than one per flip, row and hidden unit.
+// Where the denominator nears 0 (a and ±b both large, of opposite signs)
+// the formula loses its digits, and the activation is computed directly.
+func (n *NetCritic) tanhFlips(x *mat.Dense, from, w int) *mat.Dense {
+	rows, _ := x.Dims()
+	pre := n.preFlips(x, from, 0)
+	_, h := pre.Dims()
+	wt := n.mlp.Layers[0].W.Value
+	act := mat.NewDense((w+1)*rows, h, nil)
+	for i := 0; i < rows; i++ {
+		out := act.RawRowView(i)
+		for j, v := range pre.RawRowView(i) {
+			out[j] = math.Tanh(v)
+		}
+	}
+	tw := make([]float64, h)
+	for c := 0; c < w; c++ {
+		wr := wt.RawRowView(from + c)
+		for j, v := range wr {
+			tw[j] = math.Tanh(v)
+		}
+		for i := 0; i < rows; i++ {
+			sign := flipSign(x.At(i, from+c))
+			ta, pa := act.RawRowView(i), pre.RawRowView(i)
+			out := act.RawRowView((c+1)*rows + i)
+			for j := range out {
+				den := 1 + sign*ta[j]*tw[j]
+				if den < 1e-2 {
+					out[j] = math.Tanh(pa[j] + sign*wr[j])
+					continue
+				}
+				out[j] = (ta[j] + sign*tw[j]) / den
+			}
+		}
+	}
+	return act
 }
 
 // flipSign returns +1 for a binary column holding 0 (flipping it adds its

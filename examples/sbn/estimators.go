@@ -53,16 +53,17 @@ var estimators = []estimatorSpec{
 	{"arm", "augment-REINFORCE-merge", fixed(infer.ARM{}), false},
 	{"disarm", "DisARM (antithetic ARM)", fixed(infer.DisARM{}), false},
 	// Backprop-Q with one MLP critic per (latent layer, cost source),
-	// trained by one-step TD. The control-variate form is the relaxed one
-	// (eq. 26 with the critic as c): a 200-unit layer cannot be
-	// enumerated.
+	// trained by one-step TD. A 200-unit layer cannot be enumerated, so
+	// the control variate's correction is the relaxed one (eq. 26 with the
+	// critic as c) or the local expectation over single-unit flips.
 	{"bpq", "Backprop-Q, learned critic as the local cost (MLP critics, TD(0))", backpropQ("local"), true},
 	{"bpq-cv", "Backprop-Q, critic as a relaxed control variate of the actual return (unbiased; MLP critics, TD(0), temperature 0.5)", backpropQ("cv"), true},
+	{"bpq-cv-le", "Backprop-Q, critic as a local-expectation control variate of the actual return: each unit's flip evaluated by the critic, no relaxation (unbiased)", backpropQ("cv-le"), true},
 	{"bpq-adv", "Backprop-Q, advantage (appendix 4.4)", backpropQ("adv"), true},
 }
 
 // backpropQ returns the maker of a Backprop-Q estimator in mode (local,
-// cv or adv).
+// cv, cv-le or adv).
 func backpropQ(mode string) func(*sbn, options) (infer.Estimator, error) {
 	return func(_ *sbn, o options) (infer.Estimator, error) {
 		// Critics in normalized units: the ELBO's costs are hundreds of
@@ -73,6 +74,8 @@ func backpropQ(mode string) func(*sbn, options) (infer.Estimator, error) {
 			// The fitted a and b of the control variate take the
 			// baseline's place.
 			return &infer.QControlVariate{Critics: critics, Relaxed: true, Temperature: 0.5}, nil
+		case "cv-le":
+			return &infer.QControlVariate{Critics: critics, LocalExpectation: true}, nil
 		case "adv":
 			return &infer.QAdvantage{Critics: critics}, nil
 		}
