@@ -88,6 +88,18 @@ type QLocal struct {
 // steps by running least squares of R on the critic value the signal
 // subtracts (Q_X(x), or Q_X(z~) in the relaxed form). The network must not
 // inline costs.
+//
+// With LeaveOneOut set to K, the run draws K samples per data point (laid
+// out as [RLOO] describes) and b gives way to a leave-one-out baseline:
+// the signal of sample k is
+//
+//	(R_k - a·Q_k) - 1/(K-1) Σ_{j≠k} (R_j - a·Q_j)
+//
+// with Q_k the critic value the form subtracts, and the form's correction
+// unchanged. The baseline comes from samples drawn independently of
+// sample k, so every form stays unbiased; a is then fitted on the
+// leave-one-out differences of R and Q, the quantities whose combination
+// the signal is.
 type QControlVariate struct {
 	// Critics are the critics; required (see [NewQControlVariate]).
 	*Critics
@@ -108,6 +120,9 @@ type QControlVariate struct {
 	// Normalize divides each site's term by the running standard
 	// deviation of its learning signal (see [QLocal].Normalize).
 	Normalize bool
+	// LeaveOneOut, when not 0, is the number K >= 2 of samples per data
+	// point whose leave-one-out baseline replaces b (see above).
+	LeaveOneOut int
 
 	sites   siteStats
 	moments map[string]cvMoments // guarded by sites.mu

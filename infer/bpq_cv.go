@@ -29,7 +29,8 @@ func (m cvMoments) coefficients() (a, b float64) {
 
 // Coefficients returns the a and b of the control variate of the site at
 // addr (mode QControlVariate) that the next step will use; a is zero
-// before the first step.
+// before the first step, and b is zero with LeaveOneOut, whose baseline
+// takes its place.
 func (e *QControlVariate) Coefficients(addr string) (a, b float64) {
 	e.sites.mu.Lock()
 	defer e.sites.mu.Unlock()
@@ -37,7 +38,11 @@ func (e *QControlVariate) Coefficients(addr string) (a, b float64) {
 	if !ok {
 		return 0, 0
 	}
-	return m.coefficients()
+	a, b = m.coefficients()
+	if e.LeaveOneOut != 0 {
+		b = 0
+	}
+	return a, b
 }
 
 // maxEnumBits bounds the columns of a Bernoulli site whose values mode
@@ -84,6 +89,12 @@ func (e *QControlVariate) controlVariate(sc *SiteContext, ev *qEval) (modeTerm, 
 			}
 		}
 	}
+	if e.LeaveOneOut != 0 {
+		var err error
+		if r, local, err = e.leaveOneOut(sc, r, local); err != nil {
+			return modeTerm{}, err
+		}
+	}
 	a, b := e.Coefficients(s.Addr)
 	// A critic first seen in this step is not in the set yet; it gets
 	// a = 0 (plain REINFORCE with baseline b) until it is.
@@ -112,6 +123,24 @@ func (e *QControlVariate) controlVariate(sc *SiteContext, ev *qEval) (modeTerm, 
 	}
 	mt.commit = e.commitMoments(s.Addr, momentsOf(r, local), decay)
 	return mt, nil
+}
+
+// leaveOneOut returns the return r and the critic values local of the
+// site's rows, each less the mean of the other samples of its data point
+// (see [RLOO]): the signal R - a·Q centered by its leave-one-out baseline
+// is their combination, since the baseline is linear.
+func (e *QControlVariate) leaveOneOut(sc *SiteContext, r, local []float64) (dr, dq []float64, err error) {
+	loo := RLOO{K: e.LeaveOneOut}
+	tp := sc.Site.LogProb.Tape()
+	centered := make([][]float64, 2)
+	for i, v := range [][]float64{r, local} {
+		c, err := loo.leaveOneOut(sc, tp.FromData(len(v), 1, v))
+		if err != nil {
+			return nil, nil, fmt.Errorf("BackpropQ: control variate: site %q: leave-one-out baseline: %w", sc.Site.Addr, err)
+		}
+		centered[i] = c.Data()
+	}
+	return centered[0], centered[1], nil
 }
 
 // momentsOf returns the means of R, Q, R·Q and Q² over the rows.

@@ -74,7 +74,9 @@
 // critics; with [QControlVariate].LocalExpectation, the local-expectation
 // form for Bernoulli sites of any width (each unit's two values, the
 // others at their samples: two critic passes per unit, one first-layer
-// product per site). The Normalize field of each applies NVIL's normalization (1).
+// product per site). [QControlVariate].LeaveOneOut replaces the fitted
+// baseline b of any form by RLOO's over K samples per data point (5). The
+// Normalize field of each applies NVIL's normalization (1).
 // (5) K consecutive particles per data point (batch-major; inside plates,
 // each member's rows in those particles), whose learning signals do not
 // depend on each other's draws: not a site whose rows are tied (vi.IWAE, a

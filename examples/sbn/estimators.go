@@ -59,23 +59,25 @@ var estimators = []estimatorSpec{
 	{"bpq", "Backprop-Q, learned critic as the local cost (MLP critics, TD(0))", backpropQ("local"), true},
 	{"bpq-cv", "Backprop-Q, critic as a relaxed control variate of the actual return (unbiased; MLP critics, TD(0), temperature 0.5)", backpropQ("cv"), true},
 	{"bpq-cv-le", "Backprop-Q, critic as a local-expectation control variate of the actual return: each unit's flip evaluated by the critic, no relaxation (unbiased)", backpropQ("cv-le"), true},
+	{"bpq-cv-rloo", "bpq-cv with a leave-one-out baseline over two samples per image in place of the fitted b (twice the cost of one sample)", backpropQ("cv-rloo"), true},
+	{"bpq-cv-le-rloo", "bpq-cv-le with a leave-one-out baseline over two samples per image (twice the cost of one sample)", backpropQ("cv-le-rloo"), true},
 	{"bpq-adv", "Backprop-Q, advantage (appendix 4.4)", backpropQ("adv"), true},
 }
 
 // backpropQ returns the maker of a Backprop-Q estimator in mode (local,
-// cv, cv-le or adv).
+// cv, cv-le, cv-rloo, cv-le-rloo or adv).
 func backpropQ(mode string) func(*sbn, options) (infer.Estimator, error) {
 	return func(_ *sbn, o options) (infer.Estimator, error) {
 		// Critics in normalized units: the ELBO's costs are hundreds of
 		// nats, which plain MLP critics at this rate never reach.
 		critics := infer.NewCritics(q.Config{Kind: q.MLPKind, Hidden: []int{64}, LR: 1e-3, Normalize: true, Seed: o.seed}, q.TD{Lambda: 0})
 		switch mode {
-		case "cv":
+		case "cv", "cv-rloo":
 			// The fitted a and b of the control variate take the
-			// baseline's place.
-			return &infer.QControlVariate{Critics: critics, Relaxed: true, Temperature: 0.5}, nil
-		case "cv-le":
-			return &infer.QControlVariate{Critics: critics, LocalExpectation: true}, nil
+			// baseline's place, or a and the leave-one-out baseline.
+			return &infer.QControlVariate{Critics: critics, Relaxed: true, Temperature: 0.5, LeaveOneOut: rlooOf(mode)}, nil
+		case "cv-le", "cv-le-rloo":
+			return &infer.QControlVariate{Critics: critics, LocalExpectation: true, LeaveOneOut: rlooOf(mode)}, nil
 		case "adv":
 			return &infer.QAdvantage{Critics: critics}, nil
 		}
@@ -83,11 +85,24 @@ func backpropQ(mode string) func(*sbn, options) (infer.Estimator, error) {
 	}
 }
 
+// rlooOf returns the samples per image of the leave-one-out baseline of a
+// Backprop-Q mode: 2 for the -rloo modes, 0 (none) for the others.
+func rlooOf(mode string) int {
+	if strings.HasSuffix(mode, "-rloo") {
+		return 2
+	}
+	return 0
+}
+
 // samplesOf returns the number of samples per image that est draws: K for
-// RLOO, 1 for every other estimator.
+// RLOO and a control variate with a leave-one-out baseline, 1 for every
+// other estimator.
 func samplesOf(est infer.Estimator) int {
-	if r, ok := est.(infer.RLOO); ok {
-		return r.K
+	switch e := est.(type) {
+	case infer.RLOO:
+		return e.K
+	case *infer.QControlVariate:
+		return max(e.LeaveOneOut, 1)
 	}
 	return 1
 }
