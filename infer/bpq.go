@@ -86,8 +86,24 @@ type QLocal struct {
 //
 // In all forms a and b minimize the variance of R - c, fitted from past
 // steps by running least squares of R on the critic value the signal
-// subtracts (Q_X(x), or Q_X(z~) in the relaxed form). The network must not
-// inline costs.
+// subtracts (Q_X(x), or Q_X(z~) in the relaxed form).
+//
+// On a network that inlines costs (a [Critics].Cache with
+// q.NetworkOptions.InlineCosts), the costs D that a site feeds directly
+// and that are functions of its scope enter the control variate exactly,
+// c = D + a·Q_X + b, and the critics fit only the rest of the return,
+// what lies beyond the site's stochastic children. D's correction is
+// relaxed whatever the form of the critics':
+//
+//	log p(x) · stopgrad(R - D(soft(z~)) - a·Q_X - b) + D(soft(z)) - D(soft(z~)) + (the form's correction of a·Q_X)
+//
+// with z and z~ drawn as in the relaxed form, at temperature Temperature,
+// and D evaluated by re-running the objective with the site's value
+// replaced and every other site's replayed (two re-runs per site and
+// step); the last terms' gradient reaches the site's distribution
+// parameter only, as in the relaxed form. It needs a Bernoulli or
+// OneHotCategorical site, and an objective that runs the batch it is
+// given. a and b are then fitted on R - D(soft(z~)).
 //
 // With LeaveOneOut set to K, the run draws K samples per data point (laid
 // out as [RLOO] describes) and b gives way to a leave-one-out baseline:

@@ -49,19 +49,13 @@ func (e *QControlVariate) Coefficients(addr string) (a, b float64) {
 // QControlVariate enumerates.
 const maxEnumBits = 12
 
-// controlVariate is mode QControlVariate: the centered signal R - a·Q -
-// b, the correction term of the enumerated form (per row, extra) or of the
-// relaxed form ([1 x 1], post, already masked), and the commit of the
-// running moments.
+// controlVariate is mode QControlVariate: the centered signal R - D -
+// a·Q - b, the correction term of the enumerated or local-expectation
+// form (per row, extra) or of the relaxed pairs ([1 x 1], post, already
+// masked), and the commit of the running moments.
 func (e *QControlVariate) controlVariate(sc *SiteContext, ev *qEval) (modeTerm, error) {
 	s := sc.Site
 	rows := s.LogProb.Rows()
-	r := sc.Signal.Data()
-	for _, ref := range ev.net.Local(s.Addr) {
-		if ref.IsCost() {
-			return modeTerm{}, fmt.Errorf("BackpropQ: control variate: site %q: the network inlines cost %q; use a Cache without InlineCosts", s.Addr, ref.Cost)
-		}
-	}
 	if err := e.checkLocalExpectation(s); err != nil {
 		return modeTerm{}, err
 	}
@@ -72,21 +66,34 @@ func (e *QControlVariate) controlVariate(sc *SiteContext, ev *qEval) (modeTerm, 
 	if !(decay > 0 && decay < 1) {
 		return modeTerm{}, fmt.Errorf("BackpropQ: decay must be in [0, 1), got %v", e.Decay)
 	}
+	relaxed, direct := e.relaxedForm(s), directCosts(ev.net, s.Addr)
 	var rc *relaxedQ
-	local := make([]float64, rows)
-	if e.relaxedForm(s) {
+	if relaxed || len(direct) > 0 {
 		var err error
-		if rc, err = e.relaxedCritics(sc, ev); err != nil {
+		if rc, err = e.relaxedPair(sc, ev, relaxed, direct); err != nil {
 			return modeTerm{}, err
 		}
-		if rc.czt != nil {
-			copy(local, rc.czt.Data())
-		}
-	} else {
+	}
+	r, local := sc.Signal.Data(), make([]float64, rows)
+	switch {
+	case relaxed && rc.czt != nil:
+		copy(local, rc.czt.Data())
+	case !relaxed:
 		for _, ref := range ev.net.Local(s.Addr) {
+			if ref.IsCost() {
+				continue
+			}
 			for i, v := range ev.vals.Q[ref.Node] {
 				local[i] += v
 			}
+		}
+	}
+	if rc != nil && rc.dzt != nil {
+		// The direct costs enter the control variate exactly, with
+		// coefficient 1: the critics fit what remains of the return.
+		r = append([]float64(nil), r...)
+		for i, v := range rc.dzt.Data() {
+			r[i] -= v
 		}
 	}
 	if e.LeaveOneOut != 0 {
@@ -106,9 +113,10 @@ func (e *QControlVariate) controlVariate(sc *SiteContext, ev *qEval) (modeTerm, 
 		centered[i] = r[i] - a*local[i] - b
 	}
 	mt := modeTerm{signal: s.LogProb.Tape().FromData(rows, 1, centered)}
-	if a != 0 && rc != nil {
+	if rc != nil {
 		mt.post = rc.correction(s, a)
-	} else if a != 0 {
+	}
+	if a != 0 && !relaxed {
 		expected := e.expectedQ
 		if e.LocalExpectation {
 			expected = e.localExpectation
@@ -188,19 +196,24 @@ func (e *QControlVariate) relaxedForm(s *ppl.Site) bool {
 	return ok && f.Encoding() == dist.Binary && s.Value.Cols() > maxEnumBits
 }
 
-// relaxedQ holds the site's critics evaluated at the two relaxed samples of
-// the relaxed control variate.
+// relaxedQ holds the site's critics and direct costs evaluated at the two
+// relaxed samples of the relaxed forms.
 type relaxedQ struct {
 	rx relaxation
 	// cz and czt are Σ Q_X(soft(z)) and Σ Q_X(soft(z~)) over the site's
-	// Q-nodes, per row of the site, nil when the site reaches no cost.
+	// Q-nodes, per row of the site, nil when the form is not relaxed or
+	// the site has no Q-node.
 	cz, czt *ad.Tensor
+	// dz and dzt are the site's direct costs at soft(z) and soft(z~), nil
+	// when it has none.
+	dz, dzt *ad.Tensor
 }
 
-// relaxedCritics draws z (with the unconditional reparameterization's
-// gradient path) and z~ ~ p(z | b) for the site's value b and evaluates
-// the site's critics at their relaxations on the site's tape.
-func (e *QControlVariate) relaxedCritics(sc *SiteContext, ev *qEval) (*relaxedQ, error) {
+// relaxedPair draws z (with the unconditional reparameterization's
+// gradient path) and z~ ~ p(z | b) for the site's value b, and evaluates
+// at their relaxations the site's critics when critics is set (on the
+// site's tape) and its direct costs (by re-running the objective).
+func (e *QControlVariate) relaxedPair(sc *SiteContext, ev *qEval, critics bool, direct []string) (*relaxedQ, error) {
 	s := sc.Site
 	rx, err := newRelaxation(s.Dist)
 	if err != nil {
@@ -217,42 +230,70 @@ func (e *QControlVariate) relaxedCritics(sc *SiteContext, ev *qEval) (*relaxedQ,
 	z := rx.reparam(rx.d.ConditionalRelaxedSample(s.Value, sc.Rand))
 	zt := rx.d.ConditionalRelaxedSample(s.Value, sc.Rand)
 	tt := tp.Scalar(temp)
-	refs := ev.net.Local(s.Addr)
-	critics := func(zz *ad.Tensor) (*ad.Tensor, error) {
-		vals := map[string]*ad.Tensor{s.Addr: rx.soft(zz, tt)}
-		e.Critics.mu.Lock()
-		defer e.Critics.mu.Unlock()
-		var total *ad.Tensor
-		for _, ref := range refs {
-			qv, err := ev.vals.Forward(ev.net, sc.Trace, ref.Node, vals)
-			if err != nil {
-				return nil, fmt.Errorf("BackpropQ: control variate: site %q: relaxed form: %w", s.Addr, err)
-			}
-			total = addOrNil(total, qv)
-		}
-		return total, nil
-	}
 	rc := &relaxedQ{rx: rx}
-	if rc.cz, err = critics(z); err != nil {
-		return nil, err
+	if critics {
+		if rc.cz, err = e.relaxedCritics(sc, ev, rx.soft(z, tt)); err != nil {
+			return nil, err
+		}
+		if rc.czt, err = e.relaxedCritics(sc, ev, rx.soft(zt, tt)); err != nil {
+			return nil, err
+		}
 	}
-	if rc.czt, err = critics(zt); err != nil {
-		return nil, err
+	if len(direct) > 0 {
+		if err := rx.substitutable("direct costs"); err != nil {
+			return nil, fmt.Errorf("BackpropQ: control variate: site %q: %w", s.Addr, err)
+		}
+		if rc.dz, err = ev.directAt(sc, direct, rx.soft(z, tt)); err != nil {
+			return nil, err
+		}
+		if rc.dzt, err = ev.directAt(sc, direct, rx.soft(zt, tt)); err != nil {
+			return nil, err
+		}
 	}
 	return rc, nil
 }
 
-// correction returns the relaxed form's pathwise term a·Σ(Q_X(z) -
-// Q_X(z~)) over the rows the site's mask keeps, as a [1 x 1] loss whose
-// gradient reaches the site's distribution parameter (and what it is
-// computed from) and nothing else: not the critics' weights, nor the other
-// scope values.
+// relaxedCritics returns the sum of the site's Q-nodes' critics with the
+// site's value replaced by value, the rest of the scope fixed, on the
+// site's tape; nil when the site has no Q-node.
+func (e *QControlVariate) relaxedCritics(sc *SiteContext, ev *qEval, value *ad.Tensor) (*ad.Tensor, error) {
+	s := sc.Site
+	vals := map[string]*ad.Tensor{s.Addr: value}
+	e.Critics.mu.Lock()
+	defer e.Critics.mu.Unlock()
+	var total *ad.Tensor
+	for _, ref := range ev.net.Local(s.Addr) {
+		if ref.IsCost() {
+			continue
+		}
+		qv, err := ev.vals.Forward(ev.net, sc.Trace, ref.Node, vals)
+		if err != nil {
+			return nil, fmt.Errorf("BackpropQ: control variate: site %q: relaxed form: %w", s.Addr, err)
+		}
+		total = addOrNil(total, qv)
+	}
+	return total, nil
+}
+
+// correction returns the relaxed pairs' pathwise term Σ (a·(Q_X(z) -
+// Q_X(z~)) + D(z) - D(z~)) over the rows the site's mask keeps, as a [1 x
+// 1] loss whose gradient reaches the site's distribution parameter (and
+// what it is computed from) and nothing else: not the critics' weights,
+// nor the model's parameters in the direct costs, nor the other scope
+// values. It is nil when there is nothing to correct.
 func (rc *relaxedQ) correction(s *ppl.Site, a float64) *ad.Tensor {
-	if rc.cz == nil {
+	var diff *ad.Tensor
+	if rc.cz != nil && a != 0 {
+		diff = ad.Scale(ad.Sub(rc.cz, rc.czt), a)
+	}
+	if rc.dz != nil {
+		diff = addOrNil(diff, ad.Sub(rc.dz, rc.dzt))
+	}
+	if diff == nil {
 		return nil
 	}
-	diff := ad.Sum(rowMask(s, ad.Scale(ad.Sub(rc.cz, rc.czt), a)))
-	g := diff.Tape().Gradients(diff, rc.rx.param)[0]
+	total := ad.Sum(rowMask(s, diff))
+	g := total.Tape().Gradients(total, rc.rx.param)[0]
 	return linearTerm(rc.rx.param, g)
 }
 
@@ -303,12 +344,14 @@ type nodeCols struct {
 // total local cost, and the kind and width of the site's field (kind 0
 // when no critic reads the site's value as a discrete field).
 func (c *Critics) siteColumns(addr string, ev *qEval) (nodes []nodeCols, kind q.FieldKind, width int) {
-	refs := ev.net.Local(addr)
-	nodes = make([]nodeCols, len(refs))
-	for j, ref := range refs {
+	for _, ref := range ev.net.Local(addr) {
+		if ref.IsCost() {
+			continue // an inlined cost is no critic
+		}
 		nd := ev.net.Nodes[ref.Node]
 		critic := c.Set.Critic(c.Set.Key(nd))
-		nodes[j] = nodeCols{critic: critic, x: mat.DenseCopyOf(ev.vals.Inputs(ref.Node))}
+		nodes = append(nodes, nodeCols{critic: critic, x: mat.DenseCopyOf(ev.vals.Inputs(ref.Node))})
+		j := len(nodes) - 1
 		name := c.Set.FieldName(nd, addr) // a template's critic names it relatively
 		col := 0
 		for _, f := range critic.Layout().Fields {

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"sync"
 
+	"github.com/backpropq/backpropq/nn"
 	"github.com/backpropq/backpropq/ppl"
 	"github.com/backpropq/backpropq/q"
 	"github.com/backpropq/backpropq/trace"
@@ -70,6 +71,10 @@ type qEval struct {
 	tr   *trace.Trace
 	net  *q.Network
 	vals *q.Values
+	// run and params re-run the objective for the direct costs of a
+	// control variate (directAt).
+	run    q.Runner
+	params *nn.Store
 	// adv holds the advantages (q.Advantages) by their fromErrors flag.
 	adv map[bool]map[string][]float64
 }
@@ -100,6 +105,7 @@ func (c *Critics) BeginTrace(tc *TraceContext) (TraceState, error) {
 	if err != nil {
 		return TraceState{}, err
 	}
+	ev.run, ev.params = tc.Run, tc.Params
 	diags := make([]SiteDiagnostics, len(tc.Sites))
 	for i, sc := range tc.Sites {
 		diags[i] = SiteDiagnostics{Addr: sc.Site.Addr, Return: append([]float64(nil), sc.Signal.Data()...)}
@@ -247,11 +253,12 @@ func (c *Critics) SkippedUpdates() (int, error) {
 	return c.skipped, c.skipErr
 }
 
-// known reports whether every critic of the site's total local cost is in
-// the set already (a critic first seen in this step is not).
+// known reports whether the critic of every Q-node in the site's total
+// local cost is in the set already (a critic first seen in this step is
+// not); the inlined costs need none.
 func (c *Critics) known(ev *qEval, addr string) bool {
 	for _, ref := range ev.net.Local(addr) {
-		if ref.IsCost() || c.Set.Critic(c.Set.Key(ev.net.Nodes[ref.Node])) == nil {
+		if !ref.IsCost() && c.Set.Critic(c.Set.Key(ev.net.Nodes[ref.Node])) == nil {
 			return false
 		}
 	}

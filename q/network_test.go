@@ -242,3 +242,29 @@ func TestDOT(t *testing.T) {
 	// One update-rule edge per read: 4 at X, 1 each at Y (two nodes) and Z.
 	assert.Equal(t, 7, strings.Count(dot, "-> q"))
 }
+
+// Values.Local sums a site's Q-nodes and the costs inlined in their place.
+func TestValuesLocalInlinedCosts(t *testing.T) {
+	_, tr := graphOf(t, layered(3, 2))
+	net, err := q.Build(tr.Graph(), q.NetworkOptions{InlineCosts: true})
+	require.NoError(t, err)
+	vals, err := q.NewSet(q.Config{Kind: q.TabularKind, LR: 0.1}).Evaluate(net, tr)
+	require.NoError(t, err)
+	inlined := 0
+	for _, site := range net.Sites() {
+		want := make([]float64, vals.Rows)
+		for _, r := range net.Local(site) {
+			src := vals.Costs[r.Cost]
+			if !r.IsCost() {
+				src = vals.Q[r.Node]
+			} else {
+				inlined++
+			}
+			for i, v := range src {
+				want[i] += v
+			}
+		}
+		assert.Equal(t, want, vals.Local(net, site), site)
+	}
+	assert.Positive(t, inlined, "some costs are inlined")
+}

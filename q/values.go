@@ -176,9 +176,11 @@ func (v *Values) Local(net *Network, addr string) []float64 {
 	}
 	out := make([]float64, v.rowsOf(addr))
 	for _, r := range terms {
-		src := v.Q[r.Node]
+		var src []float64
 		if r.IsCost() {
 			src = v.lv.at(v.Costs[r.Cost], r.Cost, addr)
+		} else {
+			src = v.Q[r.Node]
 		}
 		for i := range out {
 			out[i] += src[i]
