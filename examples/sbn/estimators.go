@@ -64,6 +64,8 @@ var estimators = []estimatorSpec{
 	{"bpq-direct", "bpq with each layer's direct costs (those a function of its scope) exact in its local cost, critics for the rest only", backpropQ("direct"), true},
 	{"bpq-cv-direct", "bpq-cv with each layer's direct costs exact in the control variate (relaxed, by a re-run), critics fitting the rest only (unbiased)", backpropQ("cv-direct"), true},
 	{"bpq-cv-le-direct", "bpq-cv-le with each layer's direct costs exact in the control variate (relaxed, by a re-run), critics fitting the rest only (unbiased)", backpropQ("cv-le-direct"), true},
+	{"bpq-cv-direct-rloo", "bpq-cv-direct with a leave-one-out baseline over two samples per image (twice the cost of one sample)", backpropQ("cv-direct-rloo"), true},
+	{"bpq-cv-le-direct-rloo", "bpq-cv-le-direct with a leave-one-out baseline over two samples per image (twice the cost of one sample)", backpropQ("cv-le-direct-rloo"), true},
 	{"bpq-adv", "Backprop-Q, advantage (appendix 4.4)", backpropQ("adv"), true},
 }
 
@@ -74,17 +76,17 @@ func backpropQ(mode string) func(*sbn, options) (infer.Estimator, error) {
 		// Critics in normalized units: the ELBO's costs are hundreds of
 		// nats, which plain MLP critics at this rate never reach.
 		critics := infer.NewCritics(q.Config{Kind: q.MLPKind, Hidden: []int{64}, LR: 1e-3, Normalize: true, Seed: o.seed}, q.TD{Lambda: 0})
-		if strings.HasSuffix(mode, "direct") {
+		if strings.Contains(mode, "direct") {
 			// A cost that is a function of the layer's scope is its
 			// own Q-function: the network uses it in place of a critic.
 			critics.Cache = &q.Cache{Options: q.NetworkOptions{InlineCosts: true}}
 		}
 		switch mode {
-		case "cv", "cv-rloo", "cv-direct":
+		case "cv", "cv-rloo", "cv-direct", "cv-direct-rloo":
 			// The fitted a and b of the control variate take the
 			// baseline's place, or a and the leave-one-out baseline.
 			return &infer.QControlVariate{Critics: critics, Relaxed: true, Temperature: 0.5, LeaveOneOut: rlooOf(mode)}, nil
-		case "cv-le", "cv-le-rloo", "cv-le-direct":
+		case "cv-le", "cv-le-rloo", "cv-le-direct", "cv-le-direct-rloo":
 			return &infer.QControlVariate{Critics: critics, LocalExpectation: true, LeaveOneOut: rlooOf(mode)}, nil
 		case "adv":
 			return &infer.QAdvantage{Critics: critics}, nil

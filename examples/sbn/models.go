@@ -171,18 +171,22 @@ func (m *sbn) trainELBO(x *mat.Dense, k int) vi.Objective {
 		return e
 	}
 	e.Scale = 1 / float64(k)
-	return samples{ELBO: e, k: k}
+	return samples{ELBO: e, k: k, images: x.RawMatrix().Rows}
 }
 
-// samples runs an ELBO with k rows for each of the run's data points.
+// samples runs an ELBO with k rows for each of its images.
 type samples struct {
 	vi.ELBO
-	k int
+	k, images int
 }
 
-// Run runs the ELBO with k times env's batch.
+// Run runs the ELBO with k rows per image. env's batch counts the images
+// (the particles of infer.SVI), or already the rows (a re-run that replays
+// a step's values, which asks for the rows it replays).
 func (s samples) Run(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, error) {
-	env.Batch *= s.k
+	if env.Batch == s.images {
+		env.Batch *= s.k
+	}
 	return s.ELBO.Run(env, handlers...)
 }
 
