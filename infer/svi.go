@@ -75,6 +75,12 @@ type SVI struct {
 	// ([QLocal] and the other Backprop-Q estimators): see
 	// [SiteMetrics].ReturnVar.
 	ReturnVariance bool
+	// Warmup is the number of first steps (by StepCount) that train the
+	// estimators alone: their state commits (critics learn, running
+	// baselines move) and their own parameters step, while the model's
+	// and the guide's parameters and their optimizer state stay as they
+	// are.
+	Warmup int64
 
 	step int64
 	warm bool
@@ -125,7 +131,7 @@ func (s *SVI) Step() (Metrics, error) {
 	if err = s.confirmRestore(mark, err); err != nil {
 		return Metrics{}, err
 	}
-	params := s.allParams()
+	params := s.stepParams()
 	if s.MaxGradNorm > 0 {
 		nn.ClipGradNorm(params, s.MaxGradNorm)
 	}

@@ -42,6 +42,7 @@ func (o options) check() error {
 	c.AtLeast("iwae", o.iwae, 0)
 	c.AtLeast("M", o.draws, 2)
 	c.AtLeast("warmup", o.warmup, 0)
+	c.AtLeast("critic-warmup", o.criticWarmup, 0)
 	if o.mode != "train" && o.mode != "plot" && o.resume == "" {
 		c.Fail("-mode %s needs -resume CHECKPOINT", o.mode)
 	}

@@ -37,6 +37,7 @@ func TestBadFlagsExitStatus(t *testing.T) {
 		{Args: []string{"-mode", "nope"}, Want: `unknown -mode "nope"`},
 		{Args: []string{"-mode", "eval"}, Want: "needs -resume"},
 		{Args: []string{"-M", "1", "-mode", "variance"}, Want: "-M must be at least 2"},
+		{Args: []string{"-critic-warmup", "-1"}, Want: "-critic-warmup must be at least 0"},
 		{Args: []string{"stray"}, Want: "unexpected arguments"},
 	}...)
 	// Flags given later win: a check that let a bad flag through would

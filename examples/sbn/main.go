@@ -57,9 +57,12 @@ type options struct {
 	workers     int
 	draws       int
 	warmup      int
-	cpuprofile  string
-	quiet       bool
-	files       []string
+	// criticWarmup is the training steps that train the estimator alone
+	// (infer.SVI.Warmup).
+	criticWarmup int
+	cpuprofile   string
+	quiet        bool
+	files        []string
 	// set holds the names of the flags given on the command line.
 	set map[string]bool
 }
@@ -88,6 +91,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	fs.IntVar(&o.workers, "workers", 1, "split each step's batch into this many chunks processed in parallel (changes the random numbers, like -seed)")
 	fs.IntVar(&o.draws, "M", 100, "variance mode: gradient draws per estimator")
 	fs.IntVar(&o.warmup, "warmup", 200, "variance mode: steps that train an estimator's own parameters (baselines, control variates) before measuring, with the model fixed")
+	fs.IntVar(&o.criticWarmup, "critic-warmup", 0, "train: the first N steps train the estimator alone (bpq critics, baselines) with the model and the inference network fixed")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile to this file")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar or log lines")
 	if err := fs.Parse(args); err != nil {

@@ -202,3 +202,41 @@ func TestGuideLayer(t *testing.T) {
 		assert.Equal(t, want, guideLayer(name), name)
 	}
 }
+
+// TestCriticWarmup checks -critic-warmup: its steps leave the model and
+// the inference network as they were created, while the critics learn;
+// the next step trains them.
+func TestCriticWarmup(t *testing.T) {
+	data := smallData(t)
+	o := testOptions(t, "bpq-cv", 3)
+	o.model, o.batch, o.criticWarmup = "linear2", 4, 2
+	s, err := newSession(o, data)
+	require.NoError(t, err)
+	values := func() [][]float64 {
+		var out [][]float64
+		for _, p := range s.svi.Params.Params() {
+			out = append(out, append([]float64(nil), p.Value.RawMatrix().Data...))
+		}
+		return out
+	}
+	var first [][]float64
+	var critics []byte
+	for step := range 3 {
+		s.fillBatch(int64(step))
+		_, err := s.svi.Step()
+		require.NoError(t, err)
+		set, err := criticsOf(s.svi.Estimators.Default)
+		require.NoError(t, err)
+		state, err := set.MarshalState()
+		require.NoError(t, err)
+		switch step {
+		case 0:
+			first, critics = values(), state
+		case 1:
+			assert.Equal(t, first, values(), "the warm-up leaves the networks")
+			assert.NotEqual(t, critics, state, "the critics learn during the warm-up")
+		case 2:
+			assert.NotEqual(t, first, values(), "the networks train after the warm-up")
+		}
+	}
+}

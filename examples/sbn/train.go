@@ -27,6 +27,8 @@ type meta struct {
 	LR        float64 `json:"lr"`
 	Seed      uint64  `json:"seed"`
 	Workers   int     `json:"workers"`
+	// CriticWarmup is -critic-warmup.
+	CriticWarmup int `json:"critic_warmup,omitempty"`
 	// Seconds is the training time of the steps taken so far.
 	Seconds float64 `json:"seconds"`
 	// AvgSum and AvgWeight make the bias-corrected running mean of the
@@ -56,7 +58,7 @@ type session struct {
 // checkpoint o.resume when given (whose configuration then wins over flags
 // not given on the command line, and must agree with those given).
 func newSession(o options, data *mnist.Data) (*session, error) {
-	m := meta{Model: o.model, Estimator: o.estimator, Batch: o.batch, LR: o.lr, Seed: o.seed, Workers: o.workers}
+	m := meta{Model: o.model, Estimator: o.estimator, Batch: o.batch, LR: o.lr, Seed: o.seed, Workers: o.workers, CriticWarmup: o.criticWarmup}
 	m.RunID = exrun.RunID(m) // the code version and a digest of the settings
 	var sections map[string][]byte
 	if o.resume != "" {
@@ -72,7 +74,7 @@ func newSession(o options, data *mnist.Data) (*session, error) {
 			}{
 				{"model", o.model, saved.Model}, {"estimator", o.estimator, saved.Estimator},
 				{"batch", o.batch, saved.Batch}, {"lr", o.lr, saved.LR}, {"seed", o.seed, saved.Seed},
-				{"workers", o.workers, saved.Workers},
+				{"workers", o.workers, saved.Workers}, {"critic-warmup", o.criticWarmup, saved.CriticWarmup},
 			} {
 				if o.set[c.flag] && c.got != c.want {
 					return nil, fmt.Errorf("resume %s: -%s %v differs from the checkpoint's %v", o.resume, c.flag, c.got, c.want)
@@ -123,6 +125,7 @@ func newSession(o options, data *mnist.Data) (*session, error) {
 		Chunks:     m.Workers,
 		Workers:    m.Workers,
 		Seed:       m.Seed,
+		Warmup:     int64(m.CriticWarmup),
 	}
 	if sections != nil && o.mode == "train" {
 		if err := s.svi.Restore(sections, infer.LoadOptions{}); err != nil {
