@@ -82,6 +82,10 @@ type SVI struct {
 	// which the next step confirms or undoes (see [SVI.Restore]).
 	pending *pendingRestore
 	tapes   []*ad.Tape
+	// params and vars are the store's parameters and their Vars, scratch
+	// of each step.
+	params []*nn.Param
+	vars   []*ad.Var
 }
 
 // StepCount returns the number of steps taken so far (restored by a
@@ -209,9 +213,21 @@ type paramList []*nn.Param
 
 func (p paramList) Params() []*nn.Param { return p }
 
-// allParams returns every parameter the step trains, sorted by name.
+// allParams returns every parameter the step trains, sorted by name, in
+// a slice the next call reuses.
 func (s *SVI) allParams() []*nn.Param {
-	return s.Params.Params()
+	s.params = s.Params.AppendParams(s.params[:0])
+	return s.params
+}
+
+// allVars returns the Vars of [SVI.allParams], in a slice the next call
+// reuses.
+func (s *SVI) allVars() []*ad.Var {
+	s.vars = s.vars[:0]
+	for _, p := range s.allParams() {
+		s.vars = append(s.vars, p.Var)
+	}
+	return s.vars
 }
 
 // compute runs every chunk and leaves the step's summed gradient in the
@@ -224,8 +240,10 @@ func (s *SVI) compute() (results []chunkResult, norm float64, err error) {
 	if err := s.registerEstimatorParams(); err != nil {
 		return nil, 0, err
 	}
-	s.Params.ZeroGrad()
 	n := s.numChunks()
+	if n > 1 {
+		s.Params.ZeroGrad()
+	}
 	for len(s.tapes) < n {
 		s.tapes = append(s.tapes, ad.NewTape())
 	}
@@ -235,8 +253,10 @@ func (s *SVI) compute() (results []chunkResult, norm float64, err error) {
 	if err := s.chunkError(results); err != nil {
 		return nil, 0, err
 	}
-	for c := range results {
-		s.tapes[c].AccumulateGradients()
+	if n > 1 {
+		for c := range results {
+			s.tapes[c].AccumulateGradients()
+		}
 	}
 	if s.Params.Len() == before {
 		s.warm = true
@@ -269,7 +289,12 @@ func (s *SVI) runChunk(r *chunkResult, c int) {
 		r.err = err
 		return
 	}
-	tp.ComputeGradients(sur.Loss)
+	if s.numChunks() == 1 {
+		// One tape: the gradients land in the parameters' Grad directly.
+		tp.SetGradients(sur.Loss, s.allVars())
+	} else {
+		tp.ComputeGradients(sur.Loss)
+	}
 	r.sur = sur
 }
 
