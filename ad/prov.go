@@ -15,8 +15,20 @@ type Provenance struct {
 	words []uint64
 }
 
+// singletons holds the words of the sets of one id below 64, shared by
+// every Provenance of such a set (sets are never modified).
+var singletons = func() (s [64][1]uint64) {
+	for i := range s {
+		s[i][0] = 1 << uint(i)
+	}
+	return s
+}()
+
 // ProvenanceOf returns the set holding ids. It panics if an id is negative.
 func ProvenanceOf(ids ...int) Provenance {
+	if len(ids) == 1 && ids[0] >= 0 && ids[0] < 64 {
+		return Provenance{words: singletons[ids[0]][:]}
+	}
 	var w []uint64
 	for _, id := range ids {
 		if id < 0 {
@@ -99,8 +111,15 @@ func (p Provenance) Union(q Provenance) Provenance {
 	return Provenance{words: w}
 }
 
-// Minus returns the ids of p that are not in q.
+// Minus returns the ids of p that are not in q. When they are all of p's
+// or none, it allocates nothing.
 func (p Provenance) Minus(q Provenance) Provenance {
+	switch {
+	case p.SubsetOf(q):
+		return Provenance{}
+	case p.disjoint(q):
+		return p
+	}
 	w := make([]uint64, len(p.words))
 	for i, pw := range p.words {
 		if i < len(q.words) {
@@ -111,9 +130,22 @@ func (p Provenance) Minus(q Provenance) Provenance {
 	return Provenance{words: trim(w)}
 }
 
+// disjoint reports whether p and q have no id in common.
+func (p Provenance) disjoint(q Provenance) bool {
+	for i := range min(len(p.words), len(q.words)) {
+		if p.words[i]&q.words[i] != 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // IDs returns the ids of p in increasing order.
-func (p Provenance) IDs() []int {
-	ids := make([]int, 0, p.Len())
+func (p Provenance) IDs() []int { return p.AppendIDs(make([]int, 0, p.Len())) }
+
+// AppendIDs appends the ids of p in increasing order to ids and returns
+// the extended slice.
+func (p Provenance) AppendIDs(ids []int) []int {
 	for k, w := range p.words {
 		for w != 0 {
 			b := bits.TrailingZeros64(w)

@@ -232,6 +232,13 @@ func (tp *Tape) ComputeGradients(loss *Tensor) { tp.computeGradients(loss, false
 // Vars whose Grad is contiguous use the Grad's memory as their gradient,
 // so that the kernels add into it.
 func (tp *Tape) computeGradients(loss *Tensor, direct bool) {
+	tp.startBackward(loss, direct)
+	tp.runBackward(loss)
+}
+
+// startBackward checks loss and forgets the gradients of the last pass,
+// aliasing the Vars' Grad when direct is set.
+func (tp *Tape) startBackward(loss *Tensor, direct bool) {
 	tp.check(loss)
 	if loss.rows != 1 || loss.cols != 1 {
 		panic(&ShapeError{Op: "Backward", A: [2]int{loss.rows, loss.cols}, B: [2]int{1, 1}})
@@ -241,13 +248,18 @@ func (tp *Tape) computeGradients(loss *Tensor, direct bool) {
 		if t.grad != nil && !t.varGrad {
 			tp.free(t.grad)
 		}
-		t.grad, t.varGrad = nil, false
+		t.grad, t.varGrad, t.fresh = nil, false, false
 		if direct && t.op == opVar && t.index < loss.index {
 			if g := t.v.Grad.RawMatrix(); g.Stride == t.cols {
 				t.grad, t.varGrad = g.Data[:t.rows*t.cols], true
 			}
 		}
 	}
+}
+
+// runBackward seeds the gradient of loss with 1 and runs the backward
+// kernels from loss down to the first node.
+func (tp *Tape) runBackward(loss *Tensor) {
 	loss.grad = tp.alloc(1)
 	loss.grad[0] = 1
 	for i := loss.index; i >= 0; i-- {
@@ -359,8 +371,12 @@ func (t *Tensor) feedsGrad() bool {
 // added to it; when add is false the buffer is new, of unspecified
 // content, and the caller must write every element.
 func (x *Tensor) gradDst() (buf []float64, add bool) {
-	if x.grad == nil {
+	switch {
+	case x.grad == nil:
 		x.grad = x.tape.alloc(len(x.data))
+		return x.grad, false
+	case x.fresh:
+		x.fresh = false
 		return x.grad, false
 	}
 	return x.grad, true
@@ -368,8 +384,12 @@ func (x *Tensor) gradDst() (buf []float64, add bool) {
 
 // gradBuf returns x's gradient buffer, allocating a zero one on first use.
 func (x *Tensor) gradBuf() []float64 {
-	if x.grad == nil {
+	switch {
+	case x.grad == nil:
 		x.grad = x.tape.allocZero(len(x.data))
+	case x.fresh:
+		clear(x.grad)
+		x.fresh = false
 	}
 	return x.grad
 }

@@ -15,6 +15,10 @@ import (
 type Var struct {
 	Value *mat.Dense
 	Grad  *mat.Dense
+
+	// leaves and set are scratch of [Tape.SetGradients].
+	leaves int
+	set    bool
 }
 
 // NewVar returns a Var holding value (not copied) and a zero gradient of the
@@ -47,6 +51,7 @@ type Tensor struct {
 	grad       []float64
 	aux        []float64 // op-specific values saved for the backward pass
 	varGrad    bool      // grad is the memory of v.Grad, not the tape's
+	fresh      bool      // grad holds no contribution yet, whatever its content
 	owned      bool      // data came from the tape's pool
 	prov       Provenance
 	needsGrad  bool

@@ -52,6 +52,7 @@ type NVIL struct {
 
 	mu    sync.Mutex
 	stats map[string]nvilStats
+	names map[string][4]string // see paramNames
 }
 
 // nvilStats are the running statistics of one site.
@@ -177,33 +178,52 @@ func (n *NVIL) input(sc *SiteContext) (*ad.Tensor, error) {
 // network evaluates the site's baseline network on x, creating its
 // parameters on first use.
 func (n *NVIL) network(sc *SiteContext, x *ad.Tensor) (*ad.Tensor, error) {
-	prefix := "infer/nvil/" + sc.Site.Addr + "/"
+	names := n.paramNames(sc.Site.Addr)
 	in := x.Cols()
-	param := func(name string, rows, cols int, init nn.Initializer) (*ad.Tensor, error) {
-		p, err := sc.Params.Param(prefix+name, rows, cols, init, sc.Rand)
+	param := func(name int, rows, cols int, init nn.Initializer) (*ad.Tensor, error) {
+		p, err := sc.Params.Param(names[name], rows, cols, init, sc.Rand)
 		if err != nil {
 			return nil, fmt.Errorf("NVIL: %w", err)
 		}
 		return x.Tape().Var(p.Var), nil
 	}
-	w1, err := param("W1", in, n.Hidden, nn.GlorotUniform{})
+	w1, err := param(0, in, n.Hidden, nn.GlorotUniform{})
 	if err != nil {
 		return nil, err
 	}
-	b1, err := param("b1", 1, n.Hidden, nn.Zeros{})
+	b1, err := param(1, 1, n.Hidden, nn.Zeros{})
 	if err != nil {
 		return nil, err
 	}
-	w2, err := param("W2", n.Hidden, 1, nn.Zeros{})
+	w2, err := param(2, n.Hidden, 1, nn.Zeros{})
 	if err != nil {
 		return nil, err
 	}
-	b2, err := param("b2", 1, 1, nn.Zeros{})
+	b2, err := param(3, 1, 1, nn.Zeros{})
 	if err != nil {
 		return nil, err
 	}
 	h := ad.Tanh(ad.Add(ad.MatMul(x, w1), b1))
 	return ad.Add(ad.MatMul(h, w2), b2), nil
+}
+
+// paramNames returns the names of the baseline network's parameters W1,
+// b1, W2 and b2 for the site at addr, made once per site.
+func (n *NVIL) paramNames(addr string) [4]string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if names, ok := n.names[addr]; ok {
+		return names
+	}
+	var names [4]string
+	for i, name := range [4]string{"W1", "b1", "W2", "b2"} {
+		names[i] = "infer/nvil/" + addr + "/" + name
+	}
+	if n.names == nil {
+		n.names = map[string][4]string{}
+	}
+	n.names[addr] = names
+	return names
 }
 
 // MarshalState returns the running statistics (the network's parameters

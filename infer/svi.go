@@ -88,6 +88,15 @@ type SVI struct {
 	// which the next step confirms or undoes (see [SVI.Restore]).
 	pending *pendingRestore
 	tapes   []*ad.Tape
+	// params and vars are the store's parameters and their Vars, scratch
+	// of each step.
+	params []*nn.Param
+	vars   []*ad.Var
+	// results, rngs and pcgs are the chunks' results and random sources,
+	// reused by every step.
+	results []chunkResult
+	rngs    []*rand.Rand
+	pcgs    []*rand.PCG
 }
 
 // StepCount returns the number of steps taken so far (restored by a
@@ -127,7 +136,8 @@ func (s *SVI) Step() (Metrics, error) {
 			s.Params.Rollback(mark)
 		}
 	}()
-	results, norm, err := s.compute()
+	ns, fused := s.normStepper()
+	results, norm, err := s.computeStep(fused)
 	if err = s.confirmRestore(mark, err); err != nil {
 		return Metrics{}, err
 	}
@@ -135,8 +145,14 @@ func (s *SVI) Step() (Metrics, error) {
 	if s.MaxGradNorm > 0 {
 		nn.ClipGradNorm(params, s.MaxGradNorm)
 	}
-	if err := s.Optimizer.Step(params); err != nil {
-		return Metrics{}, fmt.Errorf("infer: SVI step %d: %w", s.step, err)
+	if fused {
+		ss, err := ns.StepNorm(params)
+		if err != nil {
+			return Metrics{}, s.optimizerError(err)
+		}
+		norm = math.Sqrt(ss)
+	} else if err := s.Optimizer.Step(params); err != nil {
+		return Metrics{}, s.optimizerError(err)
 	}
 	for _, r := range results {
 		r.sur.Commit()
@@ -146,6 +162,25 @@ func (s *SVI) Step() (Metrics, error) {
 	m := s.metrics(results, norm)
 	s.step++
 	return m, nil
+}
+
+// normStepper returns the optimizer as an [nn.NormStepper] and whether
+// the step leaves the gradient norm to it: when it is one, and the step
+// neither clips the gradients nor confirms a restore, so that the
+// optimizer's check of the gradients is the only pass that reads them
+// before the update.
+func (s *SVI) normStepper() (nn.NormStepper, bool) {
+	ns, ok := s.Optimizer.(nn.NormStepper)
+	return ns, ok && s.MaxGradNorm == 0 && s.pending == nil
+}
+
+// optimizerError wraps an error of the optimizer's step; a NaN or
+// infinite gradient is reported as [SVI.gradNorm] names it.
+func (s *SVI) optimizerError(err error) error {
+	if _, gerr := s.gradNorm(); gerr != nil {
+		return gerr
+	}
+	return fmt.Errorf("infer: SVI step %d: %w", s.step, err)
 }
 
 // check validates the configuration.
@@ -180,9 +215,12 @@ func (s *SVI) chunkRows(c int) (from, to int) {
 	return c * s.Particles / n, (c + 1) * s.Particles / n
 }
 
-// chunkRand returns the random source of chunk c of step t.
+// chunkRand returns the random source of chunk c of step t: a PCG seeded
+// by a hash of Seed and t, and c. The source of each chunk is reseeded
+// every step ([SVI.compute] makes one per chunk).
 func (s *SVI) chunkRand(t int64, c int) *rand.Rand {
-	return rand.New(rand.NewPCG(splitmix(s.Seed^splitmix(uint64(t))), uint64(c)))
+	s.pcgs[c].Seed(splitmix(s.Seed^splitmix(uint64(t))), uint64(c))
+	return s.rngs[c]
 }
 
 // splitmix is the SplitMix64 finalizer, a bijective mixer of 64 bits.
@@ -215,37 +253,69 @@ type paramList []*nn.Param
 
 func (p paramList) Params() []*nn.Param { return p }
 
-// allParams returns every parameter the step trains, sorted by name.
+// allParams returns every parameter the step trains, sorted by name, in
+// a slice the next call reuses.
 func (s *SVI) allParams() []*nn.Param {
-	return s.Params.Params()
+	s.params = s.Params.AppendParams(s.params[:0])
+	return s.params
+}
+
+// allVars returns the Vars of [SVI.allParams], in a slice the next call
+// reuses.
+func (s *SVI) allVars() []*ad.Var {
+	s.vars = s.vars[:0]
+	for _, p := range s.allParams() {
+		s.vars = append(s.vars, p.Var)
+	}
+	return s.vars
 }
 
 // compute runs every chunk and leaves the step's summed gradient in the
 // parameters' Grad; it changes nothing else that a checkpoint holds
-// (except for parameters the runs create).
+// (except for parameters the runs create). It returns an error for a NaN
+// or infinite gradient, and the gradient's norm.
 func (s *SVI) compute() (results []chunkResult, norm float64, err error) {
+	return s.computeStep(false)
+}
+
+// computeStep is [SVI.compute], which leaves the check of the gradients
+// and their norm to the optimizer when fused is set.
+func (s *SVI) computeStep(fused bool) (results []chunkResult, norm float64, err error) {
 	if err := s.check(); err != nil {
 		return nil, 0, err
 	}
 	if err := s.registerEstimatorParams(); err != nil {
 		return nil, 0, err
 	}
-	s.Params.ZeroGrad()
 	n := s.numChunks()
+	if n > 1 {
+		s.Params.ZeroGrad()
+	}
 	for len(s.tapes) < n {
+		pcg := rand.NewPCG(0, 0)
 		s.tapes = append(s.tapes, ad.NewTape())
+		s.pcgs, s.rngs = append(s.pcgs, pcg), append(s.rngs, rand.New(pcg))
 	}
 	before := s.Params.Len()
-	results = make([]chunkResult, n)
+	if cap(s.results) < n {
+		s.results = make([]chunkResult, n)
+	}
+	results = s.results[:n]
+	clear(results)
 	s.runChunks(results)
 	if err := s.chunkError(results); err != nil {
 		return nil, 0, err
 	}
-	for c := range results {
-		s.tapes[c].AccumulateGradients()
+	if n > 1 {
+		for c := range results {
+			s.tapes[c].AccumulateGradients()
+		}
 	}
 	if s.Params.Len() == before {
 		s.warm = true
+	}
+	if fused {
+		return results, 0, nil
 	}
 	norm, err = s.gradNorm()
 	if err != nil {
@@ -275,7 +345,12 @@ func (s *SVI) runChunk(r *chunkResult, c int) {
 		r.err = err
 		return
 	}
-	tp.ComputeGradients(sur.Loss)
+	if s.numChunks() == 1 {
+		// One tape: the gradients land in the parameters' Grad directly.
+		tp.SetGradients(sur.Loss, s.allVars())
+	} else {
+		tp.ComputeGradients(sur.Loss)
+	}
 	r.sur = sur
 }
 
@@ -347,34 +422,9 @@ func (s *SVI) gradNorm() (float64, error) {
 	return math.Sqrt(total), nil
 }
 
-// sumSquares returns the sum of the squares of xs. It keeps four partial
-// sums, over the elements at positions 0, 1, 2 and 3 modulo 4, which
-// breaks the chain of dependent additions; the rounding differs from a
-// left-to-right sum but depends on xs alone. The result is NaN or
-// infinite exactly when an element is NaN or infinite or the sum
-// overflows.
-func sumSquares(xs []float64) float64 {
-	var s0, s1, s2, s3 float64
-	n4 := len(xs) &^ 3
-	for i := 0; i < n4; i += 4 {
-		v := xs[i : i+4 : i+4]
-		s0 += v[0] * v[0]
-		s1 += v[1] * v[1]
-		s2 += v[2] * v[2]
-		s3 += v[3] * v[3]
-	}
-	for i, v := range xs[n4:] {
-		switch i {
-		case 0:
-			s0 += v * v
-		case 1:
-			s1 += v * v
-		default:
-			s2 += v * v
-		}
-	}
-	return (s0 + s1) + (s2 + s3)
-}
+// sumSquares is [nn.SumSquares], the sum that [nn.NormStepper]s report,
+// so that a step's norm does not depend on who measures it.
+func sumSquares(xs []float64) float64 { return nn.SumSquares(xs) }
 
 // checkFiniteDense locates the first NaN or infinite element of a
 // row-major slice with the given number of columns.

@@ -65,20 +65,3 @@ func adamScalar(value, grad, m, v []float64, c *adamCoef) {
 		value[j] -= float64(c.lr*mj) / den
 	}
 }
-
-// allFinite reports whether x holds no NaN or infinity: x·0 is 0 for
-// finite x and NaN otherwise, and four running sums keep the loop short.
-func allFinite(x []float64) bool {
-	var s0, s1, s2, s3 float64
-	for len(x) >= 4 {
-		s0 += x[0] * 0
-		s1 += x[1] * 0
-		s2 += x[2] * 0
-		s3 += x[3] * 0
-		x = x[4:]
-	}
-	for _, v := range x {
-		s0 += v * 0
-	}
-	return s0+s1+s2+s3 == 0
-}

@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -46,21 +47,37 @@ func TestAdamUpdateMatchesScalar(t *testing.T) {
 	}
 }
 
-func TestAllFinite(t *testing.T) {
-	for n := range 10 {
+// TestGradSumSquaresFindsNonFinite checks the check of a gradient: finite
+// elements pass (their squares may overflow), and a NaN or infinity at
+// any position is located, in contiguous and strided gradients.
+func TestGradSumSquaresFindsNonFinite(t *testing.T) {
+	for n := 1; n < 10; n++ {
 		x := make([]float64, n)
 		for i := range x {
 			x[i] = []float64{math.MaxFloat64, -math.MaxFloat64, math.SmallestNonzeroFloat64, 0, -1}[i%5]
 		}
-		if !allFinite(x) {
-			t.Fatalf("n=%d: finite values reported non-finite", n)
-		}
-		for i := range n {
-			for _, bad := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
-				y := append([]float64(nil), x...)
-				y[i] = bad
-				if allFinite(y) {
-					t.Fatalf("n=%d: %v at %d not caught", n, bad, i)
+		for _, strided := range []bool{false, true} {
+			grad := func(data []float64) *mat.Dense {
+				if !strided {
+					return mat.NewDense(1, n, data)
+				}
+				return mat.NewDense(1, n+1, append(append([]float64(nil), data...), math.NaN())).Slice(0, 1, 0, n).(*mat.Dense)
+			}
+			p := NewParam("p", mat.NewDense(1, n, nil))
+			p.Grad = grad(x)
+			if _, err := gradSumSquares("Adam", p); err != nil {
+				t.Fatalf("n=%d strided=%v: finite values reported: %v", n, strided, err)
+			}
+			for i := range n {
+				for _, bad := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+					y := append([]float64(nil), x...)
+					y[i] = bad
+					p.Grad = grad(y)
+					_, err := gradSumSquares("Adam", p)
+					want := fmt.Sprintf(`nn: Adam: parameter "p": gradient is %v at row 0, column %d`, bad, i)
+					if err == nil || err.Error() != want {
+						t.Fatalf("n=%d strided=%v: %v at %d: error %v, want %s", n, strided, bad, i, err, want)
+					}
 				}
 			}
 		}
@@ -100,5 +117,64 @@ func TestAdamLargeParamMatchesRows(t *testing.T) {
 				t.Fatalf("step %d, element %d: %v, row by row %v", step, i, x, want.RawMatrix().Data[i])
 			}
 		}
+	}
+}
+
+// TestAdamStepNormIsStepPlusSumSquares checks that StepNorm updates like
+// Step and returns the sum of the gradients' squares in parameter order,
+// and that a non-finite gradient fails it without any change.
+func TestAdamStepNormIsStepPlusSumSquares(t *testing.T) {
+	newParams := func() []*Param {
+		rng := rand.New(rand.NewPCG(7, 8))
+		var ps []*Param
+		for i, shape := range [][2]int{{3, 5}, {1, 7}, {4, 4}} {
+			p := NewParam(fmt.Sprint("p", i), mat.NewDense(shape[0], shape[1], nil))
+			for j := range p.Grad.RawMatrix().Data {
+				p.Value.RawMatrix().Data[j] = rng.NormFloat64()
+				p.Grad.RawMatrix().Data[j] = rng.NormFloat64()
+			}
+			ps = append(ps, p)
+		}
+		return ps
+	}
+	a, b := newParams(), newParams()
+	oa, ob := NewAdam(0.01), NewAdam(0.01)
+	var ns NormStepper = ob
+	for step := range 3 {
+		want := 0.0
+		for _, p := range a {
+			want += SumSquares(p.Grad.RawMatrix().Data)
+		}
+		if err := oa.Step(a); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ns.StepNorm(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("step %d: sum of squares %v, want %v", step, got, want)
+		}
+		for i := range a {
+			if !mat.Equal(a[i].Value, b[i].Value) {
+				t.Fatalf("step %d: parameter %d differs from Step's", step, i)
+			}
+		}
+		for _, ps := range [][]*Param{a, b} {
+			rng := rand.New(rand.NewPCG(uint64(step), 9)) // the same gradients for a and b
+			for _, p := range ps {
+				for j := range p.Grad.RawMatrix().Data {
+					p.Grad.RawMatrix().Data[j] = rng.NormFloat64()
+				}
+			}
+		}
+	}
+	before := mat.DenseCopyOf(b[0].Value)
+	b[2].Grad.Set(3, 1, math.Inf(1))
+	if _, err := ns.StepNorm(b); err == nil || err.Error() != `nn: Adam: parameter "p2": gradient is +Inf at row 3, column 1` {
+		t.Fatalf("non-finite gradient: error %v", err)
+	}
+	if !mat.Equal(before, b[0].Value) || ob.State()["p0"].Step != 3 {
+		t.Fatal("a failed StepNorm changed a parameter or the state")
 	}
 }

@@ -37,42 +37,37 @@ type ParamState struct {
 	Buffers []*mat.Dense
 }
 
-// checkParams validates params before any update.
-func checkParams(kind string, params []*Param, state map[string]*ParamState) error {
+// checkParams validates params before any update and returns the sum of
+// the squares of their gradients ([NormStepper]).
+func checkParams(kind string, params []*Param, state map[string]*ParamState) (float64, error) {
 	for i, p := range params {
 		if p == nil || p.Var == nil || p.Value == nil || p.Grad == nil {
-			return fmt.Errorf("nn: %s: parameter %d is nil or has no value or gradient", kind, i)
+			return 0, fmt.Errorf("nn: %s: parameter %d is nil or has no value or gradient", kind, i)
 		}
 	}
 	if name, dup := duplicateName(params); dup {
-		return fmt.Errorf("nn: %s: two parameters named %q (register layers in a Store to give them unique names)", kind, name)
+		return 0, fmt.Errorf("nn: %s: two parameters named %q (register layers in a Store to give them unique names)", kind, name)
 	}
+	total := 0.0
 	for _, p := range params {
 		r, c := p.Value.Dims()
 		if gr, gc := p.Grad.Dims(); gr != r || gc != c {
-			return fmt.Errorf("nn: %s: parameter %q: gradient shape [%dx%d] differs from value shape [%dx%d]", kind, p.Name, gr, gc, r, c)
+			return 0, fmt.Errorf("nn: %s: parameter %q: gradient shape [%dx%d] differs from value shape [%dx%d]", kind, p.Name, gr, gc, r, c)
 		}
-		g := p.Grad.RawMatrix()
-		for i := 0; i < r; i++ {
-			row := g.Data[i*g.Stride : i*g.Stride+c]
-			if allFinite(row) {
-				continue
-			}
-			for j, v := range row {
-				if math.IsNaN(v) || math.IsInf(v, 0) {
-					return fmt.Errorf("nn: %s: parameter %q: gradient is %v at row %d, column %d", kind, p.Name, v, i, j)
-				}
-			}
+		ss, err := gradSumSquares(kind, p)
+		if err != nil {
+			return 0, err
 		}
+		total += ss
 		if st := state[p.Name]; st != nil {
 			for _, b := range st.Buffers {
 				if br, bc := b.Dims(); br != r || bc != c {
-					return fmt.Errorf("nn: %s: parameter %q has shape [%dx%d] but its optimizer state has [%dx%d]", kind, p.Name, r, c, br, bc)
+					return 0, fmt.Errorf("nn: %s: parameter %q has shape [%dx%d] but its optimizer state has [%dx%d]", kind, p.Name, r, c, br, bc)
 				}
 			}
 		}
 	}
-	return nil
+	return total, nil
 }
 
 // duplicateName returns a name that two of params share. It compares
@@ -186,7 +181,7 @@ func (o *SGD) Step(params []*Param) error {
 		return fmt.Errorf("nn: SGD: LR and Momentum must be finite and >= 0, got %v and %v", o.LR, o.Momentum)
 	}
 	state := o.State()
-	if err := checkParams("SGD", params, state); err != nil {
+	if _, err := checkParams("SGD", params, state); err != nil {
 		return err
 	}
 	for _, p := range params {
@@ -257,19 +252,27 @@ func (o *Adam) SetState(state map[string]*ParamState) error {
 // Step updates params; see [Optimizer]. LR must be finite and
 // non-negative, Beta1 and Beta2 in [0, 1), Eps finite and positive.
 func (o *Adam) Step(params []*Param) error {
+	_, err := o.StepNorm(params)
+	return err
+}
+
+// StepNorm is [Adam.Step] that also returns the sum of the squares of the
+// gradients; see [NormStepper].
+func (o *Adam) StepNorm(params []*Param) (float64, error) {
 	switch {
 	case !finite(o.LR) || o.LR < 0:
-		return fmt.Errorf("nn: Adam: LR must be finite and >= 0, got %v", o.LR)
+		return 0, fmt.Errorf("nn: Adam: LR must be finite and >= 0, got %v", o.LR)
 	case !(o.Beta1 >= 0 && o.Beta1 < 1):
-		return fmt.Errorf("nn: Adam: Beta1 must be in [0, 1), got %v", o.Beta1)
+		return 0, fmt.Errorf("nn: Adam: Beta1 must be in [0, 1), got %v", o.Beta1)
 	case !(o.Beta2 >= 0 && o.Beta2 < 1):
-		return fmt.Errorf("nn: Adam: Beta2 must be in [0, 1), got %v", o.Beta2)
+		return 0, fmt.Errorf("nn: Adam: Beta2 must be in [0, 1), got %v", o.Beta2)
 	case !finite(o.Eps) || o.Eps <= 0:
-		return fmt.Errorf("nn: Adam: Eps must be finite and > 0, got %v", o.Eps)
+		return 0, fmt.Errorf("nn: Adam: Eps must be finite and > 0, got %v", o.Eps)
 	}
 	state := o.State()
-	if err := checkParams("Adam", params, state); err != nil {
-		return err
+	ss, err := checkParams("Adam", params, state)
+	if err != nil {
+		return 0, err
 	}
 	b1, b2, eps := o.Beta1, o.Beta2, o.Eps
 	for _, p := range params {
@@ -284,7 +287,7 @@ func (o *Adam) Step(params []*Param) error {
 			c: adamCoef{b1: b1, c1: 1 - b1, b2: b2, c2: 1 - b2, lr: lr, scale: scale, eps: eps}}
 		o.task.run()
 	}
-	return nil
+	return ss, nil
 }
 
 // ClipGradNorm scales the gradients of params so that their joint L2 norm

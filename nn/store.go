@@ -162,13 +162,25 @@ func (s *Store) Params() []*Param {
 	return s.sorted()
 }
 
+// AppendParams appends the parameters sorted by name to dst and returns
+// the extended slice; with a dst of enough capacity it allocates nothing.
+func (s *Store) AppendParams(dst []*Param) []*Param {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.appendSorted(dst)
+}
+
 func (s *Store) sorted() []*Param {
-	out := make([]*Param, 0, len(s.params))
+	return s.appendSorted(make([]*Param, 0, len(s.params)))
+}
+
+func (s *Store) appendSorted(dst []*Param) []*Param {
+	n := len(dst)
 	for _, p := range s.params {
-		out = append(out, p)
+		dst = append(dst, p)
 	}
-	slices.SortFunc(out, func(a, b *Param) int { return strings.Compare(a.Name, b.Name) })
-	return out
+	slices.SortFunc(dst[n:], func(a, b *Param) int { return strings.Compare(a.Name, b.Name) })
+	return dst
 }
 
 // ZeroGrad sets the gradient of every parameter to zero.

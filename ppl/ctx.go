@@ -83,14 +83,19 @@ func (c Config) Configure(dst *Config) {
 // goroutine.
 type Ctx struct {
 	run    *run
+	gen    uint64 // the run's generation when c was made
 	prefix string
 	plates Stack
 }
 
-// run is the state that every scope of one run shares.
+// run is the state that every scope of one run shares. Runs are pooled:
+// gen counts the runs the struct served, so that a Ctx of an earlier run
+// is recognized as finished.
 type run struct {
+	gen      uint64
 	cfg      Config
-	chain    func(*Site)
+	handlers []Handler     // those that see sites, in order
+	nexts    []func(*Site) // nexts[i] passes a site to handler i
 	nextID   int
 	addrs    map[string]struct{}
 	frames   map[string]*Frame // the plates entered, by address
@@ -109,7 +114,7 @@ func (c *Ctx) Scope(name string) *Ctx {
 	if name == "" {
 		panic(&SiteError{Addr: c.prefix, Err: errors.New("ppl: Scope: empty scope name")})
 	}
-	return &Ctx{run: c.run, prefix: c.prefix + name + "/", plates: c.plates}
+	return &Ctx{run: c.run, gen: c.gen, prefix: c.prefix + name + "/", plates: c.plates}
 }
 
 // Addr returns the full address of the site name in c's scope.
@@ -134,7 +139,7 @@ func (c *Ctx) check(fn string) {
 	if c == nil || c.run == nil {
 		panic("ppl: " + fn + " called with a nil *ppl.Ctx; a model receives its Ctx from ppl.Run or trace.Run")
 	}
-	if c.run.finished {
+	if c.run.finished || c.gen != c.run.gen {
 		panic("ppl: " + fn + " called with a finished Ctx; the run that created it has returned, and a model must not keep its Ctx")
 	}
 }
@@ -188,13 +193,16 @@ func Run(model Model, handlers ...Handler) (err error) {
 	if model == nil {
 		return errors.New("ppl: Run: nil model")
 	}
-	var cfg Config
 	for i, h := range handlers {
 		if h == nil {
 			return fmt.Errorf("ppl: Run: handler %d is nil", i)
 		}
+	}
+	r := newRun()
+	cfg := &r.cfg
+	for _, h := range handlers {
 		if c, ok := h.(Configurer); ok {
-			c.Configure(&cfg)
+			c.Configure(cfg)
 		}
 	}
 	if cfg.Tape == nil {
@@ -203,31 +211,17 @@ func Run(model Model, handlers ...Handler) (err error) {
 	if cfg.Params == nil {
 		cfg.Params = nn.NewStore()
 	}
-	if cfg.Batch < 0 {
-		return fmt.Errorf("ppl: Run: batch size must be >= 0, got %d", cfg.Batch)
-	}
-	if cfg.FirstID < 0 {
-		return fmt.Errorf("ppl: Run: first site id must be >= 0, got %d", cfg.FirstID)
-	}
-	r := &run{
-		cfg:    cfg,
-		nextID: cfg.FirstID,
-		addrs:  make(map[string]struct{}),
-		frames: make(map[string]*Frame),
-		params: make(map[string]*ad.Tensor),
-	}
-	r.chain = r.handle
-	for i := len(handlers) - 1; i >= 0; i-- {
-		h, next := handlers[i], r.chain
-		if _, ok := h.(Config); ok {
-			continue // the identity on sites
+	if b, id := cfg.Batch, cfg.FirstID; b < 0 || id < 0 {
+		r.release()
+		if b < 0 {
+			return fmt.Errorf("ppl: Run: batch size must be >= 0, got %d", b)
 		}
-		r.chain = func(s *Site) {
-			if s.Blocked {
-				next(s)
-				return
-			}
-			h.Handle(s, next)
+		return fmt.Errorf("ppl: Run: first site id must be >= 0, got %d", id)
+	}
+	r.nextID = cfg.FirstID
+	for _, h := range handlers {
+		if _, ok := h.(Config); !ok { // Config is the identity on sites
+			r.handlers = append(r.handlers, h)
 		}
 	}
 	defer func() {
@@ -246,7 +240,8 @@ func Run(model Model, handlers ...Handler) (err error) {
 				panic(p)
 			}
 		}
+		r.release()
 	}()
-	model(&Ctx{run: r})
+	model(&Ctx{run: r, gen: r.gen})
 	return nil
 }

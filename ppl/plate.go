@@ -185,7 +185,7 @@ func reuse(old, f *Frame, outer Stack) error {
 
 // inside returns a view of c inside the plate f.
 func (c *Ctx) inside(f *Frame) *Ctx {
-	return &Ctx{run: c.run, prefix: c.prefix, plates: append(slices.Clone(c.plates), f)}
+	return &Ctx{run: c.run, gen: c.gen, prefix: c.prefix, plates: append(slices.Clone(c.plates), f)}
 }
 
 // Plates returns the plates c is inside, outermost first. The slice must

@@ -422,6 +422,21 @@ func TestNilAndFinishedCtx(t *testing.T) {
 	}
 }
 
+// A Ctx kept from an earlier run stays finished while later runs are in
+// progress (runs reuse their state).
+func TestFinishedCtxDuringLaterRuns(t *testing.T) {
+	var kept *ppl.Ctx
+	require.NoError(t, ppl.Run(func(ctx *ppl.Ctx) { kept = ctx }))
+	for i := 0; i < 3; i++ {
+		require.NoError(t, ppl.Run(func(ctx *ppl.Ctx) {
+			assert.PanicsWithValue(t,
+				"ppl: Tape called with a finished Ctx; the run that created it has returned, and a model must not keep its Ctx",
+				func() { kept.Tape() })
+			ctx.Tape() // the run's own Ctx works
+		}))
+	}
+}
+
 func TestParam(t *testing.T) {
 	tp := ad.NewTape()
 	store := nn.NewStore()

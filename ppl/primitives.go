@@ -83,7 +83,7 @@ func (r *run) start(s *Site, rel string) {
 func (r *run) send(s *Site) {
 	r.current = s.Addr
 	r.inSite = true
-	r.chain(s)
+	r.dispatch(0, s)
 	// Not deferred: a panic leaves inSite set for Run to read.
 	r.inSite = false
 }

@@ -3,6 +3,7 @@ package trace
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/backpropq/backpropq/ppl"
 )
@@ -26,9 +27,15 @@ import (
 // rows outside its plates, see [ppl.Stack]) that differs from the first
 // sample, observe or cost site's.
 func Compose(sites ...*ppl.Site) (*Trace, error) {
-	t := &Trace{sites: make([]*ppl.Site, 0, len(sites))}
-	addrs := make(map[string]bool, len(sites))
-	ids := make(map[int]bool)
+	t := new(Trace)
+	t.sites = t.buf[:0]
+	// Earlier sites are searched for a duplicate address or id, through
+	// maps when there are many.
+	var addrs map[string]bool
+	var ids map[int]bool
+	if len(sites) > smallTrace {
+		addrs, ids = make(map[string]bool, len(sites)), make(map[int]bool)
+	}
 	batch := 0
 	for i, s := range sites {
 		if s == nil {
@@ -40,19 +47,23 @@ func Compose(sites ...*ppl.Site) (*Trace, error) {
 		if s.Addr == "" {
 			return nil, &ppl.SiteError{Err: fmt.Errorf("trace: Compose: site %d has an empty address", i)}
 		}
-		if addrs[s.Addr] {
+		if addrs[s.Addr] || addrs == nil && slices.ContainsFunc(sites[:i], func(e *ppl.Site) bool { return e.Addr == s.Addr }) {
 			return fail("duplicate address")
 		}
-		addrs[s.Addr] = true
+		if addrs != nil {
+			addrs[s.Addr] = true
+		}
 		if s.Scale == 0 {
 			s.Scale = 1
 		}
 		switch s.Kind {
 		case ppl.KindSample:
-			if ids[s.ID] {
+			if ids[s.ID] || ids == nil && slices.ContainsFunc(sites[:i], func(e *ppl.Site) bool { return e.Kind == ppl.KindSample && e.ID == s.ID }) {
 				return fail("sample id %d is used by an earlier site", s.ID)
 			}
-			ids[s.ID] = true
+			if ids != nil {
+				ids[s.ID] = true
+			}
 		case ppl.KindCost:
 			if s.Cost == nil {
 				s.Cost = s.Value

@@ -41,11 +41,14 @@ func Replay(t *Trace) ppl.Handler {
 // a model run after its guide, or a re-run of a program, holds the same
 // members. The run fails with a [ppl.SiteError] naming the plate when t's
 // plate has another size.
-func ReplayPlates(t *Trace) ppl.Handler {
-	return ppl.HandlerFunc(func(s *ppl.Site, next func(*ppl.Site)) {
-		replayPlate(t, s)
-		next(s)
-	})
+func ReplayPlates(t *Trace) ppl.Handler { return platesReplay{t} }
+
+// platesReplay is the handler of [ReplayPlates].
+type platesReplay struct{ t *Trace }
+
+func (h platesReplay) Handle(s *ppl.Site, next func(*ppl.Site)) {
+	replayPlate(h.t, s)
+	next(s)
 }
 
 // replayPlate gives the plate site s the subsample of t's plate at its

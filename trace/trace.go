@@ -15,6 +15,10 @@ import (
 // is safe for concurrent reads.
 type Trace struct {
 	sites []*ppl.Site
+	// buf holds the sites of a small trace that [Run] records, and hs the
+	// handlers of its run while it lasts, so that neither allocates.
+	buf [8]*ppl.Site
+	hs  [8]ppl.Handler
 
 	// The index and the graph are built on first use, for as many sites
 	// as were recorded then.
@@ -35,10 +39,12 @@ type Trace struct {
 // [ppl.Config] (tape, random source, parameter store, batch size).
 func Run(model ppl.Model, handlers ...ppl.Handler) (*Trace, error) {
 	t := new(Trace)
-	hs := make([]ppl.Handler, 0, len(handlers)+1)
-	hs = append(hs, handlers...)
-	hs = append(hs, Record(t))
-	if err := ppl.Run(model, hs...); err != nil {
+	t.sites = t.buf[:0]
+	hs := append(t.hs[:0], handlers...)
+	hs = append(hs, recorder{t})
+	err := ppl.Run(model, hs...)
+	clear(hs)
+	if err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -49,12 +55,19 @@ func Run(model ppl.Model, handlers ...ppl.Handler) (*Trace, error) {
 // placed earlier in the chain records an inner view, for instance the
 // sites a later [Block] hides. A Trace should receive the sites of one
 // run only.
-func Record(t *Trace) ppl.Handler {
-	return ppl.HandlerFunc(func(s *ppl.Site, next func(*ppl.Site)) {
-		next(s)
-		t.add(s)
-	})
+func Record(t *Trace) ppl.Handler { return recorder{t} }
+
+// recorder is the handler of [Record].
+type recorder struct{ t *Trace }
+
+func (r recorder) Handle(s *ppl.Site, next func(*ppl.Site)) {
+	next(s)
+	r.t.add(s)
 }
+
+// smallTrace is the number of sites up to which a trace finds a site by
+// scanning its sites rather than by building maps.
+const smallTrace = 16
 
 func (t *Trace) add(s *ppl.Site) { t.sites = append(t.sites, s) }
 
@@ -85,12 +98,29 @@ func (t *Trace) Len() int { return len(t.sites) }
 
 // Site returns the site at addr, or nil.
 func (t *Trace) Site(addr string) *ppl.Site {
+	if len(t.sites) <= smallTrace {
+		// The last site of the address, as the map keeps.
+		for i := len(t.sites) - 1; i >= 0; i-- {
+			if s := t.sites[i]; s.Addr == addr {
+				return s
+			}
+		}
+		return nil
+	}
 	byAddr, _ := t.index()
 	return byAddr[addr]
 }
 
 // ByID returns the sample site with the given id, or nil.
 func (t *Trace) ByID(id int) *ppl.Site {
+	if len(t.sites) <= smallTrace {
+		for i := len(t.sites) - 1; i >= 0; i-- {
+			if s := t.sites[i]; s.Kind == ppl.KindSample && s.ID >= 0 && s.ID == id {
+				return s
+			}
+		}
+		return nil
+	}
 	_, byID := t.index()
 	return byID[id]
 }

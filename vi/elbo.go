@@ -132,7 +132,8 @@ func (e ELBO) Run(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, error)
 	if err != nil {
 		return nil, err
 	}
-	sites := make([]*ppl.Site, 0, p.guide.Len()+p.model.Len())
+	var buf [16]*ppl.Site
+	sites := buf[:0]
 	for _, s := range p.guide.Sites() {
 		if s.Stochastic() || s.Intervened || s.Kind == ppl.KindCost || s.Kind == ppl.KindDeterministic || s.Kind == ppl.KindPlate {
 			sites = append(sites, s)
@@ -195,8 +196,8 @@ func scaleCosts(sites []*ppl.Site, factor float64, guide *trace.Trace) error {
 // latentCost returns the cost site of the model's latent ms.
 func (e ELBO) latentCost(p pair, ms *ppl.Site) (*ppl.Site, error) {
 	addr := KLAddr(ms.Addr)
-	if err := p.checkFree(addr, fmt.Sprintf("the cost of latent %q", ms.Addr)); err != nil {
-		return nil, err
+	if p.guide.Site(addr) != nil || p.model.Site(addr) != nil {
+		return nil, p.checkFree(addr, fmt.Sprintf("the cost of latent %q", ms.Addr))
 	}
 	gs := p.guide.Site(ms.Addr)
 	var cost *ad.Tensor

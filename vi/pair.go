@@ -40,8 +40,8 @@ func runPair(name string, model, guide ppl.Model, env ppl.Config, handlers []ppl
 		// their gradient paths into the model.
 		env.Tape = ad.NewTape()
 	}
-	hs := make([]ppl.Handler, 0, len(handlers)+len(own.guide)+1)
-	hs = append(hs, env)
+	var buf [8]ppl.Handler
+	hs := append(buf[:0], env)
 	hs = append(hs, own.guide...)
 	hs = append(hs, handlers...)
 	g, err := trace.Run(guide, hs...)
@@ -62,11 +62,12 @@ func runPair(name string, model, guide ppl.Model, env ppl.Config, handlers []ppl
 		menv.Batch = b
 	}
 	menv.FirstID = max(env.FirstID, g.NextID())
-	ms := append([]ppl.Handler{menv}, own.model...)
+	ms := append(buf[:0], menv)
+	ms = append(ms, own.model...)
 	for _, h := range handlers {
 		ms = append(ms, platesOnly{h})
 	}
-	ms = append(ms, trace.ReplayPlates(g), replayGuide(g))
+	ms = append(ms, trace.ReplayPlates(g), replayGuide{g})
 	m, err := trace.Run(model, ms...)
 	if err == nil {
 		err = trace.CheckAddrs(m, own.model...)
@@ -111,47 +112,48 @@ func (p platesOnly) Handle(s *ppl.Site, next func(*ppl.Site)) {
 	next(s)
 }
 
-// replayGuide returns the model run's handler that gives each latent the
-// value of the guide's site at its address and that site's id, so that a
-// tensor of either run names a random variable by one id. A guide value
+// replayGuide is the model run's handler that gives each latent the value
+// of the guide's site at its address and that site's id, so that a tensor
+// of either run names a random variable by one id. A guide value
 // substituted by trace.Override is substituted again; a value the guide
 // fixed by intervention (trace.Do) is fixed again.
-func replayGuide(g *trace.Trace) ppl.Handler {
-	return ppl.HandlerFunc(func(s *ppl.Site, next func(*ppl.Site)) {
-		if s.Kind != ppl.KindSample {
-			next(s)
-			return
-		}
-		gs := g.Site(s.Addr)
-		switch {
-		case gs == nil:
-			panic(&ppl.SiteError{Addr: s.Addr, Err: errors.New("the model samples a latent that the guide does not sample")})
-		case gs.Intervened:
-			s.Kind = ppl.KindDeterministic
-			s.ID = -1
-			s.Value = gs.Value
-			s.Intervened = true
-		case gs.Kind != ppl.KindSample:
-			panic(&ppl.SiteError{Addr: s.Addr, Err: fmt.Errorf("the model samples a latent that is a %v site of the guide", gs.Kind)})
-		default:
-			if s.Dist != nil {
-				b, e := s.Dist.Shape()
-				r, c := gs.Value.Dims()
-				if (b != r && b != 1) || e != c {
-					panic(&ppl.SiteError{Addr: s.Addr, Err: fmt.Errorf(
-						"shape disagreement: the guide's value is [%dx%d], the model's distribution is [%dx%d]", r, c, b, e)})
-				}
-			}
-			s.ID = gs.ID
-			s.Value = gs.Value
-			if gs.Substituted {
-				s.Substituted = true
-			} else {
-				s.Replayed = true
-			}
-		}
+type replayGuide struct{ g *trace.Trace }
+
+func (h replayGuide) Handle(s *ppl.Site, next func(*ppl.Site)) {
+	g := h.g
+	if s.Kind != ppl.KindSample {
 		next(s)
-	})
+		return
+	}
+	gs := g.Site(s.Addr)
+	switch {
+	case gs == nil:
+		panic(&ppl.SiteError{Addr: s.Addr, Err: errors.New("the model samples a latent that the guide does not sample")})
+	case gs.Intervened:
+		s.Kind = ppl.KindDeterministic
+		s.ID = -1
+		s.Value = gs.Value
+		s.Intervened = true
+	case gs.Kind != ppl.KindSample:
+		panic(&ppl.SiteError{Addr: s.Addr, Err: fmt.Errorf("the model samples a latent that is a %v site of the guide", gs.Kind)})
+	default:
+		if s.Dist != nil {
+			b, e := s.Dist.Shape()
+			r, c := gs.Value.Dims()
+			if (b != r && b != 1) || e != c {
+				panic(&ppl.SiteError{Addr: s.Addr, Err: fmt.Errorf(
+					"shape disagreement: the guide's value is [%dx%d], the model's distribution is [%dx%d]", r, c, b, e)})
+			}
+		}
+		s.ID = gs.ID
+		s.Value = gs.Value
+		if gs.Substituted {
+			s.Substituted = true
+		} else {
+			s.Replayed = true
+		}
+	}
+	next(s)
 }
 
 // logProb returns log p(value) of a scored site, or, for a substituted
