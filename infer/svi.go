@@ -168,10 +168,11 @@ func (s *SVI) Step() (Metrics, error) {
 // the step leaves the gradient norm to it: when it is one, and the step
 // neither clips the gradients nor confirms a restore, so that the
 // optimizer's check of the gradients is the only pass that reads them
-// before the update.
+// before the update; not in the warm-up, whose update leaves out the
+// model's gradients, which must still be checked.
 func (s *SVI) normStepper() (nn.NormStepper, bool) {
 	ns, ok := s.Optimizer.(nn.NormStepper)
-	return ns, ok && s.MaxGradNorm == 0 && s.pending == nil
+	return ns, ok && s.MaxGradNorm == 0 && s.pending == nil && s.step >= s.Warmup
 }
 
 // optimizerError wraps an error of the optimizer's step; a NaN or

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"sort"
 
 	"github.com/backpropq/backpropq/infer"
 	"github.com/backpropq/backpropq/q"
@@ -33,4 +35,46 @@ func criticsOf(est infer.Estimator) (*q.Set, error) {
 		return nil, fmt.Errorf("-critics: estimator %T learns no critics", est)
 	}
 	return h.QCritics().Set, nil
+}
+
+// criticFit averages, per latent layer, the critics' squared TD error,
+// the variance of the return R and the variance of the learning signal
+// of the last steps of a run: how much of the return the critics explain,
+// and what the estimator leaves.
+type criticFit struct {
+	addrs []string
+	sums  map[string]*[4]float64 // TD error, return var, signal var, steps
+}
+
+// add records one step's site metrics.
+func (f *criticFit) add(m infer.Metrics) {
+	if f.sums == nil {
+		f.sums = map[string]*[4]float64{}
+	}
+	for _, sm := range m.Sites {
+		if !sm.HasTDError || !sm.HasReturnVar {
+			continue
+		}
+		acc, ok := f.sums[sm.Addr]
+		if !ok {
+			acc = new([4]float64)
+			f.sums[sm.Addr] = acc
+			f.addrs = append(f.addrs, sm.Addr)
+		}
+		acc[0] += sm.TDError
+		acc[1] += sm.ReturnVar
+		acc[2] += sm.SignalVar
+		acc[3]++
+	}
+}
+
+// print writes the averages, one line per layer.
+func (f *criticFit) print(out io.Writer) {
+	sort.Strings(f.addrs)
+	for _, a := range f.addrs {
+		acc := f.sums[a]
+		n := acc[3]
+		fmt.Fprintf(out, "critic fit %s over the last %.0f steps: mean squared TD error %.4g, return variance %.4g, learning signal variance %.4g\n",
+			a, n, acc[0]/n, acc[1]/n, acc[2]/n)
+	}
 }

@@ -247,6 +247,10 @@ func trainOn(ctx context.Context, o options, data *mnist.Data, out io.Writer) (*
 		return nil
 	}
 	var last record
+	// The critics' fit is averaged over the last 100 steps.
+	var fit criticFit
+	_, learnsCritics := s.svi.Estimators.Default.(infer.CriticHolder)
+	s.svi.ReturnVariance = learnsCritics
 	interrupted := false
 	for !budget.Done(s.svi.StepCount(), time.Since(start)-paused) {
 		if ctx.Err() != nil {
@@ -259,6 +263,9 @@ func trainOn(ctx context.Context, o options, data *mnist.Data, out io.Writer) (*
 		if err != nil {
 			prog.Finish()
 			return nil, err
+		}
+		if learnsCritics && o.steps > 0 && t >= int64(o.steps)-100 {
+			fit.add(sm)
 		}
 		elbo := sm.ELBO / float64(m.Batch)
 		m.AvgSum = 0.99*m.AvgSum + 0.01*elbo
@@ -306,6 +313,7 @@ func trainOn(ctx context.Context, o options, data *mnist.Data, out io.Writer) (*
 	final.Step, final.Seconds = steps, m.Seconds
 	final.ValidELBO, final.TestELBO = &res.valid, &res.test
 	fmt.Fprintf(out, "train ELBO (avg of recent steps) %.2f  valid ELBO %.2f  test ELBO %.2f\n", res.trainAvg, res.valid, res.test)
+	fit.print(out)
 	if o.iwae > 0 {
 		res.iwae = s.logLikelihood(data.Test, o.evalLimit, o.iwae, m.Seed)
 		final.TestIWAE, final.IWAEK = &res.iwae, o.iwae
