@@ -230,12 +230,13 @@ func (e *QControlVariate) relaxedPair(sc *SiteContext, ev *qEval, critics bool, 
 	z := rx.reparam(rx.d.ConditionalRelaxedSample(s.Value, sc.Rand))
 	zt := rx.d.ConditionalRelaxedSample(s.Value, sc.Rand)
 	tt := tp.Scalar(temp)
+	soft, softT := rx.soft(z, tt), rx.soft(zt, tt)
 	rc := &relaxedQ{rx: rx}
 	if critics {
-		if rc.cz, err = e.relaxedCritics(sc, ev, rx.soft(z, tt)); err != nil {
+		if rc.cz, err = e.relaxedCritics(sc, ev, soft); err != nil {
 			return nil, err
 		}
-		if rc.czt, err = e.relaxedCritics(sc, ev, rx.soft(zt, tt)); err != nil {
+		if rc.czt, err = e.relaxedCritics(sc, ev, softT); err != nil {
 			return nil, err
 		}
 	}
@@ -243,10 +244,10 @@ func (e *QControlVariate) relaxedPair(sc *SiteContext, ev *qEval, critics bool, 
 		if err := rx.substitutable("direct costs"); err != nil {
 			return nil, fmt.Errorf("BackpropQ: control variate: site %q: %w", s.Addr, err)
 		}
-		if rc.dz, err = ev.directAt(sc, direct, rx.soft(z, tt)); err != nil {
+		if rc.dz, err = ev.directAt(sc, direct, soft); err != nil {
 			return nil, err
 		}
-		if rc.dzt, err = ev.directAt(sc, direct, rx.soft(zt, tt)); err != nil {
+		if rc.dzt, err = ev.directAt(sc, direct, softT); err != nil {
 			return nil, err
 		}
 	}
