@@ -52,7 +52,7 @@ func (f *criticFit) add(m infer.Metrics) {
 		f.sums = map[string]*[4]float64{}
 	}
 	for _, sm := range m.Sites {
-		if !sm.HasTDError || !sm.HasReturnVar {
+		if !sm.HasReturnVar {
 			continue
 		}
 		acc, ok := f.sums[sm.Addr]
@@ -61,14 +61,15 @@ func (f *criticFit) add(m infer.Metrics) {
 			f.sums[sm.Addr] = acc
 			f.addrs = append(f.addrs, sm.Addr)
 		}
-		acc[0] += sm.TDError
+		acc[0] += sm.TDError // 0 for a layer without critics
 		acc[1] += sm.ReturnVar
 		acc[2] += sm.SignalVar
 		acc[3]++
 	}
 }
 
-// print writes the averages, one line per layer.
+// print writes the averages, one line per layer (a TD error of 0 for a
+// layer whose costs are all direct, which has no critic).
 func (f *criticFit) print(out io.Writer) {
 	sort.Strings(f.addrs)
 	for _, a := range f.addrs {
