@@ -20,18 +20,23 @@ import (
 // network without inlined costs.
 func TestBackpropQDirectCostsUnbiased(t *testing.T) {
 	obj := sbnSizedELBO(4, 3)
+	// -short (the race detector's run) keeps the cases marked short.
 	cases := []struct {
 		leCase
-		loo int
+		loo   int
+		short bool
 	}{
 		{leCase: leCase{name: "local-expectation/untrained", cfg: mlp8(1e-12), steps: 10}},
 		{leCase: leCase{name: "local-expectation/partly-trained", cfg: mlp8(0.01), steps: 100}},
-		{leCase: leCase{name: "local-expectation/partly-trained/loo", cfg: mlp8(0.01), steps: 100}, loo: 2},
-		{leCase: leCase{name: "relaxed/untrained", cfg: mlp8(1e-12), steps: 10, form: formRelaxed}},
+		{leCase: leCase{name: "local-expectation/partly-trained/loo", cfg: mlp8(0.01), steps: 100}, loo: 2, short: true},
+		{leCase: leCase{name: "relaxed/untrained", cfg: mlp8(1e-12), steps: 10, form: formRelaxed}, short: true},
 		{leCase: leCase{name: "relaxed/partly-trained", cfg: mlp8(0.01), steps: 100, form: formRelaxed}},
 		{leCase: leCase{name: "enumerated/partly-trained", cfg: mlp8(0.01), steps: 100, form: formEnumerated}},
 	}
 	for _, c := range cases {
+		if testing.Short() && !c.short {
+			continue
+		}
 		t.Run(c.name, func(t *testing.T) {
 			store := initObjectiveStore(t, obj)
 			exact := exactObjectiveGradient(t, obj, store, sbn43Support)
