@@ -33,11 +33,30 @@ func (t *adamTask) run() {
 
 // Part updates part p of parts of the rows.
 func (t *adamTask) Part(p, parts, _ int) {
-	rows, _ := t.p.Value.Dims()
+	rows, cols := t.p.Value.Dims()
 	lo, hi := par.Range(p, parts, rows, 1)
+	if contiguous(t.p.Value, t.p.Grad, t.m, t.v) {
+		// The rows lo to hi in one call, which updates each element as the
+		// row-by-row calls do.
+		a, b := lo*cols, hi*cols
+		adamUpdate(t.p.Value.RawMatrix().Data[a:b], t.p.Grad.RawMatrix().Data[a:b],
+			t.m.RawMatrix().Data[a:b], t.v.RawMatrix().Data[a:b], &t.c)
+		return
+	}
 	for i := lo; i < hi; i++ {
 		adamUpdate(rowOf(t.p.Value, i), rowOf(t.p.Grad, i), rowOf(t.m, i), rowOf(t.v, i), &t.c)
 	}
+}
+
+// contiguous reports whether every matrix of ms has its rows one after
+// another in memory.
+func contiguous(ms ...*mat.Dense) bool {
+	for _, m := range ms {
+		if raw := m.RawMatrix(); raw.Stride != raw.Cols {
+			return false
+		}
+	}
+	return true
 }
 
 // adamCoef holds the coefficients of one Adam update, laid out for the

@@ -89,7 +89,7 @@ func (s *Split) Batch(dst []float64, idx []int, mode Binarization, rng *rand.Ran
 		case Dynamic:
 			for j, p := range img {
 				row[j] = 0
-				if rng.Float64()*255 < float64(p) {
+				if rng.Uint64()<<11>>11 < dynamicBelow[p] {
 					row[j] = 1
 				}
 			}
@@ -104,6 +104,29 @@ func (s *Split) Batch(dst []float64, idx []int, mode Binarization, rng *rand.Ran
 		}
 	}
 }
+
+// dynamicBelow[p] is the number of 53-bit draws k for which a pixel of
+// intensity p is on under dynamic binarization, rng.Float64()*255 < p
+// with rng.Float64() = k/2⁵³, k the low 53 bits of rng.Uint64(): the
+// rounded product grows with k, so they
+// are the draws below dynamicBelow[p], and comparing the draw's integer
+// with it gives the same pixels as the floating-point test from the same
+// random stream.
+var dynamicBelow = func() (below [256]uint64) {
+	for p := range below {
+		lo, hi := uint64(0), uint64(1)<<53 // the first k that fails is in [lo, hi]
+		for lo < hi {
+			mid := lo + (hi-lo)/2
+			if float64(mid)/(1<<53)*255 < float64(p) {
+				lo = mid + 1
+			} else {
+				hi = mid
+			}
+		}
+		below[p] = lo
+	}
+	return below
+}()
 
 // Data is the three splits of MNIST.
 type Data struct {

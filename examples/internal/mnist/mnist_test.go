@@ -112,3 +112,29 @@ func TestDamagedFiles(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "go mod download")
 }
+
+// TestDynamicThresholds checks that comparing a draw's 53 bits with
+// dynamicBelow gives the floating-point test rng.Float64()*255 < p on
+// each side of every threshold and on random draws.
+func TestDynamicThresholds(t *testing.T) {
+	float := func(k uint64, p int) bool { return float64(k)/(1<<53)*255 < float64(p) }
+	rng := rand.New(rand.NewPCG(3, 4))
+	for p := range 256 {
+		below := dynamicBelow[p]
+		ks := []uint64{0, 1, 1<<53 - 1}
+		if below > 0 {
+			ks = append(ks, below-1)
+		}
+		if below < 1<<53 {
+			ks = append(ks, below)
+		}
+		for range 1000 {
+			ks = append(ks, rng.Uint64()<<11>>11)
+		}
+		for _, k := range ks {
+			if got, want := k < below, float(k, p); got != want {
+				t.Fatalf("p=%d, k=%d: threshold test %v, float test %v", p, k, got, want)
+			}
+		}
+	}
+}
