@@ -139,6 +139,11 @@ type QControlVariate struct {
 	// LeaveOneOut, when not 0, is the number K >= 2 of samples per data
 	// point whose leave-one-out baseline replaces b (see above).
 	LeaveOneOut int
+	// NoCritics leaves the critics out of the learning signal: a is fixed
+	// at zero, so what remains is the direct costs' exact control variate
+	// (with InlineCosts) and b or the leave-one-out baseline. The critics
+	// are still trained. It measures what the critics add.
+	NoCritics bool
 
 	sites   siteStats
 	moments map[string]cvMoments // guarded by sites.mu

@@ -29,8 +29,8 @@ func (m cvMoments) coefficients() (a, b float64) {
 
 // Coefficients returns the a and b of the control variate of the site at
 // addr (mode QControlVariate) that the next step will use; a is zero
-// before the first step, and b is zero with LeaveOneOut, whose baseline
-// takes its place.
+// before the first step and with NoCritics, and b is zero with
+// LeaveOneOut, whose baseline takes its place.
 func (e *QControlVariate) Coefficients(addr string) (a, b float64) {
 	e.sites.mu.Lock()
 	defer e.sites.mu.Unlock()
@@ -39,6 +39,9 @@ func (e *QControlVariate) Coefficients(addr string) (a, b float64) {
 		return 0, 0
 	}
 	a, b = m.coefficients()
+	if e.NoCritics {
+		a, b = 0, m.r
+	}
 	if e.LeaveOneOut != 0 {
 		b = 0
 	}
@@ -70,7 +73,7 @@ func (e *QControlVariate) controlVariate(sc *SiteContext, ev *qEval) (modeTerm, 
 	var rc *relaxedQ
 	if relaxed || len(direct) > 0 {
 		var err error
-		if rc, err = e.relaxedPair(sc, ev, relaxed, direct); err != nil {
+		if rc, err = e.relaxedPair(sc, ev, relaxed && !e.NoCritics, direct); err != nil {
 			return modeTerm{}, err
 		}
 	}

@@ -15,7 +15,8 @@ import (
 // exactly, at the relaxed values, and the critics fit the rest) against
 // the exact gradient of the ELBO, by enumeration, of a two-layer SBN with
 // 4 and 3 latent units, in every form, with untrained and partly trained
-// critics, and with a leave-one-out baseline. It logs the summed variance
+// critics, with a leave-one-out baseline, and with the critics left out
+// (NoCritics). It logs the summed variance
 // of the estimates of the guide's gradient beside the same form on a
 // network without inlined costs.
 func TestBackpropQDirectCostsUnbiased(t *testing.T) {
@@ -23,8 +24,9 @@ func TestBackpropQDirectCostsUnbiased(t *testing.T) {
 	// -short (the race detector's run) keeps the cases marked short.
 	cases := []struct {
 		leCase
-		loo   int
-		short bool
+		loo       int
+		noCritics bool
+		short     bool
 	}{
 		{leCase: leCase{name: "local-expectation/untrained", cfg: mlp8(1e-12), steps: 10}},
 		{leCase: leCase{name: "local-expectation/partly-trained", cfg: mlp8(0.01), steps: 100}},
@@ -32,6 +34,7 @@ func TestBackpropQDirectCostsUnbiased(t *testing.T) {
 		{leCase: leCase{name: "relaxed/untrained", cfg: mlp8(1e-12), steps: 10, form: formRelaxed}, short: true},
 		{leCase: leCase{name: "relaxed/partly-trained", cfg: mlp8(0.01), steps: 100, form: formRelaxed}},
 		{leCase: leCase{name: "enumerated/partly-trained", cfg: mlp8(0.01), steps: 100, form: formEnumerated}},
+		{leCase: leCase{name: "relaxed/no-critics/loo", cfg: mlp8(0.01), steps: 100, form: formRelaxed}, loo: 2, noCritics: true},
 	}
 	for _, c := range cases {
 		if testing.Short() && !c.short {
@@ -52,13 +55,18 @@ func TestBackpropQDirectCostsUnbiased(t *testing.T) {
 				est.LocalExpectation = c.form == formLocalExpectation
 				est.Relaxed = c.form == formRelaxed
 				est.LeaveOneOut = c.loo
+				est.NoCritics = c.noCritics
 				s := &SVI{
 					Objective: obj, Estimators: Estimators{Default: est},
 					Optimizer: nn.NewAdam(0.01), Params: initObjectiveStore(t, obj), Particles: 20, Seed: 3,
 				}
 				trainCritics(t, s, c.steps)
 				a, _ := est.Coefficients("h1")
-				require.NotZero(t, a, "the control variate of h1 is in use")
+				if c.noCritics {
+					require.Zero(t, a, "NoCritics leaves the critics out")
+				} else {
+					require.NotZero(t, a, "the control variate of h1 is in use")
+				}
 				reps := repetitions()
 				mean, se := estimateGradient(t, s, reps)
 				if inline {

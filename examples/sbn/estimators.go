@@ -67,6 +67,14 @@ var estimators = []estimatorSpec{
 	{"bpq-cv-direct-rloo", "bpq-cv-direct with a leave-one-out baseline over two samples per image (twice the cost of one sample)", backpropQ("cv-direct-rloo"), true},
 	{"bpq-cv-le-direct-rloo", "bpq-cv-le-direct with a leave-one-out baseline over two samples per image (twice the cost of one sample)", backpropQ("cv-le-direct-rloo"), true},
 	{"bpq-adv", "Backprop-Q, advantage (appendix 4.4)", backpropQ("adv"), true},
+	{"direct-rloo", "bpq-cv-direct-rloo with its critics left out of the signal (a = 0): each layer's direct costs exact and a leave-one-out baseline; measures what the critics add (unbiased)", func(m *sbn, o options) (infer.Estimator, error) {
+		e, err := backpropQ("cv-direct-rloo")(m, o)
+		if err != nil {
+			return nil, err
+		}
+		e.(*infer.QControlVariate).NoCritics = true
+		return e, nil
+	}, true},
 }
 
 // backpropQ returns the maker of a Backprop-Q estimator in mode (local,
