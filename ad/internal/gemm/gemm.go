@@ -166,32 +166,67 @@ func (g *product) macro(buf *panels, ic, mc, jc, nc int, blk kBlockArgs) {
 	if blk.add {
 		add = 1
 	}
-	for jr := 0; jr < nc; jr += tileN {
-		nr := min(tileN, nc-jr)
-		bp, ldb := buf.pb[jr*kc:], tileN
-		if blk.direct && nr == tileN {
+	// panel returns the jr-th column panel of op(b) and its row stride.
+	panel := func(jr int) ([]float64, int) {
+		if blk.direct && jr+tileN <= nc {
 			first := blk.pc*g.ldb + jc + jr
 			_ = g.b[first+(kc-1)*g.ldb+tileN-1]
-			bp, ldb = g.b[first:], g.ldb
+			return g.b[first:], g.ldb
+		}
+		return buf.pb[jr*kc:], tileN
+	}
+	for jr := 0; jr < nc; jr += tileN {
+		nr := min(tileN, nc-jr)
+		bp, ldb := panel(jr)
+		// Two full panels side by side run together on 8-wide registers.
+		pair := wide && jr+2*tileN <= nc
+		var bp1 []float64
+		if pair {
+			var ldb1 int
+			if bp1, ldb1 = panel(jr + tileN); ldb1 != ldb {
+				pair = false
+			}
 		}
 		for ir := 0; ir < mc; ir += tileM {
 			mr := min(tileM, mc-ir)
 			ap := buf.pa[ir*kc:]
 			ci := (ic+ir)*ldc + jc + jr
+			if mr == tileM && pair {
+				_ = c[ci+(tileM-1)*ldc+2*tileN-1]
+				kern6x16(kc, &ap[0], &bp[0], &bp1[0], &c[ci], &c[ci+tileN], ldc, g.alpha, add, ldb)
+				continue
+			}
 			if mr == tileM && nr == tileN {
 				_ = c[ci+(tileM-1)*ldc+tileN-1]
 				kern6x8(kc, &ap[0], &bp[0], &c[ci], ldc, g.alpha, add, ldb)
+				if pair {
+					kern6x8(kc, &ap[0], &bp1[0], &c[ci+tileN], ldc, g.alpha, add, ldb)
+				}
 				continue
 			}
-			t := buf.tile[:]
-			for r := 0; r < mr; r++ {
-				copy(t[r*tileN:r*tileN+nr], c[ci+r*ldc:])
-			}
-			kern6x8(kc, &ap[0], &bp[0], &t[0], tileN, g.alpha, add, ldb)
-			for r := 0; r < mr; r++ {
-				copy(c[ci+r*ldc:ci+r*ldc+nr], t[r*tileN:])
+			g.edge(buf, ap, bp, ldb, ci, mr, nr, kc, add)
+			if pair {
+				g.edge(buf, ap, bp1, ldb, ci+tileN, mr, tileN, kc, add)
 			}
 		}
+		if pair {
+			jr += tileN
+		}
+	}
+}
+
+// edge runs the micro-kernel on an mr x nr tile of c that sticks out of c,
+// at ci, on a copy in buf.tile, so its elements see the same operations as
+// those of a full tile.
+func (g *product) edge(buf *panels, ap, bp []float64, ldb, ci, mr, nr, kc, add int) {
+	c, ldc := g.c, g.ldc
+	t := buf.tile[:]
+	for r := 0; r < mr; r++ {
+		copy(t[r*tileN:r*tileN+nr], c[ci+r*ldc:])
+	}
+	kern6x8(kc, &ap[0], &bp[0], &t[0], tileN, g.alpha, add, ldb)
+	for r := 0; r < mr; r++ {
+		copy(c[ci+r*ldc:ci+r*ldc+nr], t[r*tileN:])
 	}
 }
 
