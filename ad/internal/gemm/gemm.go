@@ -35,7 +35,7 @@ type product struct {
 // panels is one worker's packed panels and edge tile.
 type panels struct {
 	pa, pb []float64
-	tile   [tileM * tileN]float64
+	tile   [tileM * 2 * tileN]float64
 }
 
 // check panics unless the shapes fit the buffers and c is disjoint from a
@@ -204,10 +204,11 @@ func (g *product) macro(buf *panels, ic, mc, jc, nc int, blk kBlockArgs) {
 				}
 				continue
 			}
-			g.edge(buf, ap, bp, ldb, ci, mr, nr, kc, add)
 			if pair {
-				g.edge(buf, ap, bp1, ldb, ci+tileN, mr, tileN, kc, add)
+				g.edge16(buf, ap, bp, bp1, ldb, ci, mr, kc, add)
+				continue
 			}
+			g.edge(buf, ap, bp, ldb, ci, mr, nr, kc, add)
 		}
 		if pair {
 			jr += tileN
@@ -227,6 +228,20 @@ func (g *product) edge(buf *panels, ap, bp []float64, ldb, ci, mr, nr, kc, add i
 	kern6x8(kc, &ap[0], &bp[0], &t[0], tileN, g.alpha, add, ldb)
 	for r := 0; r < mr; r++ {
 		copy(c[ci+r*ldc:ci+r*ldc+nr], t[r*tileN:])
+	}
+}
+
+// edge16 is edge for two full panels side by side, on an mr x 16 tile.
+func (g *product) edge16(buf *panels, ap, bp, bp1 []float64, ldb, ci, mr, kc, add int) {
+	c, ldc := g.c, g.ldc
+	const w = 2 * tileN
+	t := buf.tile[:]
+	for r := 0; r < mr; r++ {
+		copy(t[r*w:r*w+w], c[ci+r*ldc:])
+	}
+	kern6x16(kc, &ap[0], &bp[0], &bp1[0], &t[0], &t[tileN], w, g.alpha, add, ldb)
+	for r := 0; r < mr; r++ {
+		copy(c[ci+r*ldc:ci+r*ldc+w], t[r*w:])
 	}
 }
 
