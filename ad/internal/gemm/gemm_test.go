@@ -325,7 +325,7 @@ func BenchmarkWide(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	hasWide := wide
 	defer func() { wide = hasWide }()
-	for _, s := range [][3]int{{24, 784, 200}, {50, 784, 200}, {100, 200, 784}} {
+	for _, s := range [][3]int{{24, 784, 200}, {50, 784, 200}, {50, 200, 784}, {100, 200, 784}} {
 		for _, p := range []struct {
 			name    string
 			m, n, k int
