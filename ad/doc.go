@@ -32,9 +32,10 @@
 // into errors that name the site.
 //
 // Matrix products on amd64 CPUs with AVX2 and FMA run in this module's
-// own kernel (packed panels, cache blocking and an assembly micro-kernel),
-// which uses the idle cores for large products and gives the same bits
-// whatever the number of cores. Elsewhere, and under the build tag purego,
+// own kernel (packed panels, cache blocking and an assembly micro-kernel,
+// with 8-wide registers where the CPU has AVX-512), which uses the idle
+// cores for large products and gives the same bits whatever the number of
+// cores and whichever register width runs. Elsewhere, and under the build tag purego,
 // they go through gonum's blas64. Building with the tag openblas routes
 // every product (here and in gonum's mat) to OpenBLAS through
 // gonum.org/v1/netlib and cgo: install Debian's libopenblas-dev and run go
