@@ -180,39 +180,29 @@ func (g *product) macro(buf *panels, ic, mc, jc, nc int, blk kBlockArgs) {
 	for jr := 0; jr < nc; jr += tileN {
 		nr := min(tileN, nc-jr)
 		bp, ldb := panel(jr)
-		// Two full panels side by side run together on 8-wide registers.
-		pair := wide && jr+2*tileN <= nc
+		// Two full panels side by side run together on 8-wide registers;
+		// both come from the same source, so they share ldb.
 		var bp1 []float64
-		if pair {
-			var ldb1 int
-			if bp1, ldb1 = panel(jr + tileN); ldb1 != ldb {
-				pair = false
-			}
+		if wide && jr+2*tileN <= nc {
+			bp1, _ = panel(jr + tileN)
+			nr = 2 * tileN
 		}
 		for ir := 0; ir < mc; ir += tileM {
 			mr := min(tileM, mc-ir)
 			ap := buf.pa[ir*kc:]
 			ci := (ic+ir)*ldc + jc + jr
-			if mr == tileM && pair {
+			switch {
+			case mr < tileM || nr < tileN:
+				g.edge(buf, ap, bp, bp1, ldb, ci, mr, nr, kc, add)
+			case bp1 != nil:
 				_ = c[ci+(tileM-1)*ldc+2*tileN-1]
 				kern6x16(kc, &ap[0], &bp[0], &bp1[0], &c[ci], &c[ci+tileN], ldc, g.alpha, add, ldb)
-				continue
-			}
-			if mr == tileM && nr == tileN {
+			default:
 				_ = c[ci+(tileM-1)*ldc+tileN-1]
 				kern6x8(kc, &ap[0], &bp[0], &c[ci], ldc, g.alpha, add, ldb)
-				if pair {
-					kern6x8(kc, &ap[0], &bp1[0], &c[ci+tileN], ldc, g.alpha, add, ldb)
-				}
-				continue
 			}
-			if pair {
-				g.edge16(buf, ap, bp, bp1, ldb, ci, mr, kc, add)
-				continue
-			}
-			g.edge(buf, ap, bp, ldb, ci, mr, nr, kc, add)
 		}
-		if pair {
+		if bp1 != nil {
 			jr += tileN
 		}
 	}
@@ -220,30 +210,25 @@ func (g *product) macro(buf *panels, ic, mc, jc, nc int, blk kBlockArgs) {
 
 // edge runs the micro-kernel on an mr x nr tile of c that sticks out of c,
 // at ci, on a copy in buf.tile, so its elements see the same operations as
-// those of a full tile.
-func (g *product) edge(buf *panels, ap, bp []float64, ldb, ci, mr, nr, kc, add int) {
+// those of a full tile: kern6x8 on the panel bp, or, when bp1 is not nil,
+// kern6x16 on the two full panels bp and bp1 (nr = 2·tileN).
+func (g *product) edge(buf *panels, ap, bp, bp1 []float64, ldb, ci, mr, nr, kc, add int) {
 	c, ldc := g.c, g.ldc
+	w := tileN
+	if bp1 != nil {
+		w = 2 * tileN
+	}
 	t := buf.tile[:]
 	for r := 0; r < mr; r++ {
-		copy(t[r*tileN:r*tileN+nr], c[ci+r*ldc:])
+		copy(t[r*w:r*w+nr], c[ci+r*ldc:])
 	}
-	kern6x8(kc, &ap[0], &bp[0], &t[0], tileN, g.alpha, add, ldb)
-	for r := 0; r < mr; r++ {
-		copy(c[ci+r*ldc:ci+r*ldc+nr], t[r*tileN:])
+	if bp1 != nil {
+		kern6x16(kc, &ap[0], &bp[0], &bp1[0], &t[0], &t[tileN], w, g.alpha, add, ldb)
+	} else {
+		kern6x8(kc, &ap[0], &bp[0], &t[0], w, g.alpha, add, ldb)
 	}
-}
-
-// edge16 is edge for two full panels side by side, on an mr x 16 tile.
-func (g *product) edge16(buf *panels, ap, bp, bp1 []float64, ldb, ci, mr, kc, add int) {
-	c, ldc := g.c, g.ldc
-	const w = 2 * tileN
-	t := buf.tile[:]
 	for r := 0; r < mr; r++ {
-		copy(t[r*w:r*w+w], c[ci+r*ldc:])
-	}
-	kern6x16(kc, &ap[0], &bp[0], &bp1[0], &t[0], &t[tileN], w, g.alpha, add, ldb)
-	for r := 0; r < mr; r++ {
-		copy(c[ci+r*ldc:ci+r*ldc+w], t[r*w:])
+		copy(c[ci+r*ldc:ci+r*ldc+nr], t[r*w:])
 	}
 }
 
