@@ -87,11 +87,15 @@ func (s *Split) Batch(dst []float64, idx []int, mode Binarization, rng *rand.Ran
 		img := s.Images[i*Pixels : (i+1)*Pixels]
 		switch mode {
 		case Dynamic:
+			// Intensities 0 (never on) and 255 (always on), most of an
+			// image, take no draw; k = 0 decides them by the same
+			// comparison. The sign bit of k − below is the pixel.
 			for j, p := range img {
-				row[j] = 0
-				if rng.Uint64()<<11>>11 < dynamicBelow[p] {
-					row[j] = 1
+				var k uint64
+				if p-1 < 254 {
+					k = rng.Uint64() << 11 >> 11
 				}
+				row[j] = float64((k - dynamicBelow[p]) >> 63)
 			}
 		case Fixed:
 			for j, p := range s.fixed[i*Pixels : (i+1)*Pixels] {

@@ -56,6 +56,9 @@ func TestBinarization(t *testing.T) {
 	diff, meanGray, meanBin, varSum := 0, 0.0, 0.0, 0.0
 	for i := range a {
 		require.True(t, a[i] == 0 || a[i] == 1)
+		if gray[i] == 0 || gray[i] == 1 {
+			require.Equal(t, gray[i], a[i], "pixel %d: intensity 0 is never on, 255 always", i)
+		}
 		if a[i] != b[i] {
 			diff++
 		}
@@ -136,5 +139,22 @@ func TestDynamicThresholds(t *testing.T) {
 				t.Fatalf("p=%d, k=%d: threshold test %v, float test %v", p, k, got, want)
 			}
 		}
+	}
+}
+
+// BenchmarkDynamicBatch times the dynamic binarization of a batch of 50
+// training images, the data preparation of one training step.
+func BenchmarkDynamicBatch(b *testing.B) {
+	d, err := Load()
+	require.NoError(b, err)
+	idx := make([]int, 50)
+	for i := range idx {
+		idx[i] = i * 997 % d.Train.Len()
+	}
+	dst := make([]float64, len(idx)*Pixels)
+	rng := rand.New(rand.NewPCG(1, 2))
+	b.ReportAllocs()
+	for b.Loop() {
+		d.Train.Batch(dst, idx, Dynamic, rng)
 	}
 }
