@@ -10,8 +10,15 @@ import (
 
 var vectorized = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
+// wide selects softplusSigmoid512, eight values at a time, on CPUs with
+// AVX-512; it gives the same bits as the four-wide kernel.
+var wide = vectorized && cpu.X86.HasAVX512F
+
 //go:noescape
 func softplusSigmoidAVX(n int, w, sp, sig *float64, c *[30][4]float64)
+
+//go:noescape
+func softplusSigmoid512(n int, w, sp, sig *float64, c *[30][4]float64)
 
 // softplusConsts are the kernel's constants, four copies each (see the
 // offsets in softplus_amd64.s).
@@ -46,12 +53,19 @@ var softplusConsts = func() (c [30][4]float64) {
 	return c
 }()
 
-// softplusSigmoidVec runs the kernel over w, padding the last values to a
+// softplusSigmoidVec runs the kernels over w, padding the last values to a
 // group of four, and recomputes values beyond ±vectorMax with Scalar.
 func softplusSigmoidVec(w, sp, sig []float64) {
 	n4 := len(w) &^ 3
-	if n4 > 0 {
-		softplusSigmoidAVX(n4, &w[0], &sp[0], &sig[0], &softplusConsts)
+	n8 := 0
+	if wide {
+		n8 = len(w) &^ 7
+	}
+	if n8 > 0 {
+		softplusSigmoid512(n8, &w[0], &sp[0], &sig[0], &softplusConsts)
+	}
+	if n4 > n8 {
+		softplusSigmoidAVX(n4-n8, &w[n8], &sp[n8], &sig[n8], &softplusConsts)
 	}
 	if rest := len(w) - n4; rest > 0 {
 		var tw, tsp, tsig [4]float64

@@ -1,7 +1,8 @@
 // Package vmath computes costly elementwise functions over whole buffers
 // for package ad: softplus and sigmoid together, four values at a time in
-// AVX2 and FMA assembly where the CPU has them, with math's functions
-// elsewhere.
+// AVX2 and FMA assembly where the CPU has them (eight at a time with
+// AVX-512, by the same operations in the same order, so with the same
+// bits), with math's functions elsewhere.
 //
 // The vector path is a function of each value alone (the last few values
 // of a buffer go through the same code, padded), so results do not depend
