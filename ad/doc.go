@@ -47,9 +47,9 @@
 // sigmoid, tanh) on tensors of 4096 elements or more also use the idle
 // cores, and softplus, log-sigmoid and [BinaryCrossEntropyLogits] run
 // four elements at a time in AVX2 assembly (eight with AVX-512, with the
-// same bits), within 3 ulps of the exact
-// values (the tests measure at most 1 ulp for softplus and 2 for sigmoid,
-// as for the math package's functions). Each element's value depends on
+// same bits), within 3 ulps of the exact values (the tests measure at
+// most 1 ulp for softplus and 2 for sigmoid, as for the math package's
+// functions). Each element's value depends on
 // its inputs alone, so neither changes results with the number of cores.
 //
 // A tape reuses its buffers: [Tape.Reset] returns every node's memory to
