@@ -3,6 +3,8 @@ package infer
 import (
 	"fmt"
 	"math"
+	"slices"
+	"sync"
 
 	"github.com/backpropq/backpropq/ad"
 	"github.com/backpropq/backpropq/trace"
@@ -88,8 +90,12 @@ func antithetic(sc *SiteContext, name string, disarm bool) (Term, error) {
 	}
 	alpha := logits.Data()
 	drawn := s.Value.Data()
-	pair := drawAntithetic(sc, alpha, drawn, r, c, disarm)
-	g := make([]float64, r*c)
+	buf := antitheticBufs.Get().(*antitheticScratch)
+	defer antitheticBufs.Put(buf)
+	buf.resize(r, c)
+	pair := drawAntithetic(sc, alpha, drawn, r, c, disarm, buf)
+	g := buf.g
+	clear(g)
 	var signal *ad.Tensor
 	if pair.allSame {
 		signal = tp.Zeros(r, 1)
@@ -128,12 +134,29 @@ type antitheticPair struct {
 	allSame bool
 }
 
+// antitheticScratch is the memory of one antithetic term: u, the other
+// values, the rows' agreement and the gradient with respect to the logits.
+// All of it is dead once the term is built (the tape copies what it
+// keeps), so terms reuse it through antitheticBufs.
+type antitheticScratch struct {
+	u, other, g []float64
+	same        []bool
+}
+
+var antitheticBufs = sync.Pool{New: func() any { return new(antitheticScratch) }}
+
+// resize makes the buffers hold an [r x c] term.
+func (b *antitheticScratch) resize(r, c int) {
+	b.u = slices.Grow(b.u[:0], r*c)[:r*c]
+	b.other = slices.Grow(b.other[:0], r*c)[:r*c]
+	b.g = slices.Grow(b.g[:0], r*c)[:r*c]
+	b.same = slices.Grow(b.same[:0], r)[:r]
+}
+
 // drawAntithetic draws u given the drawn values and makes the other value
-// of each element (of the [r x c] logits alpha).
-func drawAntithetic(sc *SiteContext, alpha, drawn []float64, r, c int, disarm bool) antitheticPair {
-	u := make([]float64, r*c)
-	other := make([]float64, r*c)
-	same := make([]bool, r)
+// of each element (of the [r x c] logits alpha), in buf's memory.
+func drawAntithetic(sc *SiteContext, alpha, drawn []float64, r, c int, disarm bool, buf *antitheticScratch) antitheticPair {
+	u, other, same := buf.u, buf.other, buf.same
 	allSame := true
 	for i := 0; i < r; i++ {
 		same[i] = true

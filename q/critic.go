@@ -192,6 +192,10 @@ type NetCritic struct {
 	// moments are the running mean of the targets and of their squares,
 	// and the number of updates seen.
 	moments [3]float64
+	// scratch is the memory of PredictVariants and PredictFlips: the
+	// first layer's pre-activations, its activations and the outputs of
+	// every variant or flip, reused from call to call.
+	scratch [3][]float64
 }
 
 // normDecay is the decay of the running target moments of a critic with

@@ -3,6 +3,7 @@ package q
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"gonum.org/v1/gonum/floats"
 	"gonum.org/v1/gonum/mat"
@@ -56,7 +57,7 @@ func (n *NetCritic) PredictVariants(x *mat.Dense, from int, variants [][]float64
 	var share mat.Dense
 	share.Mul(site, wsite)
 	base.Sub(&base, &share)
-	pre := mat.NewDense(len(variants)*rows, h, nil)
+	pre := n.scratchDense(scratchPre, len(variants)*rows, h)
 	vrow := make([]float64, h)
 	for k, v := range variants {
 		if len(v) != w {
@@ -113,7 +114,8 @@ func (n *NetCritic) fromHidden(act *mat.Dense, k int) []float64 {
 	return n.above(n.tape.Const(act), k)
 }
 
-// above runs t through layers k on and their activations.
+// above runs t through layers k on and their activations, and returns
+// the outputs in scratch memory valid until the next call.
 func (n *NetCritic) above(t *ad.Tensor, k int) []float64 {
 	m := n.mlp
 	for i := k; i < len(m.Layers); i++ {
@@ -122,7 +124,23 @@ func (n *NetCritic) above(t *ad.Tensor, k int) []float64 {
 			t = m.Activations[i].Apply(t)
 		}
 	}
-	return append([]float64(nil), t.Data()...)
+	n.scratch[scratchOut] = append(n.scratch[scratchOut][:0], t.Data()...)
+	return n.scratch[scratchOut]
+}
+
+// The buffers of NetCritic.scratch.
+const (
+	scratchPre = iota // the first layer's pre-activations
+	scratchAct        // the first layer's activations
+	scratchOut        // the outputs of above
+)
+
+// scratchDense returns an [r x c] matrix on scratch buffer i, grown as
+// needed, with undefined contents. It is valid until the buffer's next
+// use.
+func (n *NetCritic) scratchDense(i, r, c int) *mat.Dense {
+	n.scratch[i] = slices.Grow(n.scratch[i][:0], r*c)[:r*c]
+	return mat.NewDense(r, c, n.scratch[i])
 }
 
 // FlipPredictor is a [Critic] that evaluates, for each of a run of binary
@@ -190,7 +208,7 @@ func (n *NetCritic) preFlips(x *mat.Dense, from, w int) *mat.Dense {
 	first := n.mlp.Layers[0]
 	wt := first.W.Value // [cols x h]
 	_, h := wt.Dims()
-	pre := mat.NewDense((w+1)*rows, h, nil)
+	pre := n.scratchDense(scratchPre, (w+1)*rows, h)
 	pre.Slice(0, rows, 0, h).(*mat.Dense).Mul(x, wt)
 	bias := first.B.Value.RawRowView(0)
 	for i := 0; i < rows; i++ {
@@ -217,7 +235,7 @@ func (n *NetCritic) tanhFlips(x *mat.Dense, from, w int) *mat.Dense {
 	pre := n.preFlips(x, from, 0)
 	_, h := pre.Dims()
 	wt := n.mlp.Layers[0].W.Value
-	act := mat.NewDense((w+1)*rows, h, nil)
+	act := n.scratchDense(scratchAct, (w+1)*rows, h)
 	for i := 0; i < rows; i++ {
 		out := act.RawRowView(i)
 		for j, v := range pre.RawRowView(i) {
