@@ -67,14 +67,21 @@ var estimators = []estimatorSpec{
 	{"bpq-cv-direct-rloo", "bpq-cv-direct with a leave-one-out baseline over two samples per image (twice the cost of one sample)", backpropQ("cv-direct-rloo"), true},
 	{"bpq-cv-le-direct-rloo", "bpq-cv-le-direct with a leave-one-out baseline over two samples per image (twice the cost of one sample)", backpropQ("cv-le-direct-rloo"), true},
 	{"bpq-adv", "Backprop-Q, advantage (appendix 4.4)", backpropQ("adv"), true},
-	{"direct-rloo", "bpq-cv-direct-rloo with its critics left out of the signal (a = 0): each layer's direct costs exact and a leave-one-out baseline; measures what the critics add (unbiased)", func(m *sbn, o options) (infer.Estimator, error) {
-		e, err := backpropQ("cv-direct-rloo")(m, o)
+	{"direct", "bpq-cv-direct with its critics left out of the signal (a = 0): each layer's direct costs exact and the fitted b; beside bpq-cv-direct, measures what the critics add without a second sample (unbiased)", noCritics("cv-direct"), true},
+	{"direct-rloo", "bpq-cv-direct-rloo with its critics left out of the signal (a = 0): each layer's direct costs exact and a leave-one-out baseline; measures what the critics add (unbiased)", noCritics("cv-direct-rloo"), true},
+}
+
+// noCritics returns the maker of the control variate of mode with its
+// critics left out of the learning signal (infer.QControlVariate.NoCritics).
+func noCritics(mode string) func(*sbn, options) (infer.Estimator, error) {
+	return func(m *sbn, o options) (infer.Estimator, error) {
+		e, err := backpropQ(mode)(m, o)
 		if err != nil {
 			return nil, err
 		}
 		e.(*infer.QControlVariate).NoCritics = true
 		return e, nil
-	}, true},
+	}
 }
 
 // backpropQ returns the maker of a Backprop-Q estimator in mode (local,
