@@ -335,13 +335,16 @@ func (c *Critics) expectedQ(sc *SiteContext, ev *qEval) (*ad.Tensor, error) {
 	return total, nil
 }
 
-// nodeCols is one critic of a site's total local cost, with a copy of its
-// input rows and where the site's value sits in them.
+// nodeCols is one critic of a site's total local cost, with its input
+// rows and where the site's value sits in them.
 type nodeCols struct {
 	critic q.Critic
-	x      *mat.Dense
-	from   int
-	found  bool
+	// x is the critics' evaluation's own matrix: read only. A critic
+	// that is not a q.VariantPredictor or q.FlipPredictor is evaluated
+	// at other values of the site on a copy.
+	x     *mat.Dense
+	from  int
+	found bool
 }
 
 // siteColumns finds the site's columns in the input of each critic of its
@@ -354,7 +357,7 @@ func (c *Critics) siteColumns(addr string, ev *qEval) (nodes []nodeCols, kind q.
 		}
 		nd := ev.net.Nodes[ref.Node]
 		critic := c.Set.Critic(c.Set.Key(nd))
-		nodes = append(nodes, nodeCols{critic: critic, x: mat.DenseCopyOf(ev.vals.Inputs(ref.Node))})
+		nodes = append(nodes, nodeCols{critic: critic, x: ev.vals.Inputs(ref.Node)})
 		j := len(nodes) - 1
 		name := c.Set.FieldName(nd, addr) // a template's critic names it relatively
 		col := 0
@@ -420,6 +423,7 @@ func predictAlternatives(nodes []nodeCols, alts [][]float64, rows int) [][]float
 		case ok:
 			vp.PredictVariants(nd.x, nd.from, alts, preds)
 		default:
+			nd.x = mat.DenseCopyOf(nd.x)
 			for k, alt := range alts {
 				for i := 0; i < rows; i++ {
 					copy(nd.x.RawRowView(i)[nd.from:], alt)

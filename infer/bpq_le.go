@@ -3,6 +3,8 @@ package infer
 import (
 	"fmt"
 
+	"gonum.org/v1/gonum/mat"
+
 	"github.com/backpropq/backpropq/ad"
 	"github.com/backpropq/backpropq/ppl"
 	"github.com/backpropq/backpropq/ppl/dist"
@@ -77,6 +79,7 @@ func predictFlips(nodes []nodeCols, width, rows int) []float64 {
 		if fp, ok := nd.critic.(q.FlipPredictor); ok {
 			fp.PredictFlips(nd.x, nd.from, dst)
 		} else {
+			nd.x = mat.DenseCopyOf(nd.x)
 			for j := range dst {
 				col := nd.from + j
 				saved := setColumn(nd, col, 1, nil)
