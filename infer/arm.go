@@ -3,6 +3,7 @@ package infer
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"sync"
 
@@ -90,12 +91,9 @@ func antithetic(sc *SiteContext, name string, disarm bool) (Term, error) {
 	}
 	alpha := logits.Data()
 	drawn := s.Value.Data()
-	buf := antitheticBufs.Get().(*antitheticScratch)
-	defer antitheticBufs.Put(buf)
-	buf.resize(r, c)
-	pair := drawAntithetic(sc, alpha, drawn, r, c, disarm, buf)
-	g := buf.g
-	clear(g)
+	pair := antitheticPairs.Get().(*antitheticPair)
+	defer antitheticPairs.Put(pair)
+	pair.draw(sc.Rand, alpha, drawn, r, c, disarm)
 	var signal *ad.Tensor
 	if pair.allSame {
 		signal = tp.Zeros(r, 1)
@@ -113,57 +111,49 @@ func antithetic(sc *SiteContext, name string, disarm bool) (Term, error) {
 		} else {
 			signal = ad.StopGradient(ad.Sub(f, sc.Signal))
 		}
-		pair.fillGrad(g, signal.Data(), alpha, drawn, disarm)
+		pair.fillGrad(signal.Data(), alpha, drawn, disarm)
 	}
-	loss := ad.RowSum(ad.Mul(tp.FromData(r, c, g), logits))
+	loss := ad.RowSum(ad.Mul(tp.FromData(r, c, pair.g), logits))
 	if s.Mask != nil {
 		loss = ad.Where(s.Mask, loss, tp.Scalar(0))
 	}
 	return Term{Loss: loss, Signal: signal}, nil
 }
 
-// antitheticPair is the antithetic value of each element and the uniform
-// it was made from.
+// antitheticPair is the antithetic value of each element, the uniform it
+// was made from and the estimate of the gradient with respect to the
+// logits. Its memory is dead once the term is built (the tape copies what
+// it keeps), so terms reuse it through antitheticPairs.
 type antitheticPair struct {
 	r, c int
-	// u and other are, per element, the uniform and the other value.
-	u, other []float64
+	// u and other are, per element, the uniform and the other value; g is
+	// the gradient estimate.
+	u, other, g []float64
 	// same marks a row whose other value equals the drawn one; allSame
 	// reports that every row does.
 	same    []bool
 	allSame bool
 }
 
-// antitheticScratch is the memory of one antithetic term: u, the other
-// values, the rows' agreement and the gradient with respect to the logits.
-// All of it is dead once the term is built (the tape copies what it
-// keeps), so terms reuse it through antitheticBufs.
-type antitheticScratch struct {
-	u, other, g []float64
-	same        []bool
-}
+var antitheticPairs = sync.Pool{New: func() any { return new(antitheticPair) }}
 
-var antitheticBufs = sync.Pool{New: func() any { return new(antitheticScratch) }}
-
-// resize makes the buffers hold an [r x c] term.
-func (b *antitheticScratch) resize(r, c int) {
-	b.u = slices.Grow(b.u[:0], r*c)[:r*c]
-	b.other = slices.Grow(b.other[:0], r*c)[:r*c]
-	b.g = slices.Grow(b.g[:0], r*c)[:r*c]
-	b.same = slices.Grow(b.same[:0], r)[:r]
-}
-
-// drawAntithetic draws u given the drawn values and makes the other value
-// of each element (of the [r x c] logits alpha), in buf's memory.
-func drawAntithetic(sc *SiteContext, alpha, drawn []float64, r, c int, disarm bool, buf *antitheticScratch) antitheticPair {
-	u, other, same := buf.u, buf.other, buf.same
-	allSame := true
+// draw sizes pr for the [r x c] logits alpha, draws u given the drawn
+// values, makes the other value of each element and zeroes g.
+func (pr *antitheticPair) draw(rng *rand.Rand, alpha, drawn []float64, r, c int, disarm bool) {
+	pr.r, pr.c = r, c
+	pr.u = slices.Grow(pr.u[:0], r*c)[:r*c]
+	pr.other = slices.Grow(pr.other[:0], r*c)[:r*c]
+	pr.g = slices.Grow(pr.g[:0], r*c)[:r*c]
+	pr.same = slices.Grow(pr.same[:0], r)[:r]
+	clear(pr.g)
+	u, other, same := pr.u, pr.other, pr.same
+	pr.allSame = true
 	for i := 0; i < r; i++ {
 		same[i] = true
 		for j := 0; j < c; j++ {
 			k := i*c + j
 			p := sigmoid(alpha[k])
-			v := sc.Rand.Float64()
+			v := rng.Float64()
 			if drawn[k] != 0 {
 				u[k] = v * p
 			} else {
@@ -178,15 +168,14 @@ func drawAntithetic(sc *SiteContext, alpha, drawn []float64, r, c int, disarm bo
 				same[i] = false
 			}
 		}
-		allSame = allSame && same[i]
+		pr.allSame = pr.allSame && same[i]
 	}
-	return antitheticPair{r: r, c: c, u: u, other: other, same: same, allSame: allSame}
 }
 
 // fillGrad writes into g the estimate of the gradient with respect to
 // the logits alpha, from diff, the signal f(first) - f(second) per row.
-func (pr antitheticPair) fillGrad(g, diff, alpha, drawn []float64, disarm bool) {
-	r, c, u, other, same := pr.r, pr.c, pr.u, pr.other, pr.same
+func (pr *antitheticPair) fillGrad(diff, alpha, drawn []float64, disarm bool) {
+	r, c, u, other, same, g := pr.r, pr.c, pr.u, pr.other, pr.same, pr.g
 	for i := 0; i < r; i++ {
 		if same[i] {
 			continue
