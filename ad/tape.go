@@ -18,6 +18,9 @@ type Tape struct {
 	// direct records that the last backward pass added into the Vars'
 	// Grad as it went ([Tape.Backward]).
 	direct bool
+	// gen counts the resets; locals are the slots of Local.
+	gen    uint64
+	locals []any
 }
 
 // NewTape returns an empty tape.
@@ -27,7 +30,9 @@ func NewTape() *Tape { return &Tape{} }
 func (tp *Tape) Len() int { return tp.n }
 
 // Reset forgets every node and keeps their memory for the next run. Tensors
-// created before the reset must not be used after it.
+// created before the reset must not be used after it, nor the records
+// that hold them (sites, traces) that packages above ad keep in the
+// tape's slots ([Tape.Local]).
 func (tp *Tape) Reset() {
 	for _, t := range tp.nodes[:tp.n] {
 		if t.owned {
@@ -44,6 +49,7 @@ func (tp *Tape) Reset() {
 	}
 	tp.n = 0
 	tp.direct = false
+	tp.gen++
 }
 
 // poison makes alloc fill every buffer with NaN, so that tests catch a

@@ -8,7 +8,7 @@ import (
 	"sync"
 
 	"github.com/backpropq/backpropq/ad"
-	"github.com/backpropq/backpropq/trace"
+	"github.com/backpropq/backpropq/ppl"
 )
 
 // ARM is the augment-REINFORCE-merge estimator of Yin and Zhou (2019) for
@@ -98,7 +98,10 @@ func antithetic(sc *SiteContext, name string, disarm bool) (Term, error) {
 	if pair.allSame {
 		signal = tp.Zeros(r, 1)
 	} else {
-		f, err := sc.Rerun(trace.ReplayValues(map[string]*ad.Tensor{s.Addr: tp.FromData(r, c, pair.other)}))
+		pair.replay = replayValue{addr: s.Addr, value: tp.FromData(r, c, pair.other)}
+		pair.hs[0] = &pair.replay
+		f, err := sc.Rerun(pair.hs[:]...)
+		pair.replay, pair.hs[0] = replayValue{}, nil
 		if err != nil {
 			return Term{}, fmt.Errorf("%s: %w", name, err)
 		}
@@ -133,6 +136,24 @@ type antitheticPair struct {
 	// reports that every row does.
 	same    []bool
 	allSame bool
+	// replay gives the site its other value in the re-run, through hs.
+	replay replayValue
+	hs     [1]ppl.Handler
+}
+
+// replayValue gives the sample site at addr the value, as
+// trace.ReplayValues does for one site.
+type replayValue struct {
+	addr  string
+	value *ad.Tensor
+}
+
+func (h *replayValue) Handle(s *ppl.Site, next func(*ppl.Site)) {
+	if s.Addr == h.addr && s.Kind == ppl.KindSample {
+		s.Value = h.value
+		s.Replayed = true
+	}
+	next(s)
 }
 
 var antitheticPairs = sync.Pool{New: func() any { return new(antitheticPair) }}

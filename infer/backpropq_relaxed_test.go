@@ -314,7 +314,7 @@ func TestSVIMetricsCriticDiagnostics(t *testing.T) {
 	for _, r := range results {
 		r.sur.Commit()
 	}
-	m = s.metrics(results, norm)
+	s.metrics(results, norm, &m)
 	var f []float64
 	for _, r := range results {
 		f = append(f, r.sur.Trace.Site("f").ScaledCost().Data()...)

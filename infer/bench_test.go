@@ -98,10 +98,11 @@ func BenchmarkSVIStep(b *testing.B) {
 			if _, err := s.Step(); err != nil {
 				b.Fatal(err)
 			}
+			var m Metrics
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				if _, err := s.Step(); err != nil {
+				if err := s.StepInto(&m); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -141,9 +142,10 @@ func BenchmarkSVIStepWorkers(b *testing.B) {
 			if _, err := s.Step(); err != nil {
 				b.Fatal(err)
 			}
+			var m Metrics
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := s.Step(); err != nil {
+				if err := s.StepInto(&m); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -195,9 +197,10 @@ func BenchmarkSVIStepGaussVAE(b *testing.B) {
 	if _, err := s.Step(); err != nil {
 		b.Fatal(err)
 	}
+	var m Metrics
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.Step(); err != nil {
+		if err := s.StepInto(&m); err != nil {
 			b.Fatal(err)
 		}
 	}

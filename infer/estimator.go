@@ -73,7 +73,9 @@ type Stateful interface {
 }
 
 // SiteContext is what an estimator sees of one stochastic site in one
-// training step.
+// training step. Like the step's trace and tensors, it is valid until the
+// step's tape is reset, which reuses its memory: an estimator must not
+// keep it past the step.
 type SiteContext struct {
 	// Site is the sample site; its Dist's parameters are tensors with
 	// gradient paths to the parameters being trained.

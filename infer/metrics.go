@@ -53,10 +53,14 @@ type SiteMetrics struct {
 	HasReturnVar bool
 }
 
-// metrics summarizes a successful step.
-func (s *SVI) metrics(results []chunkResult, norm float64) Metrics {
-	m := Metrics{Step: s.step, GradNorm: norm, ELBO: math.NaN()}
-	acc := stepAcc{accs: map[string]*siteAcc{}}
+// metrics writes the summary of a successful step into m, reusing the
+// memory of m.Sites.
+func (s *SVI) metrics(results []chunkResult, norm float64, m *Metrics) {
+	sites := m.Sites[:0]
+	clear(m.Sites)
+	*m = Metrics{Step: s.step, GradNorm: norm, ELBO: math.NaN()}
+	acc := &s.acc
+	acc.reset()
 	for _, r := range results {
 		m.Loss += r.sur.Cost
 		rows := r.sur.Trace.Batch()
@@ -68,16 +72,28 @@ func (s *SVI) metrics(results []chunkResult, norm float64) Metrics {
 		m.ELBO = -m.Loss
 	}
 	for _, a := range acc.order {
-		m.Sites = append(m.Sites, acc.accs[a].metrics(a, s.ReturnVariance))
+		sites = append(sites, acc.site(a).metrics(a, s.ReturnVariance))
 	}
-	return m
+	m.Sites = sites
 }
 
 // stepAcc accumulates the sites' metrics over the chunks of a step.
 type stepAcc struct {
-	// order lists the sites with a signal, in the order first seen.
+	// order lists the sites with a signal, in the order first seen;
+	// accs holds the sums of each site, at its index.
 	order []string
-	accs  map[string]*siteAcc
+	index map[string]int
+	accs  []siteAcc
+}
+
+// reset empties a, keeping its memory.
+func (a *stepAcc) reset() {
+	clear(a.order)
+	a.order, a.accs = a.order[:0], a.accs[:0]
+	if a.index == nil {
+		a.index = make(map[string]int)
+	}
+	clear(a.index)
 }
 
 // siteAcc holds the sums of one site's metrics.
@@ -91,26 +107,30 @@ type siteAcc struct {
 	listed bool
 }
 
-// site returns the sums of the site at addr, creating them if needed.
+// site returns the sums of the site at addr, creating them if needed; the
+// pointer is valid until the next call.
 func (a *stepAcc) site(addr string) *siteAcc {
-	st := a.accs[addr]
-	if st == nil {
-		st = &siteAcc{}
-		a.accs[addr] = st
+	i, ok := a.index[addr]
+	if !ok {
+		i = len(a.accs)
+		a.accs = append(a.accs, siteAcc{})
+		a.index[addr] = i
 	}
-	return st
+	return &a.accs[i]
 }
 
 // addSignals adds the learning signals of one chunk's surrogate.
 func (a *stepAcc) addSignals(sur *Surrogate) {
-	addrs, signals := sur.Signals()
-	for i, addr := range addrs {
-		st := a.site(addr)
+	for _, t := range sur.terms {
+		if t.term.Signal == nil {
+			continue
+		}
+		st := a.site(t.addr)
 		if !st.listed {
 			st.listed = true
-			a.order = append(a.order, addr)
+			a.order = append(a.order, t.addr)
 		}
-		for _, v := range signals[i].Data() {
+		for _, v := range t.term.Signal.Data() {
 			st.n++
 			st.sum += v
 			st.sum2 += v * v

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/internal/arena"
 	"github.com/backpropq/backpropq/internal/ckpt"
 	"github.com/backpropq/backpropq/nn"
 	"github.com/backpropq/backpropq/ppl"
@@ -132,17 +133,35 @@ func (n *NVIL) Center(sc *SiteContext, signal *ad.Tensor) (centered, loss *ad.Te
 	loss = ad.Square(ad.Sub(ad.StopGradient(target), bx))
 	// The statistics track L - b(x): its mean centers the signal and its
 	// variance normalizes it.
-	rs := ad.Sub(signal, ad.StopGradient(bx)).Data()
-	commit = func() {
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		if n.stats == nil {
-			n.stats = map[string]nvilStats{}
-		}
-		cur, ok := n.stats[addr]
-		n.stats[addr] = cur.update(ok, rs, n.Decay)
+	c := nvilCommits.Get(tp)
+	c.n, c.addr, c.rs = n, addr, ad.Sub(signal, ad.StopGradient(bx)).Data()
+	if c.fn == nil {
+		c.fn = c.commit
 	}
-	return centered, loss, commit, nil
+	return centered, loss, c.fn, nil
+}
+
+// nvilCommit is the commit of one site's statistics, the residuals rs,
+// kept on the tape the residuals live on. fn is its method value, made
+// once per record.
+type nvilCommit struct {
+	n    *NVIL
+	addr string
+	rs   []float64
+	fn   func()
+}
+
+var nvilCommits = arena.NewKey[nvilCommit]()
+
+func (c *nvilCommit) commit() {
+	n := c.n
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stats == nil {
+		n.stats = map[string]nvilStats{}
+	}
+	cur, ok := n.stats[c.addr]
+	n.stats[c.addr] = cur.update(ok, c.rs, n.Decay)
 }
 
 // input returns the baseline network's input for sc, without a gradient

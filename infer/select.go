@@ -111,7 +111,11 @@ func (e Estimators) sortedPatterns() []string {
 
 // stateful returns the distinct Stateful estimators of the selection, each
 // with the key its state is saved under: "default" or "site/<pattern>".
-func (e Estimators) stateful() (keys []string, ests []Stateful) {
+func (e Estimators) stateful() (keys []string, ests []Stateful) { return e.appendStateful(nil, nil) }
+
+// appendStateful appends [Estimators.stateful]'s keys and estimators to
+// keys and ests.
+func (e Estimators) appendStateful(keys []string, ests []Stateful) ([]string, []Stateful) {
 	seen := map[Stateful]bool{}
 	add := func(key string, est Estimator) {
 		st, ok := est.(Stateful)
@@ -157,24 +161,27 @@ func wantsRSample(est Estimator) bool {
 	return ok && r.Reparameterizes()
 }
 
-// selectionHandler returns the handler of a training run: it sets
-// NoRSample on the sites whose estimator does not want a pathwise draw and
-// lets a Drawer estimator supply its site's value, which then enters the run
-// as a substituted value (see trace.Override).
-func (e Estimators) selectionHandler(rng *rand.Rand) ppl.Handler {
-	return ppl.HandlerFunc(func(s *ppl.Site, next func(*ppl.Site)) {
-		if s.Kind == ppl.KindSample && s.Value == nil {
-			est := e.For(s.Addr, s.Dist)
-			if !wantsRSample(est) {
-				s.NoRSample = true
-			}
-			if d, ok := est.(Drawer); ok {
-				if v := d.Draw(s, rng); v != nil {
-					s.Value = v
-					s.Substituted = true
-				}
+// selection is the handler of a training run: it sets NoRSample on the
+// sites whose estimator does not want a pathwise draw and lets a Drawer
+// estimator supply its site's value, which then enters the run as a
+// substituted value (see trace.Override).
+type selection struct {
+	est Estimators
+	rng *rand.Rand
+}
+
+func (h *selection) Handle(s *ppl.Site, next func(*ppl.Site)) {
+	if s.Kind == ppl.KindSample && s.Value == nil {
+		est := h.est.For(s.Addr, s.Dist)
+		if !wantsRSample(est) {
+			s.NoRSample = true
+		}
+		if d, ok := est.(Drawer); ok {
+			if v := d.Draw(s, h.rng); v != nil {
+				s.Value = v
+				s.Substituted = true
 			}
 		}
-		next(s)
-	})
+	}
+	next(s)
 }

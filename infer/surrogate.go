@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/internal/arena"
 	"github.com/backpropq/backpropq/ppl"
 	"github.com/backpropq/backpropq/trace"
 	"github.com/backpropq/backpropq/vi"
@@ -20,7 +21,8 @@ type siteTerm struct {
 // Surrogate is the surrogate loss of one run of an objective: the sum of
 // the scaled costs of the run (ppl.Site.ScaledCost) and of every
 // stochastic site's estimator term, so that one backward pass from Loss
-// gives every gradient (paper Algorithm 1, lines 14-20).
+// gives every gradient (paper Algorithm 1, lines 14-20). Like its trace,
+// it is valid until the tape it was built on is reset.
 type Surrogate struct {
 	// Trace is the run's trace.
 	Trace *trace.Trace
@@ -41,7 +43,8 @@ type Surrogate struct {
 // every term, in the order of the sites. A training loop calls it once
 // the step has succeeded.
 func (s *Surrogate) Commit() {
-	s.diags = nil
+	clear(s.diags)
+	s.diags = s.diags[:0]
 	for _, ph := range s.phases {
 		if ph.Commit != nil {
 			s.diags = append(s.diags, ph.Commit()...)
@@ -100,7 +103,11 @@ func BuildSurrogate(obj vi.Objective, est Estimators, env ppl.Config) (sur *Surr
 			sur, err = nil, fmt.Errorf("infer: site %q: %w", current, se)
 		}
 	}()
-	tr, err := obj.Run(env, est.selectionHandler(env.Rand))
+	rec := buildRecords.Get(env.Tape)
+	rec.sel = selection{est: est, rng: env.Rand}
+	rec.hs[0] = &rec.sel
+	tr, err := obj.Run(env, rec.hs[:]...)
+	rec.sel, rec.hs[0] = selection{}, nil
 	if err != nil {
 		return nil, fmt.Errorf("infer: %w", err)
 	}
@@ -109,13 +116,14 @@ func BuildSurrogate(obj vi.Objective, est Estimators, env ppl.Config) (sur *Surr
 	if err != nil {
 		return nil, err
 	}
-	sur = &Surrogate{Trace: tr}
-	costs, total, err := checkedCosts(tr, sur, &current)
+	sur = &rec.sur
+	*sur = Surrogate{Trace: tr, terms: sur.terms[:0], diags: sur.diags[:0]}
+	costs, total, err := checkedCosts(tr, sur, rec.costMap(), &current)
 	if err != nil {
 		return nil, err
 	}
-	sites, ests := siteContexts(obj, est, env, tr, graph, shared, costs, &current)
-	if sur.phases, err = beginTraces(sites, ests, obj.Run, &current); err != nil {
+	sites, ests := rec.siteContexts(obj, est, env, tr, graph, shared, costs, &current)
+	if sur.phases, err = beginTraces(sites, ests, obj, &current); err != nil {
 		return nil, err
 	}
 	for i, sc := range sites {
@@ -139,11 +147,37 @@ func BuildSurrogate(obj vi.Objective, est Estimators, env ppl.Config) (sur *Surr
 	return sur, nil
 }
 
+// buildRecord is the memory of one [BuildSurrogate] on a tape, reused
+// once the tape is reset, as the run's trace is: the surrogate, the
+// training run's handler, the costs by address, and the sites' contexts
+// and re-runs.
+type buildRecord struct {
+	sur    Surrogate
+	sel    selection
+	hs     [1]ppl.Handler
+	costs  map[string]*ad.Tensor
+	ctxs   []*SiteContext
+	reruns []*rerun
+	sites  []*SiteContext
+	ests   []Estimator
+	reach  []string
+}
+
+var buildRecords = arena.NewKey[buildRecord]()
+
+// costMap returns the record's empty map of costs by address.
+func (r *buildRecord) costMap() map[string]*ad.Tensor {
+	if r.costs == nil {
+		r.costs = make(map[string]*ad.Tensor)
+	}
+	clear(r.costs)
+	return r.costs
+}
+
 // checkedCosts checks that every log-probability and cost of tr is
-// finite, and returns the scaled costs by address and their sum, adding it
-// to sur.Cost. current tracks the site being checked.
-func checkedCosts(tr *trace.Trace, sur *Surrogate, current *string) (map[string]*ad.Tensor, *ad.Tensor, error) {
-	costs := make(map[string]*ad.Tensor)
+// finite, and returns the scaled costs by address, in costs, and their
+// sum, adding it to sur.Cost. current tracks the site being checked.
+func checkedCosts(tr *trace.Trace, sur *Surrogate, costs map[string]*ad.Tensor, current *string) (map[string]*ad.Tensor, *ad.Tensor, error) {
 	var total *ad.Tensor
 	for _, s := range tr.Sites() {
 		*current = s.Addr
@@ -170,62 +204,81 @@ func checkedCosts(tr *trace.Trace, sur *Surrogate, current *string) (map[string]
 // siteContexts returns the context of every stochastic site of tr, with
 // its learning signal (the objective's shared one, or the costs it
 // reaches), and the site's estimator. current tracks the site.
-func siteContexts(obj vi.Objective, est Estimators, env ppl.Config, tr *trace.Trace, graph *trace.Graph,
+func (r *buildRecord) siteContexts(obj vi.Objective, est Estimators, env ppl.Config, tr *trace.Trace, graph *trace.Graph,
 	shared *ad.Tensor, costs map[string]*ad.Tensor, current *string) ([]*SiteContext, []Estimator) {
-	var sites []*SiteContext
-	var ests []Estimator
+	clear(r.sites)
+	clear(r.ests)
+	sites, ests := r.sites[:0], r.ests[:0]
 	for _, s := range tr.Sites() {
 		if !s.Stochastic() {
 			continue
 		}
 		*current = s.Addr
-		reach := graph.CostsFrom(s.Addr)
+		r.reach = graph.AppendCostsFrom(r.reach[:0], s.Addr)
 		var signal *ad.Tensor
 		if shared != nil {
 			signal = ppl.Move(shared, nil, s.Plates)
 		} else {
-			signal = signalOf(s, reach, graph, costs)
+			signal = signalOf(s, r.reach, graph, costs)
 		}
-		sites = append(sites, &SiteContext{
+		k := len(sites)
+		if k == len(r.ctxs) {
+			rr := new(rerun)
+			rr.fn = rr.run
+			r.ctxs, r.reruns = append(r.ctxs, new(SiteContext)), append(r.reruns, rr)
+		}
+		rr := r.reruns[k]
+		rr.obj, rr.env, rr.tr, rr.graph, rr.addr = obj, env, tr, graph, s.Addr
+		sc := r.ctxs[k]
+		*sc = SiteContext{
 			Site:     s,
 			Trace:    tr,
 			Graph:    graph,
 			Signal:   signal,
-			TiedRows: shared != nil || tiesPlateRows(s, reach, graph),
-			Rerun:    rerunner(obj, env, tr, graph, s.Addr),
+			TiedRows: shared != nil || tiesPlateRows(s, r.reach, graph),
+			Rerun:    rr.fn,
 			Rand:     env.Rand,
 			Params:   env.Params,
-		})
+		}
+		sites = append(sites, sc)
 		ests = append(ests, est.For(s.Addr, s.Dist))
 	}
+	r.sites, r.ests = sites, ests
+	clear(r.reach)
 	return sites, ests
 }
 
 // beginTraces runs the per-trace phase of the estimators ests of the sites
 // once for each distinct phase, in the order of the phases' first sites,
-// and hands each site its phase's shared state; run is the objective's
-// Run. current tracks the site an ad shape panic is attributed to: a
-// phase's first site.
-func beginTraces(sites []*SiteContext, ests []Estimator, run func(ppl.Config, ...ppl.Handler) (*trace.Trace, error), current *string) ([]TraceState, error) {
+// and hands each site its phase's shared state; obj is the objective,
+// which a phase may run again. current tracks the site an ad shape panic
+// is attributed to: a phase's first site.
+func beginTraces(sites []*SiteContext, ests []Estimator, obj vi.Objective, current *string) ([]TraceState, error) {
 	var phases []TracePhase
-	served := map[TracePhase][]int{}
+	var served map[TracePhase][]int
 	for i, e := range ests {
 		te, ok := e.(TraceEstimator)
 		if !ok {
 			continue
 		}
 		ph := te.TracePhase()
+		if served == nil {
+			served = map[TracePhase][]int{}
+		}
 		if _, seen := served[ph]; !seen {
 			phases = append(phases, ph)
 		}
 		served[ph] = append(served[ph], i)
+	}
+	if len(phases) == 0 {
+		return nil, nil
 	}
 	states := make([]TraceState, len(phases))
 	for k, ph := range phases {
 		idx := served[ph]
 		first := sites[idx[0]]
 		*current = first.Site.Addr
-		tc := &TraceContext{Trace: first.Trace, Graph: first.Graph, Rand: first.Rand, Params: first.Params, Run: run}
+		tc := &TraceContext{Trace: first.Trace, Graph: first.Graph, Rand: first.Rand, Params: first.Params, Run: obj.Run}
 		for _, i := range idx {
 			tc.Sites = append(tc.Sites, sites[i])
 		}
@@ -321,57 +374,84 @@ func tiesPlateRows(s *ppl.Site, addrs []string, graph *trace.Graph) bool {
 	return false
 }
 
-// rerunner returns the Rerun function of the site at addr: it runs obj
-// again on env's tape with the given handlers first, then a handler that
-// gives every sample site of tr that is not addr or one of its descendants
-// the value it had in tr (scored like a replayed value, or substituted
-// again where tr's value was substituted) and every plate its subsample,
-// and returns the sum of the scaled costs reachable from addr in the new
-// run, moved to addr's plate level, with gradient paths.
-func rerunner(obj vi.Objective, env ppl.Config, tr *trace.Trace, graph *trace.Graph, addr string) func(...ppl.Handler) (*ad.Tensor, error) {
-	return func(handlers ...ppl.Handler) (*ad.Tensor, error) {
-		skip := map[string]bool{addr: true}
-		for _, d := range graph.Descendants(addr) {
-			skip[d] = true
+// rerun is the Rerun function of the site at addr ([SiteContext].Rerun),
+// fn, with its memory: it runs obj again on env's tape with the given
+// handlers first, then a handler that gives every sample site of tr that
+// is not addr or one of its descendants the value it had in tr (scored
+// like a replayed value, or substituted again where tr's value was
+// substituted) and every plate its subsample, and returns the sum of the
+// scaled costs reachable from addr in the new run, moved to addr's plate
+// level, with gradient paths.
+type rerun struct {
+	obj   vi.Objective
+	env   ppl.Config
+	tr    *trace.Trace
+	graph *trace.Graph
+	addr  string
+	fn    func(...ppl.Handler) (*ad.Tensor, error)
+	// The memory of a call: the sites left to draw anew and those kept,
+	// the handlers, the costs.
+	skip  map[string]bool
+	keep  map[string]*ppl.Site
+	hs    []ppl.Handler
+	costs []string
+}
+
+// Handle gives a sample site that the re-run keeps the value it had in the
+// trace.
+func (r *rerun) Handle(s *ppl.Site, next func(*ppl.Site)) {
+	if old, ok := r.keep[s.Addr]; ok && s.Kind == ppl.KindSample && s.Value == nil {
+		s.Value = old.Value
+		if old.Substituted {
+			s.Substituted = true
+		} else {
+			s.Replayed = true
 		}
-		keep := make(map[string]*ppl.Site)
-		for _, s := range tr.Sites() {
-			if s.Stochastic() && !skip[s.Addr] {
-				keep[s.Addr] = s
-			}
-		}
-		replay := ppl.HandlerFunc(func(s *ppl.Site, next func(*ppl.Site)) {
-			if old, ok := keep[s.Addr]; ok && s.Kind == ppl.KindSample && s.Value == nil {
-				s.Value = old.Value
-				if old.Substituted {
-					s.Substituted = true
-				} else {
-					s.Replayed = true
-				}
-			}
-			next(s)
-		})
-		hs := append(append([]ppl.Handler(nil), handlers...), replay, trace.ReplayPlates(tr))
-		tr2, err := obj.Run(env, hs...)
-		if err != nil {
-			return nil, fmt.Errorf("infer: rerun for site %q: %w", addr, err)
-		}
-		plates := tr.Site(addr).Plates
-		var sum *ad.Tensor
-		for _, c := range tr2.Graph().CostsFrom(addr) {
-			cs := tr2.Site(c)
-			cost := ppl.Move(cs.ScaledCost(), cs.Plates, plates)
-			if sum == nil {
-				sum = cost
-			} else {
-				sum = ad.Add(sum, cost)
-			}
-		}
-		if sum == nil {
-			sum = env.Tape.Zeros(tr.Site(addr).Value.Rows(), 1)
-		}
-		return sum, nil
 	}
+	next(s)
+}
+
+func (r *rerun) run(handlers ...ppl.Handler) (*ad.Tensor, error) {
+	obj, env, tr, addr := r.obj, r.env, r.tr, r.addr
+	if r.keep == nil {
+		r.keep, r.skip = make(map[string]*ppl.Site), make(map[string]bool)
+	}
+	r.skip[addr] = true
+	r.costs = r.graph.AppendDescendants(r.costs[:0], addr)
+	for _, d := range r.costs {
+		r.skip[d] = true
+	}
+	for _, s := range tr.Sites() {
+		if s.Stochastic() && !r.skip[s.Addr] {
+			r.keep[s.Addr] = s
+		}
+	}
+	clear(r.skip)
+	hs := append(append(r.hs[:0], handlers...), r, trace.ReplayPlates(tr))
+	r.hs = hs
+	tr2, err := obj.Run(env, hs...)
+	clear(r.hs)
+	clear(r.keep)
+	if err != nil {
+		return nil, fmt.Errorf("infer: rerun for site %q: %w", addr, err)
+	}
+	plates := tr.Site(addr).Plates
+	var sum *ad.Tensor
+	r.costs = tr2.Graph().AppendCostsFrom(r.costs[:0], addr)
+	for _, c := range r.costs {
+		cs := tr2.Site(c)
+		cost := ppl.Move(cs.ScaledCost(), cs.Plates, plates)
+		if sum == nil {
+			sum = cost
+		} else {
+			sum = ad.Add(sum, cost)
+		}
+	}
+	clear(r.costs)
+	if sum == nil {
+		sum = env.Tape.Zeros(tr.Site(addr).Value.Rows(), 1)
+	}
+	return sum, nil
 }
 
 // checkFinite returns an error locating the first NaN or infinite element

@@ -97,6 +97,11 @@ type SVI struct {
 	results []chunkResult
 	rngs    []*rand.Rand
 	pcgs    []*rand.PCG
+	// acc sums the sites' metrics of a step; stateKeys and stateEsts
+	// list its Stateful estimators.
+	acc       stepAcc
+	stateKeys []string
+	stateEsts []Stateful
 }
 
 // StepCount returns the number of steps taken so far (restored by a
@@ -126,8 +131,20 @@ type chunkResult struct {
 // back in the same way, as a *[UserPanic] that carries the original value
 // and the stack where it panicked.
 func (s *SVI) Step() (Metrics, error) {
-	if err := s.check(); err != nil {
+	var m Metrics
+	if err := s.StepInto(&m); err != nil {
 		return Metrics{}, err
+	}
+	return m, nil
+}
+
+// StepInto is [SVI.Step] with the metrics written into m, whose Sites
+// slice it reuses: a loop that keeps no metrics from one step to the next
+// passes the same m to every step, and a steady-state step then allocates
+// nothing. On an error m is left as it was.
+func (s *SVI) StepInto(m *Metrics) error {
+	if err := s.check(); err != nil {
+		return err
 	}
 	mark, done := s.Params.Mark(), false
 	defer func() {
@@ -139,7 +156,7 @@ func (s *SVI) Step() (Metrics, error) {
 	ns, fused := s.normStepper()
 	results, norm, err := s.computeStep(fused)
 	if err = s.confirmRestore(mark, err); err != nil {
-		return Metrics{}, err
+		return err
 	}
 	params := s.stepParams()
 	if s.MaxGradNorm > 0 {
@@ -148,20 +165,20 @@ func (s *SVI) Step() (Metrics, error) {
 	if fused {
 		ss, err := ns.StepNorm(params)
 		if err != nil {
-			return Metrics{}, s.optimizerError(err)
+			return s.optimizerError(err)
 		}
 		norm = math.Sqrt(ss)
 	} else if err := s.Optimizer.Step(params); err != nil {
-		return Metrics{}, s.optimizerError(err)
+		return s.optimizerError(err)
 	}
 	for _, r := range results {
 		r.sur.Commit()
 	}
 	done, s.pending = true, nil
 	s.Params.Commit()
-	m := s.metrics(results, norm)
+	s.metrics(results, norm, m)
 	s.step++
-	return m, nil
+	return nil
 }
 
 // normStepper returns the optimizer as an [nn.NormStepper] and whether
@@ -236,7 +253,10 @@ func splitmix(x uint64) uint64 {
 // store under "infer/<key>", so that the optimizer steps them and
 // checkpoints save them.
 func (s *SVI) registerEstimatorParams() error {
-	keys, ests := s.Estimators.stateful()
+	clear(s.stateKeys)
+	clear(s.stateEsts)
+	s.stateKeys, s.stateEsts = s.Estimators.appendStateful(s.stateKeys[:0], s.stateEsts[:0])
+	keys, ests := s.stateKeys, s.stateEsts
 	for i, st := range ests {
 		ps := st.Params()
 		if len(ps) == 0 {

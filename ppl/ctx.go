@@ -114,7 +114,9 @@ func (c *Ctx) Scope(name string) *Ctx {
 	if name == "" {
 		panic(&SiteError{Addr: c.prefix, Err: errors.New("ppl: Scope: empty scope name")})
 	}
-	return &Ctx{run: c.run, gen: c.gen, prefix: c.prefix + name + "/", plates: c.plates}
+	s := c.run.ctx()
+	*s = Ctx{run: c.run, gen: c.gen, prefix: c.prefix + name + "/", plates: c.plates}
+	return s
 }
 
 // Addr returns the full address of the site name in c's scope.
@@ -242,6 +244,8 @@ func Run(model Model, handlers ...Handler) (err error) {
 		}
 		r.release()
 	}()
-	model(&Ctx{run: r, gen: r.gen})
+	ctx := r.ctx()
+	*ctx = Ctx{run: r, gen: r.gen}
+	model(ctx)
 	return nil
 }

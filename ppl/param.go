@@ -38,7 +38,8 @@ func Param(ctx *Ctx, addr string, rows, cols int, init nn.Initializer) *ad.Tenso
 		}
 		return t
 	}
-	s := &Site{Addr: full, Kind: KindParam, ID: -1, Scale: 1, rows: rows, cols: cols, init: init}
+	s := r.site()
+	*s = Site{Addr: full, Kind: KindParam, ID: -1, Scale: 1, rows: rows, cols: cols, init: init}
 	r.start(s, addr)
 	r.send(s)
 	r.params[full] = s.Value
@@ -125,7 +126,8 @@ func Module(ctx *Ctx, prefix string, layer nn.Layer) {
 		if _, ok := r.params[p.Name]; ok {
 			continue
 		}
-		s := &Site{Addr: p.Name, Kind: KindParam, ID: -1, Scale: 1, Param: p, module: true}
+		s := r.site()
+		*s = Site{Addr: p.Name, Kind: KindParam, ID: -1, Scale: 1, Param: p, module: true}
 		r.start(s, p.Name)
 		r.send(s)
 		r.params[p.Name] = s.Value

@@ -20,7 +20,8 @@ import (
 // the run's, and when the run has no random source but must draw.
 func Sample(ctx *Ctx, addr string, d dist.Distribution) *ad.Tensor {
 	ctx.check("Sample")
-	s := &Site{Addr: ctx.Addr(addr), Kind: KindSample, Dist: d, Scale: ctx.plates.Scale(), Plates: ctx.plates}
+	s := ctx.run.site()
+	*s = Site{Addr: ctx.Addr(addr), Kind: KindSample, Dist: d, Scale: ctx.plates.Scale(), Plates: ctx.plates}
 	ctx.run.start(s, addr)
 	s.ID = ctx.run.nextID
 	ctx.run.nextID++
@@ -37,7 +38,8 @@ func Sample(ctx *Ctx, addr string, d dist.Distribution) *ad.Tensor {
 // of the wrong shape, or on another tape.
 func Observe(ctx *Ctx, addr string, d dist.Distribution, value *ad.Tensor) {
 	ctx.check("Observe")
-	s := &Site{Addr: ctx.Addr(addr), Kind: KindObserve, ID: -1, Dist: d, Value: value, Scale: ctx.plates.Scale(), Plates: ctx.plates}
+	s := ctx.run.site()
+	*s = Site{Addr: ctx.Addr(addr), Kind: KindObserve, ID: -1, Dist: d, Value: value, Scale: ctx.plates.Scale(), Plates: ctx.plates}
 	ctx.run.start(s, addr)
 	ctx.run.send(s)
 }
@@ -49,7 +51,8 @@ func Observe(ctx *Ctx, addr string, d dist.Distribution, value *ad.Tensor) {
 // when value is not [B x 1] or not on the run's tape.
 func Cost(ctx *Ctx, addr string, value *ad.Tensor) {
 	ctx.check("Cost")
-	s := &Site{Addr: ctx.Addr(addr), Kind: KindCost, ID: -1, Value: value, Scale: ctx.plates.Scale(), Plates: ctx.plates}
+	s := ctx.run.site()
+	*s = Site{Addr: ctx.Addr(addr), Kind: KindCost, ID: -1, Value: value, Scale: ctx.plates.Scale(), Plates: ctx.plates}
 	ctx.run.start(s, addr)
 	ctx.run.send(s)
 }
@@ -61,7 +64,8 @@ func Cost(ctx *Ctx, addr string, value *ad.Tensor) {
 // used, and when value is nil or on another tape.
 func Deterministic(ctx *Ctx, addr string, value *ad.Tensor) *ad.Tensor {
 	ctx.check("Deterministic")
-	s := &Site{Addr: ctx.Addr(addr), Kind: KindDeterministic, ID: -1, Value: value, Scale: ctx.plates.Scale(), Plates: ctx.plates}
+	s := ctx.run.site()
+	*s = Site{Addr: ctx.Addr(addr), Kind: KindDeterministic, ID: -1, Value: value, Scale: ctx.plates.Scale(), Plates: ctx.plates}
 	ctx.run.start(s, addr)
 	ctx.run.send(s)
 	return s.Value

@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/internal/arena"
 )
 
 // runs holds the runs that finished, for [Run] to reuse with their maps.
@@ -38,6 +39,19 @@ func (r *run) release() {
 	r.current, r.inSite = "", false
 	runs.Put(r)
 }
+
+// The records of a run live on its tape, like its tensors: a site or
+// Ctx is reused once the tape is reset.
+var (
+	siteRecords = arena.NewKey[Site]()
+	ctxRecords  = arena.NewKey[Ctx]()
+)
+
+// site returns a site record of the run's tape, to be filled whole.
+func (r *run) site() *Site { return siteRecords.Get(r.cfg.Tape) }
+
+// ctx returns a Ctx record of the run's tape, to be filled whole.
+func (r *run) ctx() *Ctx { return ctxRecords.Get(r.cfg.Tape) }
 
 // dispatch passes s to handler i, or to the default behaviour after the
 // last handler. A site that a handler blocked skips the handlers after it.

@@ -56,7 +56,8 @@ func (k Kind) String() string {
 //
 // A Site is owned by the run that created it; handlers must not keep a
 // pointer to it past the run unless they record it, as trace.Record does.
-// Its tensors are valid until the run's tape is reset.
+// Like its tensors, the Site itself is valid until the run's tape is
+// reset: its memory then serves the sites of later runs on the tape.
 type Site struct {
 	// Addr is the full address, scopes included, e.g. "decoder/y[3]".
 	Addr string

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/backpropq/backpropq/ad"
 	"github.com/backpropq/backpropq/ppl"
 )
 
@@ -27,8 +28,14 @@ import (
 // rows outside its plates, see [ppl.Stack]) that differs from the first
 // sample, observe or cost site's.
 func Compose(sites ...*ppl.Site) (*Trace, error) {
-	t := new(Trace)
-	t.sites = t.buf[:0]
+	var tape *ad.Tape
+	for _, s := range sites {
+		if s != nil && s.Value != nil {
+			tape = s.Value.Tape()
+			break
+		}
+	}
+	t := newTrace(tape)
 	// Earlier sites are searched for a duplicate address or id, through
 	// maps when there are many.
 	var addrs map[string]bool

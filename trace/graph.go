@@ -3,6 +3,8 @@ package trace
 import (
 	"slices"
 
+	"github.com/backpropq/backpropq/internal/arena"
+
 	"github.com/backpropq/backpropq/ppl"
 )
 
@@ -24,10 +26,18 @@ type Graph struct {
 	index    map[string]int // nil for a small graph, searched instead
 	parents  [][]int
 	children [][]int
-	// The storage of a small graph's nodes and edges.
+	// The storage of the nodes and edges: buffers for a small graph,
+	// and the memory a graph reused from an earlier run of its tape
+	// keeps (see [Trace]).
 	nodeBuf        [8]*ppl.Site
 	parBuf, chiBuf [8][]int
-	edgeBuf        [16]int
+	edgeBuf        [32]int
+	pairBuf        [32]int
+	edgeStore      []int
+	pairs          []int
+	counts         []int
+	byAddr         map[string]int
+	byID           map[int]int
 }
 
 // Graph returns the stochastic computation graph of t, built on first use
@@ -36,40 +46,57 @@ func (t *Trace) Graph() *Graph {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.graph == nil || t.graph.sites != len(t.sites) {
-		t.graph = newGraph(t.sites)
+		t.graph = graphRecords.Get(t.tape).build(t.sites)
 	}
 	return t.graph
 }
 
-func newGraph(sites []*ppl.Site) *Graph {
-	g := &Graph{sites: len(sites)}
-	g.nodes = g.nodeBuf[:0]
+// graphRecords are the graphs of the traces of each tape.
+var graphRecords = arena.NewKey[Graph]()
+
+// build makes g the graph of sites, reusing the memory g holds from an
+// earlier build, and returns g.
+func (g *Graph) build(sites []*ppl.Site) *Graph {
+	g.sites = len(sites)
+	if cap(g.nodes) < len(g.nodeBuf) {
+		g.nodes = g.nodeBuf[:0]
+	}
+	g.nodes = g.nodes[:0]
 	for _, s := range sites {
 		if s.Stochastic() || s.IsCost() {
 			g.nodes = append(g.nodes, s)
 		}
 	}
-	var byID map[int]int
+	g.index = nil
 	if len(g.nodes) > smallTrace {
-		g.index = make(map[string]int, len(g.nodes))
-		byID = make(map[int]int)
+		if g.byAddr == nil {
+			g.byAddr, g.byID = make(map[string]int, len(g.nodes)), make(map[int]int)
+		}
+		clear(g.byAddr)
+		clear(g.byID)
+		g.index = g.byAddr
 		for i, s := range g.nodes {
 			g.index[s.Addr] = i
 			if s.Stochastic() && s.ID >= 0 {
-				byID[s.ID] = i
+				g.byID[s.ID] = i
 			}
 		}
 	}
 	// The edges, as (parent, child) pairs in increasing child order.
-	var buf [32]int
-	edges := buf[:0]
+	if cap(g.pairs) < len(g.pairBuf) {
+		g.pairs = g.pairBuf[:0]
+	}
+	edges := g.pairs[:0]
 	var ids [16]int
 	for i, s := range g.nodes {
 		for _, id := range s.Parents.AppendIDs(ids[:0]) {
 			// Ids of sites the trace does not hold (blocked ones, or ids
 			// of another run) are not nodes of this graph.
-			p, ok := byID[id]
-			if byID == nil {
+			var p int
+			var ok bool
+			if g.index != nil {
+				p, ok = g.byID[id]
+			} else {
 				p, ok = g.nodeOfID(id)
 			}
 			if ok && p != i {
@@ -77,6 +104,7 @@ func newGraph(sites []*ppl.Site) *Graph {
 			}
 		}
 	}
+	g.pairs = edges
 	g.link(edges)
 	// Provenance ids follow execution order, so parents are already
 	// sorted; children are appended in increasing child index.
@@ -94,40 +122,64 @@ func (g *Graph) nodeOfID(id int) (int, bool) {
 	return 0, false
 }
 
-// link sets the parents and children from the edges, in the graph's own
-// buffers when they are large enough.
+// link sets the parents and children from the edges (pairs sorted by
+// child), as runs of one backing slice: the parents of each child, then
+// the children of each parent, in increasing order.
 func (g *Graph) link(edges []int) {
-	n := len(g.nodes)
-	if n > len(g.parBuf) || len(edges) > len(g.edgeBuf) {
-		g.parents, g.children = make([][]int, n), make([][]int, n)
-		for k := 0; k < len(edges); k += 2 {
-			p, i := edges[k], edges[k+1]
-			g.parents[i] = append(g.parents[i], p)
-			g.children[p] = append(g.children[p], i)
-		}
-		return
+	n, e := len(g.nodes), len(edges)/2
+	g.parents = lists(g.parents, g.parBuf[:], n)
+	g.children = lists(g.children, g.chiBuf[:], n)
+	if cap(g.edgeStore) < len(g.edgeBuf) {
+		g.edgeStore = g.edgeBuf[:]
 	}
-	// Each list is a run of edgeBuf; the edges of a child are consecutive.
-	g.parents, g.children = g.parBuf[:n], g.chiBuf[:n]
-	back := g.edgeBuf[:0]
-	for k := 0; k < len(edges); {
-		i, start := edges[k+1], len(back)
-		for ; k < len(edges) && edges[k+1] == i; k += 2 {
-			back = append(back, edges[k])
+	if cap(g.edgeStore) < 2*e {
+		g.edgeStore = make([]int, 2*e)
+	}
+	back := g.edgeStore[:2*e]
+	// Parents: the edges of a child are consecutive.
+	for k := 0; k < e; {
+		i, start := edges[2*k+1], k
+		for ; k < e && edges[2*k+1] == i; k++ {
+			back[k] = edges[2*k]
 		}
-		g.parents[i] = back[start:len(back):len(back)]
+		g.parents[i] = back[start:k:k]
+	}
+	// Children: counted per parent, then placed in edge order.
+	if cap(g.counts) < n+1 {
+		g.counts = make([]int, n+1)
+	}
+	next := g.counts[:n+1]
+	clear(next)
+	for k := range e {
+		next[edges[2*k]+1]++
 	}
 	for p := range n {
-		start := len(back)
-		for k := 0; k < len(edges); k += 2 {
-			if edges[k] == p {
-				back = append(back, edges[k+1])
-			}
-		}
-		if len(back) > start {
-			g.children[p] = back[start:len(back):len(back)]
+		next[p+1] += next[p]
+	}
+	kids := back[e:]
+	for p := range n {
+		if c := next[p+1] - next[p]; c > 0 {
+			g.children[p] = kids[next[p]:next[p]:next[p+1]]
 		}
 	}
+	for k := range e {
+		p := edges[2*k]
+		g.children[p] = append(g.children[p], edges[2*k+1])
+	}
+}
+
+// lists returns n empty lists in have's memory, or buf's, or new memory.
+func lists(have, buf [][]int, n int) [][]int {
+	switch {
+	case cap(have) >= n:
+		have = have[:n]
+	case n <= len(buf):
+		have = buf[:n]
+	default:
+		have = make([][]int, n)
+	}
+	clear(have)
+	return have
 }
 
 // node returns the node of addr and whether there is one.
@@ -196,20 +248,29 @@ func (g *Graph) Ancestors(addr string) []string {
 
 // Descendants returns the nodes (random variables and costs) reachable
 // from node addr, itself excluded.
-func (g *Graph) Descendants(addr string) []string {
+func (g *Graph) Descendants(addr string) []string { return g.AppendDescendants(nil, addr) }
+
+// AppendDescendants appends [Graph.Descendants] of addr to dst and
+// returns the extended slice.
+func (g *Graph) AppendDescendants(dst []string, addr string) []string {
 	i, ok := g.node(addr)
 	if !ok {
-		return nil
+		return dst
 	}
-	return g.names(g.walk(i, g.children, nil))
+	var buf [16]int
+	return g.appendNames(dst, g.walk(i, g.children, buf[:0]))
 }
 
 // CostsFrom returns the costs reachable from node addr: the costs whose
 // expectation the random variable addr influences.
-func (g *Graph) CostsFrom(addr string) []string {
+func (g *Graph) CostsFrom(addr string) []string { return g.AppendCostsFrom(nil, addr) }
+
+// AppendCostsFrom appends [Graph.CostsFrom] of addr to dst and returns
+// the extended slice.
+func (g *Graph) AppendCostsFrom(dst []string, addr string) []string {
 	i, ok := g.node(addr)
 	if !ok {
-		return nil
+		return dst
 	}
 	var buf [16]int
 	costs := g.walk(i, g.children, buf[:0])
@@ -220,7 +281,7 @@ func (g *Graph) CostsFrom(addr string) []string {
 			n++
 		}
 	}
-	return g.names(costs[:n])
+	return g.appendNames(dst, costs[:n])
 }
 
 // Frontier returns Fr^f_V of section 3.1 and footnote 2: the subset of the
@@ -327,6 +388,14 @@ func (g *Graph) all(keep func(*ppl.Site) bool) []int {
 		}
 	}
 	return out
+}
+
+// appendNames appends the addresses of the nodes idx to dst.
+func (g *Graph) appendNames(dst []string, idx []int) []string {
+	for _, i := range idx {
+		dst = append(dst, g.nodes[i].Addr)
+	}
+	return dst
 }
 
 func (g *Graph) names(idx []int) []string {

@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/internal/arena"
 	"github.com/backpropq/backpropq/ppl"
 )
 
@@ -13,6 +14,12 @@ import (
 // masks and parents that the run computed; their tensors are valid until
 // the run's tape is reset. A Trace must not be modified once recorded and
 // is safe for concurrent reads.
+//
+// A trace of a run on a tape given by a [ppl.Config] handler, and its
+// [Graph], live on that tape like the run's tensors: once the tape is
+// reset, their memory serves the traces of later runs, so a trace must
+// not be used after its tape is reset (a training loop that resets its
+// tape every step then makes none of them anew).
 type Trace struct {
 	sites []*ppl.Site
 	// buf holds the sites of a small trace that [Run] records, and hs the
@@ -27,6 +34,46 @@ type Trace struct {
 	byAddr  map[string]*ppl.Site
 	byID    map[int]*ppl.Site
 	graph   *Graph
+	// tape is the tape the trace's memory belongs to, nil when none.
+	tape *ad.Tape
+}
+
+// traceRecords are the traces of each tape.
+var traceRecords = arena.NewKey[Trace]()
+
+// newTrace returns an empty trace whose memory belongs to tape (nil: its
+// own).
+func newTrace(tape *ad.Tape) *Trace {
+	if tape == nil {
+		t := new(Trace)
+		t.sites = t.buf[:0]
+		return t
+	}
+	t := traceRecords.Get(tape)
+	clear(t.buf[:])
+	t.sites, t.indexed, t.graph, t.tape = t.buf[:0], 0, nil, tape
+	clear(t.byAddr)
+	clear(t.byID)
+	return t
+}
+
+// tapeOf returns the tape that handlers give a run, or nil when a
+// handler other than a [ppl.Config] configures the run, which may set it.
+func tapeOf(handlers []ppl.Handler) *ad.Tape {
+	var tape *ad.Tape
+	for _, h := range handlers {
+		if _, ok := h.(ppl.Configurer); !ok {
+			continue
+		}
+		c, ok := h.(ppl.Config)
+		if !ok {
+			return nil
+		}
+		if c.Tape != nil {
+			tape = c.Tape
+		}
+	}
+	return tape
 }
 
 // Run runs model once under handlers and returns its trace, or the first
@@ -38,8 +85,7 @@ type Trace struct {
 // Handlers that configure the run rather than its sites are [Seed] and
 // [ppl.Config] (tape, random source, parameter store, batch size).
 func Run(model ppl.Model, handlers ...ppl.Handler) (*Trace, error) {
-	t := new(Trace)
-	t.sites = t.buf[:0]
+	t := newTrace(tapeOf(handlers))
 	hs := append(t.hs[:0], handlers...)
 	hs = append(hs, recorder{t})
 	err := ppl.Run(model, hs...)
@@ -75,7 +121,7 @@ func (t *Trace) add(s *ppl.Site) { t.sites = append(t.sites, s) }
 func (t *Trace) index() (byAddr map[string]*ppl.Site, byID map[int]*ppl.Site) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.byAddr == nil {
+	if t.byAddr == nil || t.byID == nil {
 		t.byAddr = make(map[string]*ppl.Site, len(t.sites))
 		t.byID = make(map[int]*ppl.Site, len(t.sites))
 	}

@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
+	"sync/atomic"
 
 	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/internal/arena"
 	"github.com/backpropq/backpropq/ppl"
 	"github.com/backpropq/backpropq/ppl/dist"
 	"github.com/backpropq/backpropq/trace"
@@ -14,7 +17,25 @@ import (
 // KLAddr returns the address of the cost that [ELBO] gives the latent at
 // addr: "kl(" + addr + ")". Its expectation under the guide is the KL
 // divergence of the guide from the prior at that site, hence the name.
-func KLAddr(addr string) string { return "kl(" + addr + ")" }
+func KLAddr(addr string) string {
+	if a, ok := klAddrs.Load(addr); ok {
+		return a.(string)
+	}
+	a := "kl(" + addr + ")"
+	if klAddrCount.Add(1) <= maxKLAddrs {
+		klAddrs.Store(addr, a)
+	}
+	return a
+}
+
+// klAddrs holds the cost addresses made so far, up to maxKLAddrs of them,
+// so that a step of a model whose addresses repeat makes none anew.
+var (
+	klAddrs     sync.Map
+	klAddrCount atomic.Int64
+)
+
+const maxKLAddrs = 1 << 16
 
 // ELBO is the evidence lower bound of a model and a guide,
 //
@@ -227,7 +248,8 @@ func (e ELBO) latentCost(p pair, ms *ppl.Site) (*ppl.Site, error) {
 		}
 		cost = ad.Add(cost, cost.Tape().Zeros(rows, 1))
 	}
-	return &ppl.Site{
+	s := siteRecords.Get(cost.Tape())
+	*s = ppl.Site{
 		Addr:  addr,
 		Kind:  ppl.KindCost,
 		ID:    -1,
@@ -238,8 +260,12 @@ func (e ELBO) latentCost(p pair, ms *ppl.Site) (*ppl.Site, error) {
 		Scale:  gs.Scale * ms.Scale / gs.Plates.Scale(),
 		Plates: gs.Plates,
 		Mask:   combineMasks(gs.Mask, ms.Mask),
-	}, nil
+	}
+	return s, nil
 }
+
+// siteRecords are the cost sites vi makes on each tape.
+var siteRecords = arena.NewKey[ppl.Site]()
 
 // closedFormHolds reports whether the closed-form KL of the model's
 // latent ms has the expectation of its sampled log ratio: when no parent

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/internal/arena"
 	"github.com/backpropq/backpropq/ppl"
 	"github.com/backpropq/backpropq/trace"
 )
@@ -40,10 +41,11 @@ func runPair(name string, model, guide ppl.Model, env ppl.Config, handlers []ppl
 		// their gradient paths into the model.
 		env.Tape = ad.NewTape()
 	}
-	var buf [8]ppl.Handler
-	hs := append(buf[:0], env)
+	rec := pairRecords.Get(env.Tape)
+	hs := append(rec.hs[:0], rec.box(0, env))
 	hs = append(hs, own.guide...)
 	hs = append(hs, handlers...)
+	rec.hs = hs
 	g, err := trace.Run(guide, hs...)
 	if err == nil {
 		err = trace.CheckAddrs(g, own.guide...)
@@ -62,13 +64,20 @@ func runPair(name string, model, guide ppl.Model, env ppl.Config, handlers []ppl
 		menv.Batch = b
 	}
 	menv.FirstID = max(env.FirstID, g.NextID())
-	ms := append(buf[:0], menv)
+	ms := append(rec.hs[:0], rec.box(1, menv))
 	ms = append(ms, own.model...)
+	rec.plates = rec.plates[:0]
 	for _, h := range handlers {
-		ms = append(ms, platesOnly{h})
+		rec.plates = append(rec.plates, platesOnly{h})
+	}
+	for i := range rec.plates {
+		ms = append(ms, &rec.plates[i])
 	}
 	ms = append(ms, trace.ReplayPlates(g), replayGuide{g})
+	rec.hs = ms
 	m, err := trace.Run(model, ms...)
+	clear(rec.hs)
+	clear(rec.plates)
 	if err == nil {
 		err = trace.CheckAddrs(m, own.model...)
 	}
@@ -96,6 +105,26 @@ func runPair(name string, model, guide ppl.Model, env ppl.Config, handlers []ppl
 		}
 	}
 	return pair{guide: g, model: m}, nil
+}
+
+// pairRecord is the memory of one [runPair] on a tape, reused once the
+// tape is reset: the handlers of its two runs, and its two configs boxed
+// as handlers, kept boxed while they stay the same.
+type pairRecord struct {
+	hs     []ppl.Handler
+	plates []platesOnly
+	env    [2]ppl.Config
+	boxed  [2]ppl.Handler
+}
+
+var pairRecords = arena.NewKey[pairRecord]()
+
+// box returns env as a handler, boxed once while config i stays env.
+func (r *pairRecord) box(i int, env ppl.Config) ppl.Handler {
+	if r.boxed[i] == nil || r.env[i] != env {
+		r.env[i], r.boxed[i] = env, env
+	}
+	return r.boxed[i]
 }
 
 // platesOnly passes the plates of the model, and only those, through a
