@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Provenance is an immutable set of non-negative stochastic-site ids, held
@@ -23,6 +24,42 @@ var singletons = func() (s [64][1]uint64) {
 	}
 	return s
 }()
+
+// oneWords holds the sets of ids below 64 made so far, up to
+// maxOneWords of them, shared like the singletons: a model's sets repeat
+// from run to run, so that its runs make none anew.
+var oneWords struct {
+	sync.RWMutex
+	m map[uint64]*[1]uint64
+}
+
+const maxOneWords = 1 << 14
+
+// oneWord returns the words of the non-empty set of ids below 64 whose
+// bits are w.
+func oneWord(w uint64) []uint64 {
+	if w&(w-1) == 0 {
+		return singletons[bits.TrailingZeros64(w)][:]
+	}
+	oneWords.RLock()
+	s := oneWords.m[w]
+	oneWords.RUnlock()
+	if s != nil {
+		return s[:]
+	}
+	s = &[1]uint64{w}
+	oneWords.Lock()
+	if oneWords.m == nil {
+		oneWords.m = make(map[uint64]*[1]uint64)
+	}
+	if old := oneWords.m[w]; old != nil {
+		s = old
+	} else if len(oneWords.m) < maxOneWords {
+		oneWords.m[w] = s
+	}
+	oneWords.Unlock()
+	return s[:]
+}
 
 // ProvenanceOf returns the set holding ids. It panics if an id is negative.
 func ProvenanceOf(ids ...int) Provenance {
@@ -103,6 +140,9 @@ func (p Provenance) Union(q Provenance) Provenance {
 	if len(short) > len(long) {
 		long, short = short, long
 	}
+	if len(long) == 1 {
+		return Provenance{words: oneWord(long[0] | short[0])}
+	}
 	w := make([]uint64, len(long))
 	copy(w, long)
 	for i, s := range short {
@@ -119,6 +159,8 @@ func (p Provenance) Minus(q Provenance) Provenance {
 		return Provenance{}
 	case p.disjoint(q):
 		return p
+	case len(p.words) == 1:
+		return Provenance{words: oneWord(p.words[0] &^ q.words[0])}
 	}
 	w := make([]uint64, len(p.words))
 	for i, pw := range p.words {

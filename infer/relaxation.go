@@ -31,21 +31,23 @@ type relaxation struct {
 // newRelaxation returns the relaxation of d, which must be a Bernoulli,
 // Categorical or OneHotCategorical distribution (as a value or a pointer).
 func newRelaxation(d dist.Distribution) (relaxation, error) {
+	// A value keeps d's interface value, not a new one.
+	rel, _ := d.(dist.Relaxable)
 	switch v := d.(type) {
 	case dist.Bernoulli:
 		p := v.Logits
 		if p == nil {
 			p = v.Probs
 		}
-		return relaxation{d: v, param: p}, nil
+		return relaxation{d: rel, param: p}, nil
 	case *dist.Bernoulli:
 		return newRelaxation(*v)
 	case dist.OneHotCategorical:
-		return relaxation{d: v, param: v.Logits, categorical: true}, nil
+		return relaxation{d: rel, param: v.Logits, categorical: true}, nil
 	case *dist.OneHotCategorical:
 		return newRelaxation(*v)
 	case dist.Categorical:
-		return relaxation{d: v, param: v.Logits, categorical: true, index: true}, nil
+		return relaxation{d: rel, param: v.Logits, categorical: true, index: true}, nil
 	case *dist.Categorical:
 		return newRelaxation(*v)
 	}

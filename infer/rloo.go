@@ -112,7 +112,9 @@ func (r RLOO) leaveOneOut(sc *SiteContext, signal *ad.Tensor) (*ad.Tensor, error
 		return nil, fmt.Errorf("the site has %d rows, not a multiple of K = %d samples per data point", rows, r.K)
 	}
 	in := signal.Data()
-	out := make([]float64, rows)
+	// A new tensor of the tape, written before any op reads it.
+	res := signal.Tape().Zeros(rows, 1)
+	out := res.Data()
 	stride := members
 	for first := 0; first < rows; first += r.K * members {
 		for m := 0; m < members; m++ {
@@ -131,5 +133,5 @@ func (r RLOO) leaveOneOut(sc *SiteContext, signal *ad.Tensor) (*ad.Tensor, error
 			}
 		}
 	}
-	return signal.Tape().FromData(rows, 1, out), nil
+	return res, nil
 }

@@ -31,15 +31,24 @@ type Estimators struct {
 
 // Validate reports a malformed pattern or a nil estimator in Sites.
 func (e Estimators) Validate() error {
-	for _, p := range e.sortedPatterns() {
-		if _, err := path.Match(p, ""); err != nil {
-			return fmt.Errorf("infer: Estimators: pattern %q: %w", p, err)
+	// The error of the smallest bad pattern, as a sorted scan would
+	// find, without sorting.
+	bad, found := "", false
+	for p, est := range e.Sites {
+		if found && p >= bad {
+			continue
 		}
-		if e.Sites[p] == nil {
-			return fmt.Errorf("infer: Estimators: pattern %q: nil estimator", p)
+		if _, err := path.Match(p, ""); err != nil || est == nil {
+			bad, found = p, true
 		}
 	}
-	return nil
+	if !found {
+		return nil
+	}
+	if _, err := path.Match(bad, ""); err != nil {
+		return fmt.Errorf("infer: Estimators: pattern %q: %w", bad, err)
+	}
+	return fmt.Errorf("infer: Estimators: pattern %q: nil estimator", bad)
 }
 
 // For returns the estimator of the sample site at addr whose distribution
@@ -100,22 +109,42 @@ func literalLen(p string) int {
 }
 
 // sortedPatterns returns the keys of Sites in sorted order.
-func (e Estimators) sortedPatterns() []string {
-	ps := make([]string, 0, len(e.Sites))
+func (e Estimators) sortedPatterns() []string { return e.appendPatterns(nil) }
+
+// appendPatterns appends the keys of Sites to ps in sorted order.
+func (e Estimators) appendPatterns(ps []string) []string {
+	start := len(ps)
 	for p := range e.Sites {
 		ps = append(ps, p)
 	}
-	sort.Strings(ps)
+	sort.Strings(ps[start:])
 	return ps
 }
 
 // stateful returns the distinct Stateful estimators of the selection, each
 // with the key its state is saved under: "default" or "site/<pattern>".
-func (e Estimators) stateful() (keys []string, ests []Stateful) { return e.appendStateful(nil, nil) }
+func (e Estimators) stateful() (keys []string, ests []Stateful) {
+	var l statefulList
+	e.list(&l)
+	return l.keys, l.ests
+}
 
-// appendStateful appends [Estimators.stateful]'s keys and estimators to
-// keys and ests.
-func (e Estimators) appendStateful(keys []string, ests []Stateful) ([]string, []Stateful) {
+// statefulList holds [Estimators.stateful]'s keys and estimators, in
+// memory that a training loop reuses from step to step.
+type statefulList struct {
+	keys     []string
+	ests     []Stateful
+	patterns []string
+	// siteKeys holds the key of each pattern, made once.
+	siteKeys map[string]string
+}
+
+// list sets l to the selection's Stateful estimators and their keys.
+func (e Estimators) list(l *statefulList) {
+	clear(l.keys)
+	clear(l.ests)
+	keys, ests := l.keys[:0], l.ests[:0]
+	defer func() { l.keys, l.ests = keys, ests }()
 	seen := map[Stateful]bool{}
 	add := func(key string, est Estimator) {
 		st, ok := est.(Stateful)
@@ -136,10 +165,19 @@ func (e Estimators) appendStateful(keys []string, ests []Stateful) ([]string, []
 	if e.Default != nil {
 		add("default", e.Default)
 	}
-	for _, p := range e.sortedPatterns() {
-		add("site/"+p, e.Sites[p])
+	clear(l.patterns)
+	l.patterns = e.appendPatterns(l.patterns[:0])
+	for _, p := range l.patterns {
+		key, ok := l.siteKeys[p]
+		if !ok {
+			if l.siteKeys == nil {
+				l.siteKeys = map[string]string{}
+			}
+			key = "site/" + p
+			l.siteKeys[p] = key
+		}
+		add(key, e.Sites[p])
 	}
-	return keys, ests
 }
 
 // comparableEstimator reports whether est can be a map key; estimators with

@@ -97,11 +97,10 @@ type SVI struct {
 	results []chunkResult
 	rngs    []*rand.Rand
 	pcgs    []*rand.PCG
-	// acc sums the sites' metrics of a step; stateKeys and stateEsts
-	// list its Stateful estimators.
-	acc       stepAcc
-	stateKeys []string
-	stateEsts []Stateful
+	// acc sums the sites' metrics of a step; stateful lists its Stateful
+	// estimators.
+	acc      stepAcc
+	stateful statefulList
 }
 
 // StepCount returns the number of steps taken so far (restored by a
@@ -253,10 +252,8 @@ func splitmix(x uint64) uint64 {
 // store under "infer/<key>", so that the optimizer steps them and
 // checkpoints save them.
 func (s *SVI) registerEstimatorParams() error {
-	clear(s.stateKeys)
-	clear(s.stateEsts)
-	s.stateKeys, s.stateEsts = s.Estimators.appendStateful(s.stateKeys[:0], s.stateEsts[:0])
-	keys, ests := s.stateKeys, s.stateEsts
+	s.Estimators.list(&s.stateful)
+	keys, ests := s.stateful.keys, s.stateful.ests
 	for i, st := range ests {
 		ps := st.Params()
 		if len(ps) == 0 {

@@ -3,6 +3,7 @@ package nn
 import (
 	"fmt"
 	"math"
+	"sync"
 
 	"gonum.org/v1/gonum/mat"
 )
@@ -84,7 +85,11 @@ func duplicateName(params []*Param) (string, bool) {
 		}
 		return "", false
 	}
-	seen := make(map[string]bool, len(params))
+	seen := nameSets.Get().(map[string]bool)
+	defer func() {
+		clear(seen)
+		nameSets.Put(seen)
+	}()
 	for _, p := range params {
 		if seen[p.Name] {
 			return p.Name, true
@@ -93,6 +98,9 @@ func duplicateName(params []*Param) (string, bool) {
 	}
 	return "", false
 }
+
+// nameSets holds the maps of duplicateName, reused from call to call.
+var nameSets = sync.Pool{New: func() any { return map[string]bool{} }}
 
 // checkState validates a state map of an optimizer whose entries each hold
 // nbuf buffers of one shape.

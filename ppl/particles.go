@@ -38,9 +38,10 @@ func Tile(ctx *Ctx, t *ad.Tensor) *ad.Tensor {
 		panic(&SiteError{Addr: ctx.run.current, After: true, Err: fmt.Errorf("Tile: tensor has %d rows, the batch %d is not a multiple", rows, b)})
 	}
 	k := b / rows
-	copies := make([]*ad.Tensor, k)
-	for i := range copies {
-		copies[i] = t
+	var buf [16]*ad.Tensor
+	copies := buf[:0]
+	for range k {
+		copies = append(copies, t)
 	}
 	// [rows x k*cols] in row-major order is row 0 k times, then row 1 k
 	// times, ...: viewed as [b x cols] it is the batch-major tiling.

@@ -216,7 +216,7 @@ func TestErrors(t *testing.T) {
 		},
 		{
 			name:  "nil distribution",
-			model: func(ctx *ppl.Ctx) { ppl.Sample(ctx, "z", nil) },
+			model: func(ctx *ppl.Ctx) { ppl.Sample(ctx, "z", dist.Distribution(nil)) },
 			addr:  "z", msg: "nil distribution",
 		},
 		{
@@ -402,12 +402,12 @@ func TestOrdinaryPanicsPropagate(t *testing.T) {
 func TestNilAndFinishedCtx(t *testing.T) {
 	assert.PanicsWithValue(t,
 		"ppl: Sample called with a nil *ppl.Ctx; a model receives its Ctx from ppl.Run or trace.Run",
-		func() { ppl.Sample(nil, "z", nil) })
+		func() { ppl.Sample(nil, "z", dist.Distribution(nil)) })
 	var kept *ppl.Ctx
 	require.NoError(t, ppl.Run(func(ctx *ppl.Ctx) { kept = ctx.Scope("s") }))
 	for name, call := range map[string]func(){
-		"Sample":        func() { ppl.Sample(kept, "z", nil) },
-		"Observe":       func() { ppl.Observe(kept, "z", nil, nil) },
+		"Sample":        func() { ppl.Sample(kept, "z", dist.Distribution(nil)) },
+		"Observe":       func() { ppl.Observe(kept, "z", dist.Distribution(nil), nil) },
 		"Cost":          func() { ppl.Cost(kept, "z", nil) },
 		"Param":         func() { ppl.Param(kept, "z", 1, 1, nn.Zeros{}) },
 		"Module":        func() { ppl.Module(kept, "z", nil) },

@@ -1,8 +1,10 @@
 package ppl
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"unsafe"
 
 	"github.com/backpropq/backpropq/ad"
 	"github.com/backpropq/backpropq/ppl/dist"
@@ -18,15 +20,39 @@ import (
 // this run, when d's parameters are invalid, when a supplied value is
 // outside d's support or of the wrong shape, when d's batch differs from
 // the run's, and when the run has no random source but must draw.
-func Sample(ctx *Ctx, addr string, d dist.Distribution) *ad.Tensor {
+func Sample[D dist.Distribution](ctx *Ctx, addr string, d D) *ad.Tensor {
 	ctx.check("Sample")
 	s := ctx.run.site()
-	*s = Site{Addr: ctx.Addr(addr), Kind: KindSample, Dist: d, Scale: ctx.plates.Scale(), Plates: ctx.plates}
+	box := reuseBox(s.box, d)
+	*s = Site{Addr: ctx.Addr(addr), Kind: KindSample, Dist: box, Scale: ctx.plates.Scale(), Plates: ctx.plates, box: box}
 	ctx.run.start(s, addr)
 	s.ID = ctx.run.nextID
 	ctx.run.nextID++
 	ctx.run.send(s)
 	return s.Value
+}
+
+// reuseBox returns d as a [dist.Distribution]: old when it holds a value
+// of d's type with the same bits, else d in a new interface value.
+//
+// Sample and Observe are generic so that a model's distribution values
+// need not be put in a new interface value every run, which allocates
+// for a distribution of more than one word. The site record a run on a
+// tape uses was used by the run before the tape's reset, which in a
+// training loop was the same site: its distribution's parameters were the
+// same tape nodes, so the old interface value holds an equal value and
+// serves again.
+func reuseBox[D dist.Distribution](old dist.Distribution, d D) dist.Distribution {
+	if o, ok := old.(D); ok && sameBits(&o, &d) {
+		return old
+	}
+	return d
+}
+
+// sameBits reports whether *a and *b have the same bytes.
+func sameBits[T any](a, b *T) bool {
+	n := int(unsafe.Sizeof(*a))
+	return bytes.Equal(unsafe.Slice((*byte)(unsafe.Pointer(a)), n), unsafe.Slice((*byte)(unsafe.Pointer(b)), n))
 }
 
 // Observe scores the observed value under d: it records a cost site whose
@@ -36,10 +62,11 @@ func Sample(ctx *Ctx, addr string, d dist.Distribution) *ad.Tensor {
 // Observe panics with a [SiteError] when addr is empty or already used,
 // when d's parameters are invalid, and when value is outside d's support,
 // of the wrong shape, or on another tape.
-func Observe(ctx *Ctx, addr string, d dist.Distribution, value *ad.Tensor) {
+func Observe[D dist.Distribution](ctx *Ctx, addr string, d D, value *ad.Tensor) {
 	ctx.check("Observe")
 	s := ctx.run.site()
-	*s = Site{Addr: ctx.Addr(addr), Kind: KindObserve, ID: -1, Dist: d, Value: value, Scale: ctx.plates.Scale(), Plates: ctx.plates}
+	box := reuseBox(s.box, d)
+	*s = Site{Addr: ctx.Addr(addr), Kind: KindObserve, ID: -1, Dist: box, Value: value, Scale: ctx.plates.Scale(), Plates: ctx.plates, box: box}
 	ctx.run.start(s, addr)
 	ctx.run.send(s)
 }

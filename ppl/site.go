@@ -153,6 +153,9 @@ type Site struct {
 	rows, cols int
 	init       nn.Initializer
 	module     bool
+	// box is the distribution Sample or Observe stored, which the next
+	// run on the tape that reuses this record may store again.
+	box dist.Distribution
 }
 
 // Stochastic reports whether s is a random variable of the stochastic

@@ -41,7 +41,12 @@ func Compose(sites ...*ppl.Site) (*Trace, error) {
 	var addrs map[string]bool
 	var ids map[int]bool
 	if len(sites) > smallTrace {
-		addrs, ids = make(map[string]bool, len(sites)), make(map[int]bool)
+		if t.seenAddrs == nil {
+			t.seenAddrs, t.seenIDs = make(map[string]bool, len(sites)), make(map[int]bool)
+		}
+		addrs, ids = t.seenAddrs, t.seenIDs
+		clear(addrs)
+		clear(ids)
 	}
 	batch := 0
 	for i, s := range sites {

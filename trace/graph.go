@@ -36,6 +36,7 @@ type Graph struct {
 	edgeStore      []int
 	pairs          []int
 	counts         []int
+	ids            []int
 	byAddr         map[string]int
 	byID           map[int]int
 }
@@ -87,9 +88,9 @@ func (g *Graph) build(sites []*ppl.Site) *Graph {
 		g.pairs = g.pairBuf[:0]
 	}
 	edges := g.pairs[:0]
-	var ids [16]int
 	for i, s := range g.nodes {
-		for _, id := range s.Parents.AppendIDs(ids[:0]) {
+		g.ids = s.Parents.AppendIDs(g.ids[:0])
+		for _, id := range g.ids {
 			// Ids of sites the trace does not hold (blocked ones, or ids
 			// of another run) are not nodes of this graph.
 			var p int

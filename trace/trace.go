@@ -36,6 +36,9 @@ type Trace struct {
 	graph   *Graph
 	// tape is the tape the trace's memory belongs to, nil when none.
 	tape *ad.Tape
+	// seenAddrs and seenIDs are the memory of Compose's checks.
+	seenAddrs map[string]bool
+	seenIDs   map[int]bool
 }
 
 // traceRecords are the traces of each tape.
@@ -51,7 +54,11 @@ func newTrace(tape *ad.Tape) *Trace {
 	}
 	t := traceRecords.Get(tape)
 	clear(t.buf[:])
-	t.sites, t.indexed, t.graph, t.tape = t.buf[:0], 0, nil, tape
+	if cap(t.sites) < len(t.buf) {
+		t.sites = t.buf[:0]
+	}
+	clear(t.sites)
+	t.sites, t.indexed, t.graph, t.tape = t.sites[:0], 0, nil, tape
 	clear(t.byAddr)
 	clear(t.byID)
 	return t

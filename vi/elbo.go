@@ -153,8 +153,11 @@ func (e ELBO) Run(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, error)
 	if err != nil {
 		return nil, err
 	}
-	var buf [16]*ppl.Site
-	sites := buf[:0]
+	sites := p.rec.sites[:0]
+	defer func() {
+		clear(sites)
+		p.rec.sites = sites[:0]
+	}()
 	for _, s := range p.guide.Sites() {
 		if s.Stochastic() || s.Intervened || s.Kind == ppl.KindCost || s.Kind == ppl.KindDeterministic || s.Kind == ppl.KindPlate {
 			sites = append(sites, s)

@@ -148,10 +148,10 @@ func (w IWAE) Run(env ppl.Config, handlers ...ppl.Handler) (*trace.Trace, error)
 	bound := boundOf(logw)
 	share := ad.Scale(bound, -1/float64(w.K))
 	cost := ad.Reshape(ad.Add(tp.Zeros(b, w.K), share), n, 1)
-	sites = append(sites,
-		&ppl.Site{Addr: LogWeightsAddr, Kind: ppl.KindDeterministic, ID: -1, Value: logw, Scale: 1, Parents: logw.Provenance()},
-		&ppl.Site{Addr: IWAEAddr, Kind: ppl.KindCost, ID: -1, Value: cost, Cost: cost, Scale: 1},
-	)
+	ws, cs := siteRecords.Get(tp), siteRecords.Get(tp)
+	*ws = ppl.Site{Addr: LogWeightsAddr, Kind: ppl.KindDeterministic, ID: -1, Value: logw, Scale: 1, Parents: logw.Provenance()}
+	*cs = ppl.Site{Addr: IWAEAddr, Kind: ppl.KindCost, ID: -1, Value: cost, Cost: cost, Scale: 1}
+	sites = append(sites, ws, cs)
 	if err := scaleCosts(sites, w.Scale, p.guide); err != nil {
 		return nil, fmt.Errorf("vi: IWAE: %w", err)
 	}
@@ -242,9 +242,11 @@ func VIMCOSignal(tr *trace.Trace) (*ad.Tensor, error) {
 		return nil, fmt.Errorf("vi: VIMCOSignal needs K >= 2 particles per data point, got %d", k)
 	}
 	lw := logw.Data()
-	out := make([]float64, len(lw))
+	// New tensors of the tape, written before any op reads them.
+	res := logw.Tape().Zeros(len(lw), 1)
+	out := res.Data()
 	logK := math.Log(float64(k))
-	others := make([]float64, k)
+	others := logw.Tape().Zeros(1, k).Data()
 	for b := 0; b*k < len(lw); b++ {
 		row := lw[b*k : (b+1)*k]
 		bound := logSumExp(row) - logK
@@ -263,7 +265,7 @@ func VIMCOSignal(tr *trace.Trace) (*ad.Tensor, error) {
 			out[b*k+i] = logSumExp(others) - logK - bound
 		}
 	}
-	return logw.Tape().FromData(len(lw), 1, out), nil
+	return res, nil
 }
 
 // logSumExp returns log Σ exp(x) without overflow; -Inf for all -Inf.

@@ -22,6 +22,7 @@ func handlersOf(model, guide []ppl.Handler) ownHandlers {
 // pair is one run of a guide and of the model replayed on its values.
 type pair struct {
 	guide, model *trace.Trace
+	rec          *pairRecord
 }
 
 // runPair runs guide under env, own.guide and handlers, then model under
@@ -104,13 +105,15 @@ func runPair(name string, model, guide ppl.Model, env ppl.Config, handlers []ppl
 				Err: fmt.Errorf("the guide samples the latent inside plates %v, the model inside plates %v", s.Plates, ms.Plates)})
 		}
 	}
-	return pair{guide: g, model: m}, nil
+	return pair{guide: g, model: m, rec: rec}, nil
 }
 
 // pairRecord is the memory of one [runPair] on a tape, reused once the
 // tape is reset: the handlers of its two runs, and its two configs boxed
 // as handlers, kept boxed while they stay the same.
 type pairRecord struct {
+	// sites is the memory of the objective's list of sites.
+	sites  []*ppl.Site
 	hs     []ppl.Handler
 	plates []platesOnly
 	env    [2]ppl.Config

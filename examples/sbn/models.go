@@ -6,11 +6,11 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
-	"sync"
 
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/examples/internal/exrun"
 	"github.com/backpropq/backpropq/examples/internal/mnist"
 	"github.com/backpropq/backpropq/nn"
 	"github.com/backpropq/backpropq/ppl"
@@ -70,7 +70,34 @@ func findArch(name string) (arch, error) {
 
 // latentAddr returns the address of stochastic layer i (1 is nearest the
 // data).
-func latentAddr(i int) string { return fmt.Sprintf("h%d", i) }
+func latentAddr(i int) string {
+	if i < len(latentAddrs) {
+		return latentAddrs[i]
+	}
+	return fmt.Sprintf("h%d", i)
+}
+
+// latentAddrs are the addresses of the first layers, made once.
+var latentAddrs = func() (a [16]string) {
+	for i := range a {
+		a[i] = fmt.Sprintf("h%d", i)
+	}
+	return a
+}()
+
+// affine names the parameters of one affine map.
+type affine struct{ w, b string }
+
+// netNames returns the names of the affine maps of the network prefix
+// with hidden tanh layers: prefix/i/W and prefix/i/b for layer i.
+func netNames(prefix string, hidden int) []affine {
+	out := make([]affine, hidden+1)
+	for i := range out {
+		n := fmt.Sprintf("%s/%d", prefix, i)
+		out[i] = affine{n + "/W", n + "/b"}
+	}
+	return out
+}
 
 // sbn is a sigmoid belief network and its mirrored inference network, as
 // ppl programs over a batch of binary images that they read by closure.
@@ -81,7 +108,7 @@ type sbn struct {
 	pixelLogit []float64
 	// data maps each tape to the batch its current run reads, for the
 	// NVIL baseline's input (see features).
-	data sync.Map
+	data exrun.TapeData
 	// criticInputs hands each latent layer's Backprop-Q critics the image
 	// through q.Input, so that a critic can tell images apart: the
 	// expected cost of a code depends on the image it must explain. (The
@@ -89,6 +116,13 @@ type sbn struct {
 	// must depend only on the sites of its scope, and the scope of h_i
 	// for the cost of h_{i+1} holds h_i alone.)
 	criticInputs bool
+	// The parameter names of the generative networks p(h_i | h_i+1)
+	// (pNets[i]) and p(x | h1), and of the inference networks
+	// q(h_i | h_i-1) (qNets[i]), made once so that a run makes no string;
+	// pixelInit initializes the output bias to pixelLogit.
+	pNets, qNets [][]affine
+	xNet         []affine
+	pixelInit    nn.Initializer
 }
 
 func newSBN(a arch, train *mnist.Split) *sbn {
@@ -102,23 +136,29 @@ func newSBN(a arch, train *mnist.Split) *sbn {
 		m := min(max(mean[j]/float64(train.Len()), 1e-3), 1-1e-3)
 		mean[j] = math.Log(m / (1 - m))
 	}
-	return &sbn{arch: a, pixelLogit: mean}
+	m := &sbn{arch: a, pixelLogit: mean, xNet: netNames("p/x", a.hidden)}
+	m.pNets, m.qNets = make([][]affine, a.layers+1), make([][]affine, a.layers+1)
+	for i := 1; i <= a.layers; i++ {
+		m.pNets[i], m.qNets[i] = netNames(fmt.Sprintf("p/%d", i), a.hidden), netNames(fmt.Sprintf("q/%d", i), a.hidden)
+	}
+	m.pixelInit = nn.InitFunc(func(d *mat.Dense, _ *rand.Rand) { copy(d.RawMatrix().Data, m.pixelLogit) })
+	return m
 }
 
-// dense applies the affine map named name (parameters name/W, name/b) to x.
-func dense(ctx *ppl.Ctx, name string, x *ad.Tensor, out int, bias nn.Initializer) *ad.Tensor {
-	w := ppl.Param(ctx, name+"/W", x.Cols(), out, nn.GlorotUniform{})
-	b := ppl.Param(ctx, name+"/b", 1, out, bias)
+// dense applies the affine map a to x.
+func dense(ctx *ppl.Ctx, a affine, x *ad.Tensor, out int, bias nn.Initializer) *ad.Tensor {
+	w := ppl.Param(ctx, a.w, x.Cols(), out, nn.GlorotUniform{})
+	b := ppl.Param(ctx, a.b, 1, out, bias)
 	return ad.Add(ad.MatMul(x, w), b)
 }
 
 // net maps x through the arch's deterministic tanh layers, then an affine
-// map to out units.
-func (m *sbn) net(ctx *ppl.Ctx, name string, x *ad.Tensor, out int, bias nn.Initializer) *ad.Tensor {
+// map to out units, with the parameters names.
+func (m *sbn) net(ctx *ppl.Ctx, names []affine, x *ad.Tensor, out int, bias nn.Initializer) *ad.Tensor {
 	for i := 0; i < m.arch.hidden; i++ {
-		x = ad.Tanh(dense(ctx, fmt.Sprintf("%s/%d", name, i), x, latent, nn.Zeros{}))
+		x = ad.Tanh(dense(ctx, names[i], x, latent, nn.Zeros{}))
 	}
-	return dense(ctx, fmt.Sprintf("%s/%d", name, m.arch.hidden), x, out, bias)
+	return dense(ctx, names[m.arch.hidden], x, out, bias)
 }
 
 // model is the generative network p(x, h): the top layer's prior has
@@ -130,10 +170,9 @@ func (m *sbn) model(x *mat.Dense) ppl.Model {
 		prior := ppl.Param(ctx, "p/prior", 1, latent, nn.Zeros{})
 		h := ppl.Sample(ctx, latentAddr(top), dist.BernoulliLogits(ppl.Expand(ctx, prior)))
 		for i := top - 1; i >= 1; i-- {
-			h = ppl.Sample(ctx, latentAddr(i), dist.BernoulliLogits(m.net(ctx, fmt.Sprintf("p/%d", i), h, latent, nn.Zeros{})))
+			h = ppl.Sample(ctx, latentAddr(i), dist.BernoulliLogits(m.net(ctx, m.pNets[i], h, latent, nn.Zeros{})))
 		}
-		bias := nn.InitFunc(func(d *mat.Dense, _ *rand.Rand) { copy(d.RawMatrix().Data, m.pixelLogit) })
-		logits := m.net(ctx, "p/x", h, mnist.Pixels, bias)
+		logits := m.net(ctx, m.xNet, h, mnist.Pixels, m.pixelInit)
 		ppl.Observe(ctx, "x", dist.BernoulliLogits(logits), ppl.Tile(ctx, ctx.Tape().Const(x)))
 	}
 }
@@ -151,7 +190,7 @@ func (m *sbn) guide(x *mat.Dense) ppl.Model {
 			if m.criticInputs {
 				q.Input(ctx, latentAddr(i), image)
 			}
-			in = ppl.Sample(ctx, latentAddr(i), dist.BernoulliLogits(m.net(ctx, fmt.Sprintf("q/%d", i), in, latent, nn.Zeros{})))
+			in = ppl.Sample(ctx, latentAddr(i), dist.BernoulliLogits(m.net(ctx, m.qNets[i], in, latent, nn.Zeros{})))
 		}
 	}
 }
@@ -215,9 +254,9 @@ func (m *sbn) iwae(x *mat.Dense, k int) vi.IWAE {
 // features returns the batch of images of the run on tape tp, the input of
 // the NVIL baseline.
 func (m *sbn) features(tp *ad.Tape) (*ad.Tensor, error) {
-	v, ok := m.data.Load(tp)
+	t, ok := m.data.Load(tp)
 	if !ok {
 		return nil, fmt.Errorf("sbn: no data recorded for this run")
 	}
-	return v.(*ad.Tensor), nil
+	return t, nil
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
+	"sync"
 	"time"
 
 	"gonum.org/v1/gonum/mat"
@@ -52,6 +52,12 @@ type session struct {
 	// criticsLoaded says they were read from its file.
 	critics       *q.Set
 	criticsLoaded bool
+	// chunks holds the objective of each chunk of the batch by its rows,
+	// made once: x keeps its memory, so they read every step's images.
+	chunksMu sync.Mutex
+	chunks   map[[2]int]vi.Objective
+	// batches draws the images of each step.
+	batches mnist.Minibatches
 }
 
 // newSession builds the model and training loop that o describes, from the
@@ -96,7 +102,8 @@ func newSession(o options, data *mnist.Data) (*session, error) {
 	if m.Batch < 1 || m.Workers < 1 || m.Workers > m.Batch {
 		return nil, fmt.Errorf("need 1 <= -workers <= -batch, got workers %d, batch %d", m.Workers, m.Batch)
 	}
-	s := &session{meta: m, data: data, net: newSBN(a, data.Train), x: mat.NewDense(m.Batch, mnist.Pixels, nil)}
+	s := &session{meta: m, data: data, net: newSBN(a, data.Train), x: mat.NewDense(m.Batch, mnist.Pixels, nil),
+		chunks: map[[2]int]vi.Objective{}}
 	spec, err := findEstimator(firstName(m.Estimator))
 	if err != nil {
 		return nil, err
@@ -116,7 +123,14 @@ func newSession(o options, data *mnist.Data) (*session, error) {
 	}
 	s.svi = &infer.SVI{
 		Chunk: func(from, to int) vi.Objective {
-			return s.net.trainELBO(s.x.Slice(from, to, 0, mnist.Pixels).(*mat.Dense), samplesOf(est))
+			s.chunksMu.Lock()
+			defer s.chunksMu.Unlock()
+			obj, ok := s.chunks[[2]int{from, to}]
+			if !ok {
+				obj = s.net.trainELBO(s.x.Slice(from, to, 0, mnist.Pixels).(*mat.Dense), samplesOf(est))
+				s.chunks[[2]int{from, to}] = obj
+			}
+			return obj
 		},
 		Estimators: infer.Estimators{Default: est},
 		Optimizer:  nn.NewAdam(m.LR),
@@ -159,12 +173,8 @@ func (s *session) save(path string) error {
 // fillBatch draws the images of step t, from a source that depends only on
 // the seed and t so that a resumed run sees the same images.
 func (s *session) fillBatch(t int64) {
-	rng := rand.New(rand.NewPCG(s.meta.Seed^0x6d6e697374, uint64(t)))
-	idx := make([]int, s.meta.Batch)
-	for i := range idx {
-		idx[i] = rng.IntN(s.data.Train.Len())
-	}
-	s.data.Train.Batch(s.x.RawMatrix().Data, idx, mnist.Dynamic, rng)
+	s.batches.Split, s.batches.Seed, s.batches.Batch = s.data.Train, s.meta.Seed, s.meta.Batch
+	s.batches.Fill(s.x.RawMatrix().Data, t)
 }
 
 // record is one line of a metrics file.
@@ -252,6 +262,8 @@ func trainOn(ctx context.Context, o options, data *mnist.Data, out io.Writer) (*
 	_, learnsCritics := s.svi.Estimators.Default.(infer.CriticHolder)
 	s.svi.ReturnVariance = learnsCritics
 	interrupted := false
+	// One Metrics for every step: its memory is reused.
+	var sm infer.Metrics
 	for !budget.Done(s.svi.StepCount(), time.Since(start)-paused) {
 		if ctx.Err() != nil {
 			interrupted = true
@@ -259,8 +271,7 @@ func trainOn(ctx context.Context, o options, data *mnist.Data, out io.Writer) (*
 		}
 		t := s.svi.StepCount()
 		s.fillBatch(t)
-		sm, err := s.svi.Step()
-		if err != nil {
+		if err := s.svi.StepInto(&sm); err != nil {
 			prog.Finish()
 			return nil, err
 		}

@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"sync"
 
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/examples/internal/exrun"
 	"github.com/backpropq/backpropq/examples/internal/mnist"
 	"github.com/backpropq/backpropq/nn"
 	"github.com/backpropq/backpropq/ppl"
@@ -40,7 +40,20 @@ const (
 )
 
 // catSite returns the address of Categorical latent i of -model discrete.
-func catSite(i int) string { return fmt.Sprintf("c%02d", i) }
+func catSite(i int) string {
+	if i < len(catSites) {
+		return catSites[i]
+	}
+	return fmt.Sprintf("c%02d", i)
+}
+
+// catSites are the addresses of the categorical sites, made once.
+var catSites = func() (a [catLatents]string) {
+	for i := range a {
+		a[i] = fmt.Sprintf("c%02d", i)
+	}
+	return a
+}()
 
 // kinds lists the -model values.
 var kinds = []struct{ name, help string }{
@@ -71,12 +84,14 @@ type vae struct {
 	pixelLogit []float64
 	// data maps each tape to the batch its current run reads, for the
 	// NVIL baseline's input (see features).
-	data sync.Map
+	data exrun.TapeData
 	// criticInputs hands the Backprop-Q critics of each categorical site
 	// the (centered) image through q.Input: the expected cost of a code
 	// depends on the image it must explain, which the codes alone do not
 	// tell a critic.
 	criticInputs bool
+	// pixelInit initializes the decoder's output bias to pixelLogit.
+	pixelInit nn.Initializer
 }
 
 func newVAE(kind string, train *mnist.Split) (*vae, error) {
@@ -93,24 +108,55 @@ func newVAE(kind string, train *mnist.Split) (*vae, error) {
 		m := min(max(mean[j]/float64(max(train.Len(), 1)), 1e-3), 1-1e-3)
 		mean[j] = math.Log(m / (1 - m))
 	}
-	return &vae{kind: kind, pixelLogit: mean}, nil
+	m := &vae{kind: kind, pixelLogit: mean}
+	m.pixelInit = nn.InitFunc(func(d *mat.Dense, _ *rand.Rand) { copy(d.RawMatrix().Data, m.pixelLogit) })
+	return m, nil
 }
 
 // dense applies the affine map named name (parameters name/W, name/b) to x.
 func dense(ctx *ppl.Ctx, name string, x *ad.Tensor, out int, bias nn.Initializer) *ad.Tensor {
-	w := ppl.Param(ctx, name+"/W", x.Cols(), out, nn.GlorotUniform{})
-	b := ppl.Param(ctx, name+"/b", 1, out, bias)
+	ps, ok := affineParams[name]
+	if !ok {
+		ps = [2]string{name + "/W", name + "/b"}
+	}
+	w := ppl.Param(ctx, ps[0], x.Cols(), out, nn.GlorotUniform{})
+	b := ppl.Param(ctx, ps[1], 1, out, bias)
 	return ad.Add(ad.MatMul(x, w), b)
 }
 
-// mlp maps x through two tanh layers of hidden units, then an affine map to
-// out units.
-func mlp(ctx *ppl.Ctx, name string, x *ad.Tensor, out int, bias nn.Initializer) *ad.Tensor {
-	for i := 0; i < 2; i++ {
-		x = ad.Tanh(dense(ctx, fmt.Sprintf("%s/%d", name, i), x, hidden, nn.Zeros{}))
+// affineParams holds the parameter names of the layers of mlpLayers.
+var affineParams = func() map[string][2]string {
+	m := map[string][2]string{}
+	for _, layers := range mlpLayers {
+		for _, l := range layers {
+			m[l] = [2]string{l + "/W", l + "/b"}
+		}
 	}
-	return dense(ctx, name+"/out", x, out, bias)
+	return m
+}()
+
+// mlp maps x through two tanh layers of hidden units, then an affine map to
+// out units: the network name, whose layers are name/0, name/1 and
+// name/out.
+func mlp(ctx *ppl.Ctx, name string, x *ad.Tensor, out int, bias nn.Initializer) *ad.Tensor {
+	layers, ok := mlpLayers[name]
+	if !ok {
+		layers = [3]string{name + "/0", name + "/1", name + "/out"}
+	}
+	for _, l := range layers[:2] {
+		x = ad.Tanh(dense(ctx, l, x, hidden, nn.Zeros{}))
+	}
+	return dense(ctx, layers[2], x, out, bias)
 }
+
+// mlpLayers holds the layer names of the networks, made once.
+var mlpLayers = func() map[string][3]string {
+	m := map[string][3]string{}
+	for _, n := range []string{"p/x", "q/z", "q/c", "q/zc"} {
+		m[n] = [3]string{n + "/0", n + "/1", n + "/out"}
+	}
+	return m
+}()
 
 // uniformLogits returns zero logits of k classes for every row of the run.
 func uniformLogits(ctx *ppl.Ctx, k int) *ad.Tensor {
@@ -138,8 +184,7 @@ func (m *vae) model(x *mat.Dense, logits **ad.Tensor) ppl.Model {
 			c := ppl.Sample(ctx, catAddr, dist.OneHotCategorical{Logits: uniformLogits(ctx, catClasses)})
 			h = ad.Concat(z, c)
 		}
-		bias := nn.InitFunc(func(d *mat.Dense, _ *rand.Rand) { copy(d.RawMatrix().Data, m.pixelLogit) })
-		out := mlp(ctx, "p/x", h, mnist.Pixels, bias)
+		out := mlp(ctx, "p/x", h, mnist.Pixels, m.pixelInit)
 		if logits != nil {
 			*logits = out
 		}
@@ -198,9 +243,9 @@ func (m *vae) iwae(x *mat.Dense, k int) vi.IWAE {
 // features returns the batch of images of the run on tape tp, the input of
 // the NVIL baseline.
 func (m *vae) features(tp *ad.Tape) (*ad.Tensor, error) {
-	v, ok := m.data.Load(tp)
+	t, ok := m.data.Load(tp)
 	if !ok {
 		return nil, fmt.Errorf("vae: no data recorded for this run")
 	}
-	return v.(*ad.Tensor), nil
+	return t, nil
 }

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/rand/v2"
+	"sync"
 
 	"gonum.org/v1/gonum/mat"
 
@@ -50,6 +50,12 @@ type session struct {
 	bpq *infer.Critics
 	// x is the current minibatch, which the objective reads by closure.
 	x *mat.Dense
+	// chunks holds the objective of each chunk of the batch by its rows,
+	// made once: x keeps its memory, so they read every step's images.
+	chunksMu sync.Mutex
+	chunks   map[[2]int]vi.Objective
+	// batches draws the images of each step.
+	batches mnist.Minibatches
 }
 
 // newSession builds the model and training loop that o describes, from the
@@ -105,7 +111,7 @@ func newSession(o options, data *mnist.Data) (*session, error) {
 	if m.IWAETrain > 0 && m.Model != "gauss" {
 		return nil, fmt.Errorf("-iwae-train: only for -model gauss")
 	}
-	s := &session{meta: m, data: data, net: net, x: mat.NewDense(m.Batch, mnist.Pixels, nil)}
+	s := &session{meta: m, data: data, net: net, x: mat.NewDense(m.Batch, mnist.Pixels, nil), chunks: map[[2]int]vi.Objective{}}
 	net.criticInputs = spec.critics && o.criticImage
 	est := spec.make(net, o)
 	if h, ok := est.(infer.CriticHolder); ok && m.Model != "gauss" {
@@ -113,13 +119,22 @@ func newSession(o options, data *mnist.Data) (*session, error) {
 	}
 	s.svi = &infer.SVI{
 		Chunk: func(from, to int) vi.Objective {
+			s.chunksMu.Lock()
+			defer s.chunksMu.Unlock()
+			if obj, ok := s.chunks[[2]int{from, to}]; ok {
+				return obj
+			}
 			// With -iwae-train the IWAE objective runs K particles per
 			// image of the chunk.
 			x := s.x.Slice(from, to, 0, mnist.Pixels).(*mat.Dense)
+			var obj vi.Objective
 			if m.IWAETrain > 0 {
-				return net.iwae(x, m.IWAETrain)
+				obj = net.iwae(x, m.IWAETrain)
+			} else {
+				obj = net.elbo(x, m.AnalyticKL)
 			}
-			return net.elbo(x, m.AnalyticKL)
+			s.chunks[[2]int{from, to}] = obj
+			return obj
 		},
 		Estimators: siteEstimators(m.Model, est),
 		Optimizer:  nn.NewAdam(m.LR),
@@ -151,10 +166,6 @@ func (s *session) save(path string) error {
 // fillBatch draws the images of step t, from a source that depends only on
 // the seed and t so that a resumed run sees the same images.
 func (s *session) fillBatch(t int64) {
-	rng := rand.New(rand.NewPCG(s.meta.Seed^0x6d6e697374, uint64(t)))
-	idx := make([]int, s.meta.Batch)
-	for i := range idx {
-		idx[i] = rng.IntN(s.data.Train.Len())
-	}
-	s.data.Train.Batch(s.x.RawMatrix().Data, idx, mnist.Dynamic, rng)
+	s.batches.Split, s.batches.Seed, s.batches.Batch = s.data.Train, s.meta.Seed, s.meta.Batch
+	s.batches.Fill(s.x.RawMatrix().Data, t)
 }

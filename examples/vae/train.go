@@ -94,6 +94,8 @@ func trainOn(ctx context.Context, o options, data *mnist.Data, out io.Writer) (*
 	var last record
 	interrupted := false
 	budget := exrun.Budget{Steps: int64(o.steps), Duration: o.duration}
+	// One Metrics for every step: its memory is reused.
+	var sm infer.Metrics
 	for !budget.Done(s.svi.StepCount(), time.Since(start)-paused) {
 		if ctx.Err() != nil {
 			interrupted = true
@@ -101,8 +103,7 @@ func trainOn(ctx context.Context, o options, data *mnist.Data, out io.Writer) (*
 		}
 		t := s.svi.StepCount()
 		s.fillBatch(t)
-		sm, err := s.svi.Step()
-		if err != nil {
+		if err := s.svi.StepInto(&sm); err != nil {
 			prog.Finish()
 			return nil, err
 		}

@@ -38,11 +38,12 @@ var klTable = map[[2]reflect.Type]klFunc{}
 // parameters of each (the first one's shape is compared for Categorical),
 // to check that none is nil and all share a tape; event says the columns
 // are one event, whose sizes must then be equal.
-func registerKL[P, Q Distribution](params func(Distribution) []*ad.Tensor, event bool, f func(P, Q) *ad.Tensor) {
+func registerKL[P, Q Distribution](params func(Distribution) klParams, event bool, f func(P, Q) *ad.Tensor) {
 	var p P
 	var q Q
 	klTable[[2]reflect.Type{reflect.TypeOf(p), reflect.TypeOf(q)}] = func(p, q Distribution) (*ad.Tensor, error) {
-		if err := klCompatible(params(p), params(q), p, q); err != nil {
+		pp, qp := params(p), params(q)
+		if err := klCompatible(pp.t[:pp.n], qp.t[:qp.n], p, q); err != nil {
 			return nil, err
 		}
 		if _, pc := p.Shape(); event {
@@ -55,18 +56,32 @@ func registerKL[P, Q Distribution](params func(Distribution) []*ad.Tensor, event
 }
 
 func init() {
-	registerKL(func(d Distribution) []*ad.Tensor { return tensors(d.(Normal).Loc, d.(Normal).Scale) }, false, klNormal)
-	registerKL(func(d Distribution) []*ad.Tensor { return tensors(d.(Bernoulli).param()) }, false, klBernoulli)
-	registerKL(func(d Distribution) []*ad.Tensor { return tensors(d.(Categorical).Logits) }, false, func(p, q Categorical) *ad.Tensor {
+	registerKL(func(d Distribution) klParams { return tensors(d.(Normal).Loc, d.(Normal).Scale) }, false, klNormal)
+	registerKL(func(d Distribution) klParams { return tensors(d.(Bernoulli).param()) }, false, klBernoulli)
+	registerKL(func(d Distribution) klParams { return tensors(d.(Categorical).Logits) }, false, func(p, q Categorical) *ad.Tensor {
 		return klCategorical(p.Logits, q.Logits)
 	})
-	registerKL(func(d Distribution) []*ad.Tensor { return tensors(d.(OneHotCategorical).Logits) }, true, func(p, q OneHotCategorical) *ad.Tensor {
+	registerKL(func(d Distribution) klParams { return tensors(d.(OneHotCategorical).Logits) }, true, func(p, q OneHotCategorical) *ad.Tensor {
 		return klCategorical(p.Logits, q.Logits)
 	})
 	registerFamilyKLs()
 }
 
-func tensors(ts ...*ad.Tensor) []*ad.Tensor { return ts }
+// klParams are the parameters of a distribution that KL checks.
+type klParams struct {
+	t [2]*ad.Tensor
+	n int
+}
+
+// tensors returns the parameters ts, at most two.
+func tensors(ts ...*ad.Tensor) klParams {
+	if len(ts) > 2 {
+		panic("dist: a KL closed form checks at most two parameters")
+	}
+	var p klParams
+	p.n = copy(p.t[:], ts)
+	return p
+}
 
 // deref returns the value a pointer to a distribution points to (nil for
 // a nil pointer), and any other distribution unchanged.
@@ -88,15 +103,18 @@ func deref(d Distribution) Distribution {
 // parameter shapes that do not broadcast; ps and qs are the parameters of
 // p and of q, and Categorical is compared by its logits' shape.
 func klCompatible(ps, qs []*ad.Tensor, p, q Distribution) error {
-	all := append(append([]*ad.Tensor(nil), ps...), qs...)
-	for _, t := range all {
-		if t == nil {
-			return fmt.Errorf("dist: KL(%T, %T): nil parameter", p, q)
+	for _, all := range [2][]*ad.Tensor{ps, qs} {
+		for _, t := range all {
+			if t == nil {
+				return fmt.Errorf("dist: KL(%T, %T): nil parameter", p, q)
+			}
 		}
 	}
-	for _, t := range all {
-		if t.Tape() != all[0].Tape() {
-			return fmt.Errorf("dist: KL(%T, %T): parameters on different tapes", p, q)
+	for _, all := range [2][]*ad.Tensor{ps, qs} {
+		for _, t := range all {
+			if t.Tape() != ps[0].Tape() {
+				return fmt.Errorf("dist: KL(%T, %T): parameters on different tapes", p, q)
+			}
 		}
 	}
 	a, b := ps[0], qs[0]

@@ -7,22 +7,22 @@ import (
 )
 
 func registerFamilyKLs() {
-	registerKL(func(d Distribution) []*ad.Tensor { return tensors(d.(LogNormal).Loc, d.(LogNormal).Scale) }, false, func(p, q LogNormal) *ad.Tensor {
+	registerKL(func(d Distribution) klParams { return tensors(d.(LogNormal).Loc, d.(LogNormal).Scale) }, false, func(p, q LogNormal) *ad.Tensor {
 		return klNormal(Normal(p), Normal(q))
 	})
-	registerKL(func(d Distribution) []*ad.Tensor {
+	registerKL(func(d Distribution) klParams {
 		return tensors(d.(MultivariateNormalDiag).Loc, d.(MultivariateNormalDiag).Scale)
 	}, true, func(p, q MultivariateNormalDiag) *ad.Tensor {
 		return klNormal(Normal(p), Normal(q))
 	})
-	registerKL(func(d Distribution) []*ad.Tensor {
+	registerKL(func(d Distribution) klParams {
 		return tensors(d.(MultivariateNormal).Loc, d.(MultivariateNormal).ScaleTril)
 	}, true, klMultivariateNormal)
-	registerKL(func(d Distribution) []*ad.Tensor { return tensors(d.(Gamma).Rate, d.(Gamma).Concentration) }, false, klGamma)
-	registerKL(func(d Distribution) []*ad.Tensor { return tensors(d.(Beta).Alpha, d.(Beta).Beta) }, false, klBeta)
-	registerKL(func(d Distribution) []*ad.Tensor { return tensors(d.(Dirichlet).Concentration) }, true, klDirichlet)
-	registerKL(func(d Distribution) []*ad.Tensor { return tensors(d.(Exponential).Rate) }, false, klExponential)
-	registerKL(func(d Distribution) []*ad.Tensor { return tensors(d.(Poisson).Rate) }, false, klPoisson)
+	registerKL(func(d Distribution) klParams { return tensors(d.(Gamma).Rate, d.(Gamma).Concentration) }, false, klGamma)
+	registerKL(func(d Distribution) klParams { return tensors(d.(Beta).Alpha, d.(Beta).Beta) }, false, klBeta)
+	registerKL(func(d Distribution) klParams { return tensors(d.(Dirichlet).Concentration) }, true, klDirichlet)
+	registerKL(func(d Distribution) klParams { return tensors(d.(Exponential).Rate) }, false, klExponential)
+	registerKL(func(d Distribution) klParams { return tensors(d.(Poisson).Rate) }, false, klPoisson)
 	// Independent wrappers: the KL of the bases.
 	wrappers := []Distribution{IndependentEvents{}, IndependentReparameterized{}}
 	for _, p := range wrappers {

@@ -286,3 +286,35 @@ func readLabels(name string, want int) ([]uint8, error) {
 	}
 	return buf, nil
 }
+
+// Minibatches draws the minibatch of every training step from a split:
+// Batch images drawn uniformly with replacement and binarized dynamically,
+// from a random source that depends only on Seed and the step, so that a
+// resumed run sees the same images. It reuses its memory from step to
+// step.
+type Minibatches struct {
+	Split *Split
+	Seed  uint64
+	Batch int
+
+	idx []int
+	pcg *rand.PCG
+	rng *rand.Rand
+}
+
+// Fill writes the images of step t into dst, Batch rows of Pixels.
+func (m *Minibatches) Fill(dst []float64, t int64) {
+	if m.rng == nil {
+		m.pcg = rand.NewPCG(0, 0)
+		m.rng = rand.New(m.pcg)
+	}
+	m.pcg.Seed(m.Seed^0x6d6e697374, uint64(t))
+	if cap(m.idx) < m.Batch {
+		m.idx = make([]int, m.Batch)
+	}
+	m.idx = m.idx[:m.Batch]
+	for i := range m.idx {
+		m.idx[i] = m.rng.IntN(m.Split.Len())
+	}
+	m.Split.Batch(dst, m.idx, Dynamic, m.rng)
+}
