@@ -140,7 +140,9 @@ func (s *SVI) Step() (Metrics, error) {
 // StepInto is [SVI.Step] with the metrics written into m, whose Sites
 // slice it reuses: a loop that keeps no metrics from one step to the next
 // passes the same m to every step, and a steady-state step then allocates
-// nothing. On an error m is left as it was.
+// nothing. The Sites of the m it is given are overwritten, so a loop that
+// keeps them (a copy of m holds the same slice) calls Step instead. On an
+// error m is left as it was.
 func (s *SVI) StepInto(m *Metrics) error {
 	if err := s.check(); err != nil {
 		return err

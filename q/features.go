@@ -3,6 +3,7 @@ package q
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -91,6 +92,14 @@ func (l Layout) Discrete() bool {
 	return true
 }
 
+// Equal reports whether l and m have the same fields: addresses, kinds
+// and widths, which their strings show.
+func (l Layout) Equal(m Layout) bool {
+	return slices.EqualFunc(l.Fields, m.Fields, func(a, b Field) bool {
+		return a.Addr == b.Addr && a.Kind == b.Kind && a.Width == b.Width
+	})
+}
+
 // String returns a compact description, e.g. "x1:binary1 y[*]:onehot3";
 // two layouts are equal when their strings are.
 func (l Layout) String() string {
@@ -122,6 +131,9 @@ var indexRE = regexp.MustCompile(`\[(-?[0-9]+)\]`)
 // Template returns addr with every index replaced by "*" ("y[3]/z[1]"
 // gives "y[*]/z[*]") and the indices.
 func Template(addr string) (string, []int) {
+	if !strings.Contains(addr, "[") {
+		return addr, nil
+	}
 	var idx []int
 	t := indexRE.ReplaceAllStringFunc(addr, func(m string) string {
 		n, _ := strconv.Atoi(m[1 : len(m)-1])
@@ -267,7 +279,7 @@ func unionLayout(ls []Layout) (Layout, error) {
 // new [B x W] matrix: the columns of fields fz lacks are zero. It returns an
 // error if a field of fz is not in layout.
 func (fz *featurizer) into(layout Layout) (*mat.Dense, error) {
-	if layout.String() == fz.layout.String() {
+	if layout.Equal(fz.layout) {
 		return fz.features(), nil
 	}
 	at := map[string]int{}

@@ -245,18 +245,18 @@ func cells(l Layout) float64 {
 // for an update.
 func (s *Set) lookup(key string, layout Layout, fresh map[string]*entry) (*entry, error) {
 	if e, ok := s.critics[key]; ok {
-		if got := e.critic.Layout().String(); got != layout.String() {
-			return nil, fmt.Errorf("q: critic %q: scope layout changed from %q to %q", key, got, layout.String())
+		if got := e.critic.Layout(); !got.Equal(layout) {
+			return nil, fmt.Errorf("q: critic %q: scope layout changed from %q to %q", key, got, layout)
 		}
 		return e, nil
 	}
 	if e, ok := fresh[key]; ok {
-		if got := e.critic.Layout().String(); got != layout.String() {
-			return nil, fmt.Errorf("q: critic %q: nodes of one key have scope layouts %q and %q", key, got, layout.String())
+		if got := e.critic.Layout(); !got.Equal(layout) {
+			return nil, fmt.Errorf("q: critic %q: nodes of one key have scope layouts %q and %q", key, got, layout)
 		}
 		return e, nil
 	}
-	if e, ok := s.created[key]; ok && e.critic.Layout().String() == layout.String() {
+	if e, ok := s.created[key]; ok && e.critic.Layout().Equal(layout) {
 		fresh[key] = e
 		return e, nil
 	}
