@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/internal/arena"
 	"github.com/backpropq/backpropq/internal/ckpt"
 	"github.com/backpropq/backpropq/nn"
 )
@@ -155,20 +156,38 @@ func (m *MovingAverage) Center(sc *SiteContext, signal *ad.Tensor) (centered, lo
 	addr := sc.Site.Addr
 	b, seen := m.Value(addr)
 	centered = ad.Sub(signal, signal.Tape().Scalar(b))
-	mean := meanOf(signal.Data())
-	commit = func() {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		if m.means == nil {
-			m.means = map[string]float64{}
-		}
-		if seen {
-			m.means[addr] = m.Decay*b + (1-m.Decay)*mean
-		} else {
-			m.means[addr] = mean
-		}
+	c := averageCommits.Get(signal.Tape())
+	c.m, c.addr, c.b, c.seen, c.mean = m, addr, b, seen, meanOf(signal.Data())
+	if c.fn == nil {
+		c.fn = c.commit
 	}
-	return centered, nil, commit, nil
+	return centered, nil, c.fn, nil
+}
+
+// averageCommit is the commit of one site's average, kept on the tape of
+// the step; fn is its method value, made once per record.
+type averageCommit struct {
+	m       *MovingAverage
+	addr    string
+	b, mean float64
+	seen    bool
+	fn      func()
+}
+
+var averageCommits = arena.NewKey[averageCommit]()
+
+func (c *averageCommit) commit() {
+	m := c.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.means == nil {
+		m.means = map[string]float64{}
+	}
+	if c.seen {
+		m.means[c.addr] = m.Decay*c.b + (1-m.Decay)*c.mean
+	} else {
+		m.means[c.addr] = c.mean
+	}
 }
 
 // MarshalState returns the averages.
