@@ -31,3 +31,12 @@ func (tp *Tape) Local(key LocalKey, mk func() any) any {
 
 // Generation returns the number of times the tape has been reset.
 func (tp *Tape) Generation() uint64 { return tp.gen }
+
+// Scratch returns n zeros of memory that lives, like the tape's tensors,
+// until the tape is reset, which reuses it: room for the work of a run
+// that is no tensor (a critic's input rows, say).
+func (tp *Tape) Scratch(n int) []float64 {
+	buf := tp.allocZero(n)
+	tp.scratch = append(tp.scratch, buf)
+	return buf
+}

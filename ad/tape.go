@@ -18,9 +18,11 @@ type Tape struct {
 	// direct records that the last backward pass added into the Vars'
 	// Grad as it went ([Tape.Backward]).
 	direct bool
-	// gen counts the resets; locals are the slots of Local.
-	gen    uint64
-	locals []any
+	// gen counts the resets; locals are the slots of Local; scratch
+	// holds the buffers of Scratch.
+	gen     uint64
+	locals  []any
+	scratch [][]float64
 }
 
 // NewTape returns an empty tape.
@@ -47,6 +49,11 @@ func (tp *Tape) Reset() {
 		args := t.args[:0]
 		*t = Tensor{args: args}
 	}
+	for i, buf := range tp.scratch {
+		tp.free(buf)
+		tp.scratch[i] = nil
+	}
+	tp.scratch = tp.scratch[:0]
 	tp.n = 0
 	tp.direct = false
 	tp.gen++

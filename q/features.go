@@ -8,9 +8,11 @@ import (
 	"strconv"
 	"strings"
 
+	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/backpropq/backpropq/ad"
+	"github.com/backpropq/backpropq/internal/arena"
 	"github.com/backpropq/backpropq/ppl"
 	"github.com/backpropq/backpropq/ppl/dist"
 	"github.com/backpropq/backpropq/trace"
@@ -170,13 +172,18 @@ type featurizer struct {
 	index  []int
 	rows   int
 	plates ppl.Stack // the node's site's, to which every field moves
+	// tape is the run's: the input rows live in its memory.
+	tape *ad.Tape
 }
+
+// denseRecords are the headers of the input rows on each tape.
+var denseRecords = arena.NewKey[mat.Dense]()
 
 // newFeaturizer prepares the input of node nd in trace tr; templated says
 // whether the critic is shared by a template.
 func newFeaturizer(nd *Node, tr *trace.Trace, g *trace.Graph, templated bool) (*featurizer, error) {
 	own := g.Site(nd.Site)
-	fz := &featurizer{rows: own.Value.Rows(), plates: own.Plates}
+	fz := &featurizer{rows: own.Value.Rows(), plates: own.Plates, tape: own.Value.Tape()}
 	_, siteIdx := Template(nd.Site)
 	name := func(a string) string {
 		if templated {
@@ -308,8 +315,15 @@ func (fz *featurizer) into(layout Layout) (*mat.Dense, error) {
 
 // features writes the input rows into a new [B x W] matrix.
 func (fz *featurizer) features() *mat.Dense {
-	w := fz.layout.Width()
-	x := mat.NewDense(fz.rows, max(w, 1), nil)
+	w := max(fz.layout.Width(), 1)
+	// The rows live until the run's tape is reset, as the values do.
+	var x *mat.Dense
+	if fz.tape == nil {
+		x = mat.NewDense(fz.rows, w, nil)
+	} else {
+		x = denseRecords.Get(fz.tape)
+		x.SetRawMatrix(blas64.General{Rows: fz.rows, Cols: w, Stride: w, Data: fz.tape.Scratch(fz.rows * w)})
+	}
 	col := 0
 	for fi, f := range fz.layout.Fields {
 		s := fz.sites[fi]
