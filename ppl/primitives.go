@@ -20,6 +20,11 @@ import (
 // this run, when d's parameters are invalid, when a supplied value is
 // outside d's support or of the wrong shape, when d's batch differs from
 // the run's, and when the run has no random source but must draw.
+//
+// Sample and [Observe] take any distribution, a concrete value or a
+// dist.Distribution; they are generic in its type so that a training loop
+// that resets its tape every step does not allocate for the distribution
+// values its model passes.
 func Sample[D dist.Distribution](ctx *Ctx, addr string, d D) *ad.Tensor {
 	ctx.check("Sample")
 	s := ctx.run.site()

@@ -4,6 +4,10 @@
 // training loop that resets its tape every step allocates none of them in
 // its steady state. Like the tape's tensors, a record must not be used
 // after the tape is reset.
+//
+// The package is internal although the library's packages, not only the
+// examples, use it: a record's lifetime is a contract among the packages
+// that hand records to each other, not an API for models.
 package arena
 
 import "github.com/backpropq/backpropq/ad"
