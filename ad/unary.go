@@ -80,9 +80,7 @@ func (t *Tensor) unaryRange(lo, hi int) {
 	case opSoftplus, opLogSigmoid:
 		softplusInto(y, t.aux[lo:hi], x, o == opLogSigmoid)
 	case opTanh:
-		for i, v := range x {
-			y[i] = math.Tanh(v)
-		}
+		vmath.Tanh(x, y)
 	case opReLU:
 		for i, v := range x {
 			y[i] = max(v, 0)

@@ -173,3 +173,92 @@ func BenchmarkSoftplusSigmoid(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(w)), "ns/elem")
 	})
 }
+
+// referenceTanh returns tanh(x) correctly rounded for |x| >= tanhSmall,
+// as (1 - e)/(1 + e) with e = exp(-2|x|) <= 0.29 to 160 bits.
+func referenceTanh(x float64) float64 {
+	e := bigExp(-2 * math.Abs(x))
+	one := new(big.Float).SetPrec(prec).SetInt64(1)
+	num := new(big.Float).SetPrec(prec).Sub(one, e)
+	den := new(big.Float).SetPrec(prec).Add(one, e)
+	v, _ := num.Quo(num, den).Float64()
+	return math.Copysign(v, x)
+}
+
+// TestTanhAccuracy checks the stated bound against references computed
+// to 160 bits where the kernel serves, and that smaller arguments get
+// math.Tanh's value.
+func TestTanhAccuracy(t *testing.T) {
+	n := 4000
+	if testing.Short() {
+		n = 1000
+	}
+	x := sweep(n)
+	x = append(x, tanhSmall, -tanhSmall, math.Nextafter(tanhSmall, 0), 0.7, -3, 19, 20, 40)
+	y := make([]float64, len(x))
+	Tanh(x, y)
+	worst, worstMath := 0.0, 0.0
+	for i, v := range x {
+		if math.Abs(v) < tanhSmall {
+			if math.Float64bits(y[i]) != math.Float64bits(math.Tanh(v)) {
+				t.Fatalf("tanh(%v) = %v, want math.Tanh's %v", v, y[i], math.Tanh(v))
+			}
+			continue
+		}
+		want := referenceTanh(v)
+		e := ulps(y[i], want)
+		if !(e <= 4) {
+			t.Fatalf("tanh(%v) = %v, want %v (%.2f ulps)", v, y[i], want, e)
+		}
+		worst, worstMath = max(worst, e), max(worstMath, ulps(math.Tanh(v), want))
+	}
+	t.Logf("worst ulps from 0.625 on: Tanh %.2f, math.Tanh %.2f (vector path: %v)", worst, worstMath, vectorized)
+}
+
+func TestTanhSpecial(t *testing.T) {
+	x := []float64{math.Inf(1), math.Inf(-1), math.NaN(), 0, math.Copysign(0, -1), math.MaxFloat64, -math.MaxFloat64}
+	y := make([]float64, len(x))
+	Tanh(x, y)
+	for i, v := range x {
+		want := math.Tanh(v)
+		if math.Float64bits(y[i]) != math.Float64bits(want) && !(math.IsNaN(y[i]) && math.IsNaN(want)) {
+			t.Errorf("tanh(%v) = %v, want %v", v, y[i], want)
+		}
+	}
+}
+
+// TestTanhCutIndependent checks that a value does not depend on the
+// buffer it is computed in, and that y may be x.
+func TestTanhCutIndependent(t *testing.T) {
+	x := sweep(700)
+	whole := make([]float64, len(x))
+	Tanh(x, whole)
+	for i, v := range x {
+		one := []float64{v}
+		Tanh(one, one)
+		if math.Float64bits(one[0]) != math.Float64bits(whole[i]) && !math.IsNaN(v) {
+			t.Fatalf("tanh(%v): %v alone, %v in the buffer", v, one[0], whole[i])
+		}
+	}
+}
+
+func BenchmarkTanh(b *testing.B) {
+	x := make([]float64, 20000)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range x {
+		x[i] = rng.NormFloat64() * 2
+	}
+	y := make([]float64, len(x))
+	b.Run("vmath", func(b *testing.B) {
+		for b.Loop() {
+			Tanh(x, y)
+		}
+	})
+	b.Run("math", func(b *testing.B) {
+		for b.Loop() {
+			for i, v := range x {
+				y[i] = math.Tanh(v)
+			}
+		}
+	})
+}
