@@ -203,7 +203,7 @@ func measureVariances(ctx context.Context, o options, data *mnist.Data) ([]varia
 		// One fixed minibatch; M draws of the estimate.
 		s.meta.Batch = o.batch
 		s.x = mat.NewDense(o.batch, mnist.Pixels, nil)
-		clear(s.chunks) // they read the old batch
+		s.chunks.Reset() // they read the old batch
 		s.fillBatch(-1)
 		var guide []*nn.Param
 		// layer holds the stochastic layer of each element of the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 
 	"gonum.org/v1/gonum/mat"
@@ -52,10 +51,9 @@ type session struct {
 	// criticsLoaded says they were read from its file.
 	critics       *q.Set
 	criticsLoaded bool
-	// chunks holds the objective of each chunk of the batch by its rows,
-	// made once: x keeps its memory, so they read every step's images.
-	chunksMu sync.Mutex
-	chunks   map[[2]int]vi.Objective
+	// chunks makes the objective of each chunk of the batch once: x keeps
+	// its memory, so they read every step's images.
+	chunks exrun.Chunks
 	// batches draws the images of each step.
 	batches mnist.Minibatches
 }
@@ -102,8 +100,7 @@ func newSession(o options, data *mnist.Data) (*session, error) {
 	if m.Batch < 1 || m.Workers < 1 || m.Workers > m.Batch {
 		return nil, fmt.Errorf("need 1 <= -workers <= -batch, got workers %d, batch %d", m.Workers, m.Batch)
 	}
-	s := &session{meta: m, data: data, net: newSBN(a, data.Train), x: mat.NewDense(m.Batch, mnist.Pixels, nil),
-		chunks: map[[2]int]vi.Objective{}}
+	s := &session{meta: m, data: data, net: newSBN(a, data.Train), x: mat.NewDense(m.Batch, mnist.Pixels, nil)}
 	spec, err := findEstimator(firstName(m.Estimator))
 	if err != nil {
 		return nil, err
@@ -121,17 +118,11 @@ func newSession(o options, data *mnist.Data) (*session, error) {
 			return nil, err
 		}
 	}
+	s.chunks.Make = func(from, to int) vi.Objective {
+		return s.net.trainELBO(s.x.Slice(from, to, 0, mnist.Pixels).(*mat.Dense), samplesOf(est))
+	}
 	s.svi = &infer.SVI{
-		Chunk: func(from, to int) vi.Objective {
-			s.chunksMu.Lock()
-			defer s.chunksMu.Unlock()
-			obj, ok := s.chunks[[2]int{from, to}]
-			if !ok {
-				obj = s.net.trainELBO(s.x.Slice(from, to, 0, mnist.Pixels).(*mat.Dense), samplesOf(est))
-				s.chunks[[2]int{from, to}] = obj
-			}
-			return obj
-		},
+		Chunk:      s.chunks.Objective,
 		Estimators: infer.Estimators{Default: est},
 		Optimizer:  nn.NewAdam(m.LR),
 		Params:     nn.NewStore(),

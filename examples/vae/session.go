@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"sync"
 
 	"gonum.org/v1/gonum/mat"
 
@@ -50,10 +49,9 @@ type session struct {
 	bpq *infer.Critics
 	// x is the current minibatch, which the objective reads by closure.
 	x *mat.Dense
-	// chunks holds the objective of each chunk of the batch by its rows,
-	// made once: x keeps its memory, so they read every step's images.
-	chunksMu sync.Mutex
-	chunks   map[[2]int]vi.Objective
+	// chunks makes the objective of each chunk of the batch once: x keeps
+	// its memory, so they read every step's images.
+	chunks exrun.Chunks
 	// batches draws the images of each step.
 	batches mnist.Minibatches
 }
@@ -111,31 +109,23 @@ func newSession(o options, data *mnist.Data) (*session, error) {
 	if m.IWAETrain > 0 && m.Model != "gauss" {
 		return nil, fmt.Errorf("-iwae-train: only for -model gauss")
 	}
-	s := &session{meta: m, data: data, net: net, x: mat.NewDense(m.Batch, mnist.Pixels, nil), chunks: map[[2]int]vi.Objective{}}
+	s := &session{meta: m, data: data, net: net, x: mat.NewDense(m.Batch, mnist.Pixels, nil)}
+	s.chunks.Make = func(from, to int) vi.Objective {
+		// With -iwae-train the IWAE objective runs K particles per
+		// image of the chunk.
+		x := s.x.Slice(from, to, 0, mnist.Pixels).(*mat.Dense)
+		if m.IWAETrain > 0 {
+			return net.iwae(x, m.IWAETrain)
+		}
+		return net.elbo(x, m.AnalyticKL)
+	}
 	net.criticInputs = spec.critics && o.criticImage
 	est := spec.make(net, o)
 	if h, ok := est.(infer.CriticHolder); ok && m.Model != "gauss" {
 		s.bpq = h.QCritics()
 	}
 	s.svi = &infer.SVI{
-		Chunk: func(from, to int) vi.Objective {
-			s.chunksMu.Lock()
-			defer s.chunksMu.Unlock()
-			if obj, ok := s.chunks[[2]int{from, to}]; ok {
-				return obj
-			}
-			// With -iwae-train the IWAE objective runs K particles per
-			// image of the chunk.
-			x := s.x.Slice(from, to, 0, mnist.Pixels).(*mat.Dense)
-			var obj vi.Objective
-			if m.IWAETrain > 0 {
-				obj = net.iwae(x, m.IWAETrain)
-			} else {
-				obj = net.elbo(x, m.AnalyticKL)
-			}
-			s.chunks[[2]int{from, to}] = obj
-			return obj
-		},
+		Chunk:      s.chunks.Objective,
 		Estimators: siteEstimators(m.Model, est),
 		Optimizer:  nn.NewAdam(m.LR),
 		Params:     nn.NewStore(),
