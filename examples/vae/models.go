@@ -113,47 +113,43 @@ func newVAE(kind string, train *mnist.Split) (*vae, error) {
 	return m, nil
 }
 
-// dense applies the affine map named name (parameters name/W, name/b) to x.
-func dense(ctx *ppl.Ctx, name string, x *ad.Tensor, out int, bias nn.Initializer) *ad.Tensor {
-	ps, ok := affineParams[name]
-	if !ok {
-		ps = [2]string{name + "/W", name + "/b"}
-	}
+// dense applies the affine map whose parameters are named ps (weights,
+// bias) to x.
+func dense(ctx *ppl.Ctx, ps [2]string, x *ad.Tensor, out int, bias nn.Initializer) *ad.Tensor {
 	w := ppl.Param(ctx, ps[0], x.Cols(), out, nn.GlorotUniform{})
 	b := ppl.Param(ctx, ps[1], 1, out, bias)
 	return ad.Add(ad.MatMul(x, w), b)
 }
 
-// affineParams holds the parameter names of the layers of mlpLayers.
-var affineParams = func() map[string][2]string {
-	m := map[string][2]string{}
-	for _, layers := range mlpLayers {
-		for _, l := range layers {
-			m[l] = [2]string{l + "/W", l + "/b"}
-		}
-	}
-	return m
-}()
-
 // mlp maps x through two tanh layers of hidden units, then an affine map to
 // out units: the network name, whose layers are name/0, name/1 and
 // name/out.
 func mlp(ctx *ppl.Ctx, name string, x *ad.Tensor, out int, bias nn.Initializer) *ad.Tensor {
-	layers, ok := mlpLayers[name]
+	ps, ok := mlpParams[name]
 	if !ok {
-		layers = [3]string{name + "/0", name + "/1", name + "/out"}
+		ps = paramNames(name)
 	}
-	for _, l := range layers[:2] {
+	for _, l := range ps[:2] {
 		x = ad.Tanh(dense(ctx, l, x, hidden, nn.Zeros{}))
 	}
-	return dense(ctx, layers[2], x, out, bias)
+	return dense(ctx, ps[2], x, out, bias)
 }
 
-// mlpLayers holds the layer names of the networks, made once.
-var mlpLayers = func() map[string][3]string {
-	m := map[string][3]string{}
+// paramNames returns the parameter names of the layers of network name:
+// name/0/W and name/0/b, name/1/..., name/out/....
+func paramNames(name string) (ps [3][2]string) {
+	for i, l := range [3]string{name + "/0", name + "/1", name + "/out"} {
+		ps[i] = [2]string{l + "/W", l + "/b"}
+	}
+	return ps
+}
+
+// mlpParams holds the parameter names of the command's networks, made
+// once so that a run makes no string.
+var mlpParams = func() map[string][3][2]string {
+	m := map[string][3][2]string{}
 	for _, n := range []string{"p/x", "q/z", "q/c", "q/zc"} {
-		m[n] = [3]string{n + "/0", n + "/1", n + "/out"}
+		m[n] = paramNames(n)
 	}
 	return m
 }()
