@@ -144,7 +144,6 @@ func (e Estimators) list(l *statefulList) {
 	clear(l.keys)
 	clear(l.ests)
 	keys, ests := l.keys[:0], l.ests[:0]
-	defer func() { l.keys, l.ests = keys, ests }()
 	seen := map[Stateful]bool{}
 	add := func(key string, est Estimator) {
 		st, ok := est.(Stateful)
@@ -178,6 +177,7 @@ func (e Estimators) list(l *statefulList) {
 		}
 		add(key, e.Sites[p])
 	}
+	l.keys, l.ests = keys, ests
 }
 
 // comparableEstimator reports whether est can be a map key; estimators with
